@@ -1,0 +1,100 @@
+"""The ``napari-nuclei`` command line: the same core the napari widget uses."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from .core.errors import DatasetError
+
+EXIT_BAD_INPUT = 2
+EXIT_STOPPED = 130
+
+
+def _cmd_info(args: argparse.Namespace) -> int:
+    from .environment import environment_report
+
+    rows = environment_report()
+    width = max(len(name) for name, _ in rows)
+    for name, value in rows:
+        print(f"{name:<{width}}  {value}")
+    return 0
+
+
+def _cmd_convert(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from .core.convert import convert_dataset
+    from .core.dataset import open_dataset
+
+    dataset = open_dataset(args.dataset, image_root=args.image_root)
+    with tqdm(total=len(dataset), unit="image", desc="convert", file=sys.stderr,
+              disable=args.quiet) as bar:
+        conversion = convert_dataset(
+            dataset, args.output, workers=args.workers,
+            on_progress=lambda p: (bar.update(1), bar.set_postfix_str(p.item)),
+        )
+    for line in conversion.warning_lines():
+        print(f"warning: {line}", file=sys.stderr)
+    print(
+        f"wrote {args.output}: {conversion.n_images} images, "
+        f"{conversion.n_annotations} nuclei ({dataset.layout} layout)"
+    )
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser with one sub-command per action."""
+    parser = argparse.ArgumentParser(
+        prog="napari-nuclei",
+        description="Nuclei instance segmentation: datasets, COCO conversion, "
+        "Mask R-CNN training and prediction, submission export.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    info = sub.add_parser("info", help="print versions and CUDA availability for bug reports")
+    info.set_defaults(func=_cmd_info)
+
+    convert = sub.add_parser(
+        "convert",
+        help="convert a dataset (DSB folder, label images, COCO JSON) to COCO instances JSON",
+        description="Convert a dataset to COCO instances JSON with RLE masks. DATASET may be "
+        "a Data Science Bowl folder (train/<id>/images, masks), a test folder with "
+        "test_img_ids.json, a folder of images with label images, or a COCO JSON. "
+        "In mask files any non-zero pixel is foreground.",
+    )
+    convert.add_argument("dataset", type=Path, help="dataset folder or COCO JSON")
+    convert.add_argument("-o", "--output", type=Path, required=True, help="output JSON file")
+    convert.add_argument("--image-root", type=Path, default=None,
+                         help="folder the COCO JSON's file names are relative to")
+    convert.add_argument("--workers", type=int, default=None,
+                         help="worker processes (default: one per core for large sets)")
+    convert.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    convert.set_defaults(func=_cmd_convert)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the command line; returns the exit status.
+
+    Bad input prints one line naming the file and the problem (exit status 2);
+    Ctrl-C or SIGTERM stops the job without leaving partial outputs (status 130).
+    """
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except DatasetError as exc:
+        print(f"napari-nuclei: error: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except KeyboardInterrupt:
+        print("napari-nuclei: stopped", file=sys.stderr)
+        return EXIT_STOPPED
+    except OSError as exc:
+        where = f"{exc.filename}: " if exc.filename else ""
+        print(f"napari-nuclei: error: {where}{exc.strerror or exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,285 @@
+"""Convert a dataset in any supported layout to a COCO instances JSON with RLE masks.
+
+Each image is handled on its own (masks streamed one file at a time, so memory holds at
+most one image's coverage map), in worker processes when there are many mask files:
+PNG decoding is most of the cost and parallelises across cores.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+from collections.abc import Generator
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from pycocotools import mask as mask_utils
+
+from . import rle as rle_utils
+from .atomic import write_json_atomic
+from .dataset import Dataset, ImageRecord
+from .errors import DatasetError
+from .image_io import read_image, read_labels, read_mask
+from .jobs import StepProgress, drain
+from .labels import iter_label_rles
+
+CATEGORIES = [{"id": 1, "name": "nucleus"}]
+# Below this many mask files, starting worker processes costs more than it saves.
+_PARALLEL_MIN_FILES = 200
+_PARALLEL_MIN_IMAGES = 16
+
+
+@dataclass
+class ImageAnnotations:
+    """The nuclei found for one image, before ids are assigned."""
+
+    height: int
+    width: int
+    rles: list[dict]
+    empty_files: list[str] = field(default_factory=list)
+    overlapping: int = 0
+
+
+@dataclass
+class Conversion:
+    """Result of a conversion: the COCO dictionary and what was tolerated on the way."""
+
+    coco: dict
+    empty_files: list[str]
+    overlapping: int
+    warnings: list[str]
+
+    @property
+    def n_images(self) -> int:
+        return len(self.coco["images"])
+
+    @property
+    def n_annotations(self) -> int:
+        return len(self.coco["annotations"])
+
+    def warning_lines(self) -> list[str]:
+        """Human-readable warnings with counts (one line each)."""
+        lines = list(self.warnings)
+        if self.empty_files:
+            shown = ", ".join(self.empty_files[:3]) + (" ..." if len(self.empty_files) > 3 else "")
+            lines.append(f"{len(self.empty_files)} empty mask(s) skipped: {shown}")
+        if self.overlapping:
+            lines.append(
+                f"{self.overlapping} mask(s) overlap another nucleus of their image "
+                "(kept as they are: COCO instances may overlap)"
+            )
+        return lines
+
+
+def annotate_image(record: ImageRecord) -> ImageAnnotations:
+    """Read one image's annotations and encode each nucleus as COCO RLE.
+
+    Parameters
+    ----------
+    record : ImageRecord
+        The image and its mask files, label image or COCO annotations.
+
+    Returns
+    -------
+    ImageAnnotations
+
+    Raises
+    ------
+    DatasetError
+        For an unreadable file or a mask whose size differs from the image.
+    """
+    image = read_image(record.path)
+    height, width = image.shape[:2]
+    del image
+    if record.height is not None and (record.height, record.width) != (height, width):
+        raise DatasetError(
+            record.path,
+            f"declared as {record.height}x{record.width} (height x width) "
+            f"but the image is {height}x{width}",
+        )
+    if record.mask_paths:
+        return _annotate_masks(record, height, width)
+    if record.label_path is not None:
+        labels = read_labels(record.label_path)
+        _check_size(record.label_path, labels.shape, record.path, height, width)
+        return ImageAnnotations(height, width, [rle for _, rle in iter_label_rles(labels)])
+    if record.annotations:
+        return _annotate_coco(record, height, width)
+    return ImageAnnotations(height, width, [])
+
+
+def _check_size(path: Path, shape, image_path: Path, height: int, width: int) -> None:
+    if tuple(shape[:2]) != (height, width):
+        raise DatasetError(
+            path,
+            f"size {shape[0]}x{shape[1]} differs from its image {image_path.name} "
+            f"({height}x{width})",
+        )
+
+
+def _annotate_masks(record: ImageRecord, height: int, width: int) -> ImageAnnotations:
+    result = ImageAnnotations(height, width, [])
+    covered = np.zeros((height, width), dtype=bool)
+    for mask_path in record.mask_paths:
+        mask = read_mask(mask_path)
+        _check_size(mask_path, mask.shape, record.path, height, width)
+        box = rle_utils.mask_box(mask)
+        if box is None:
+            result.empty_files.append(str(mask_path))
+            continue
+        top, left, bottom, right = box
+        crop = mask[top:bottom, left:right]
+        covered_crop = covered[top:bottom, left:right]
+        if np.any(covered_crop & crop):
+            result.overlapping += 1
+        covered_crop |= crop
+        result.rles.append(rle_utils.encode_box_mask(crop, top, left, height, width))
+    return result
+
+
+def _annotate_coco(record: ImageRecord, height: int, width: int) -> ImageAnnotations:
+    result = ImageAnnotations(height, width, [])
+    for ann in record.annotations:
+        segmentation = ann["segmentation"]
+        try:
+            if isinstance(segmentation, list):  # polygons
+                rle = mask_utils.merge(mask_utils.frPyObjects(segmentation, height, width))
+            elif isinstance(segmentation, dict) and isinstance(segmentation.get("counts"), list):
+                rle = mask_utils.frPyObjects(segmentation, height, width)
+            else:
+                rle = rle_utils.with_bytes_counts(segmentation)
+                if list(rle["size"]) != [height, width]:
+                    raise ValueError(f"RLE size {rle['size']} differs from {height}x{width}")
+        except (ValueError, TypeError, KeyError) as exc:
+            raise DatasetError(
+                record.path, f"annotation {ann.get('id')} has a bad segmentation ({exc})"
+            ) from None
+        counts = rle["counts"]
+        rle = {"size": [height, width], "counts": counts.decode("ascii")
+               if isinstance(counts, bytes) else counts}
+        if rle_utils.area(rle) == 0:
+            result.empty_files.append(f"{record.file_name} annotation {ann.get('id')}")
+            continue
+        result.rles.append(rle)
+    return result
+
+
+def iter_conversion(
+    dataset: Dataset, workers: int | None = None
+) -> Generator[StepProgress, None, Conversion]:
+    """Build the COCO dictionary of ``dataset``, yielding progress after each image.
+
+    Parameters
+    ----------
+    dataset : Dataset
+        From :func:`napari_nuclei.core.dataset.open_dataset`.
+    workers : int, optional
+        Worker processes; by default one per core when the dataset has many mask
+        files, otherwise none.
+
+    Yields
+    ------
+    StepProgress
+        After each image, in dataset order.
+
+    Returns
+    -------
+    Conversion
+        The COCO dict (ids deterministic) and tolerated oddities.
+    """
+    records = dataset.records
+    n_files = sum(len(r.mask_paths) for r in records)
+    if workers is None:
+        workers = os.cpu_count() or 1
+        if n_files < _PARALLEL_MIN_FILES and len(records) < _PARALLEL_MIN_IMAGES:
+            workers = 1
+    workers = max(1, min(workers, len(records)))
+
+    images, annotations, empty, overlapping = [], [], [], 0
+    for done, (record, found) in enumerate(_annotate_all(records, workers), start=1):
+        images.append(
+            {
+                "id": record.image_id,
+                "file_name": record.file_name,
+                "height": found.height,
+                "width": found.width,
+            }
+        )
+        for rle in found.rles:
+            annotations.append(make_annotation(len(annotations) + 1, record.image_id, rle))
+        empty.extend(found.empty_files)
+        overlapping += found.overlapping
+        yield StepProgress(done, len(records), record.name)
+    coco = {"images": images, "annotations": annotations, "categories": CATEGORIES}
+    return Conversion(coco, empty, overlapping, list(dataset.warnings))
+
+
+def _annotate_all(records, workers):
+    """Yield ``(record, ImageAnnotations)`` in order, in-process or in a process pool."""
+    if workers == 1:
+        for record in records:
+            yield record, annotate_image(record)
+        return
+    # spawn, not fork: the caller may be a GUI with threads (fork would copy their locks).
+    pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"))
+    try:
+        futures = [pool.submit(annotate_image, record) for record in records]
+        for record, future in zip(records, futures, strict=True):
+            yield record, future.result()
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+def make_annotation(ann_id: int, image_id: int, rle: dict, **extra) -> dict:
+    """A COCO annotation for one nucleus, with area and box computed from its RLE.
+
+    Parameters
+    ----------
+    ann_id, image_id : int
+        Annotation and image ids.
+    rle : dict
+        Compressed RLE with string ``counts``.
+    **extra
+        Further fields (``score`` for predictions).
+
+    Returns
+    -------
+    dict
+    """
+    return {
+        "id": ann_id,
+        "image_id": image_id,
+        "category_id": 1,
+        "segmentation": rle,
+        "area": rle_utils.area(rle),
+        "bbox": rle_utils.bbox(rle),
+        "iscrowd": 0,
+        **extra,
+    }
+
+
+def convert_dataset(
+    dataset: Dataset, output: str | Path, workers: int | None = None, on_progress=None
+) -> Conversion:
+    """Convert ``dataset`` and write the COCO JSON atomically to ``output``.
+
+    Parameters
+    ----------
+    dataset : Dataset
+        The dataset to convert.
+    output : str or Path
+        The JSON file to write; nothing is written if conversion fails.
+    workers : int, optional
+        See :func:`iter_conversion`.
+    on_progress : callable, optional
+        Called with each :class:`StepProgress`.
+
+    Returns
+    -------
+    Conversion
+    """
+    conversion = drain(iter_conversion(dataset, workers), on_progress)
+    write_json_atomic(output, conversion.coco)
+    return conversion

@@ -1,0 +1,345 @@
+"""Find the images and annotations of a dataset in any of the supported layouts.
+
+Layouts
+-------
+``dsb``
+    Data Science Bowl training set: ``<root>/train/<id>/images/<id>.png`` and
+    ``<root>/train/<id>/masks/*.png`` (one binary PNG per nucleus). ``<root>`` may also
+    be the ``train`` folder itself, or a single ``<id>`` folder.
+``test``
+    A folder of images with ``test_img_ids.json``: ``[{"id", "file_name", "height",
+    "width"}]``. Image ids come from that file.
+``labels``
+    A folder of images with one instance label image each: ``<name>_labels.tif`` (or
+    ``.png``) beside ``<name>.png``, or ``labels/<name>.tif`` (or ``<name>_labels.*``).
+``coco``
+    A COCO instances JSON; images are found relative to an image root (by default the
+    JSON's folder).
+``images``
+    A plain folder of images without annotations.
+
+Opening a dataset only lists files and checks the structure; pixels are read (and
+validated) by the conversion job, which reports problems one file at a time.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .errors import DatasetError
+from .image_io import IMAGE_SUFFIXES, is_image_file, list_image_files
+
+TEST_IDS_NAME = "test_img_ids.json"
+LABEL_SUFFIX = "_labels"
+_LABEL_FILE_SUFFIXES = (".tif", ".tiff", ".png")
+_IGNORED_DIRS = ("__MACOSX",)
+
+
+@dataclass(frozen=True)
+class ImageRecord:
+    """One image of a dataset and where its nuclei are described.
+
+    Attributes
+    ----------
+    image_id : int
+        COCO image id (deterministic: sorted names, or the test ids file).
+    name : str
+        Short name (the DSB id or the file stem), used for layers and outputs.
+    path : Path
+        The image file.
+    file_name : str
+        ``path`` relative to the dataset root, with forward slashes.
+    mask_paths : tuple of Path
+        One file per nucleus (``dsb`` layout), sorted by name.
+    label_path : Path or None
+        Instance label image (``labels`` layout).
+    annotations : tuple of dict
+        COCO annotations of this image (``coco`` layout).
+    height, width : int or None
+        Size declared by the dataset (test ids or COCO), checked against the pixels.
+    """
+
+    image_id: int
+    name: str
+    path: Path
+    file_name: str
+    mask_paths: tuple[Path, ...] = ()
+    label_path: Path | None = None
+    annotations: tuple[dict, ...] = ()
+    height: int | None = None
+    width: int | None = None
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """Images of a dataset in one layout, with the root their file names are relative to."""
+
+    root: Path
+    layout: str
+    records: tuple[ImageRecord, ...]
+    warnings: tuple[str, ...] = field(default=())
+
+    @property
+    def annotated(self) -> bool:
+        """True when the layout carries nuclei annotations."""
+        return self.layout in ("dsb", "labels", "coco")
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+
+def open_dataset(path: str | Path, image_root: str | Path | None = None) -> Dataset:
+    """Detect the layout of ``path`` and list its images and annotation files.
+
+    Parameters
+    ----------
+    path : str or Path
+        A dataset folder, a single DSB sample folder, ``test_img_ids.json``, a COCO
+        JSON file or a single image.
+    image_root : str or Path, optional
+        For a COCO JSON: the folder its ``file_name`` entries are relative to.
+
+    Returns
+    -------
+    Dataset
+
+    Raises
+    ------
+    DatasetError
+        When the folder matches no layout or its structure is broken.
+    """
+    path = Path(path).expanduser().resolve()
+    if not path.exists():
+        raise DatasetError(path, "no such file or folder")
+    if path.is_file():
+        if path.name == TEST_IDS_NAME:
+            return _open_test(path.parent)
+        if path.suffix.lower() == ".json":
+            return _open_coco(path, Path(image_root) if image_root else path.parent)
+        if is_image_file(path):
+            return Dataset(path.parent, "images", (_plain_record(1, path, path.parent),))
+        raise DatasetError(path, "not a dataset folder, a COCO JSON or an image")
+    if (path / "train").is_dir():
+        return _open_dsb(path / "train", root=path)
+    if (path / "images").is_dir():
+        return _open_dsb_samples(path.parent, [path], root=path.parent)
+    if (path / TEST_IDS_NAME).is_file():
+        return _open_test(path)
+    subdirs = _sample_dirs(path)
+    if any((d / "images").is_dir() or (d / "masks").is_dir() for d in subdirs):
+        return _open_dsb(path, root=path)
+    if (path / "labels").is_dir() or any(
+        p.stem.endswith(LABEL_SUFFIX) for p in list_image_files(path)
+    ):
+        return _open_labels(path)
+    images = list_image_files(path)
+    if images:
+        records = tuple(_plain_record(i, p, path) for i, p in enumerate(images, start=1))
+        return Dataset(path, "images", records)
+    raise DatasetError(
+        path,
+        "no images found: expected train/<id>/images + masks, a folder with "
+        f"{TEST_IDS_NAME}, images with label images, or a COCO JSON",
+    )
+
+
+def _sample_dirs(folder: Path) -> list[Path]:
+    return sorted(
+        (
+            d
+            for d in folder.iterdir()
+            if d.is_dir() and not d.name.startswith(".") and d.name not in _IGNORED_DIRS
+        ),
+        key=lambda d: d.name,
+    )
+
+
+def _relative(path: Path, root: Path) -> str:
+    return path.relative_to(root).as_posix()
+
+
+def _plain_record(image_id: int, path: Path, root: Path) -> ImageRecord:
+    return ImageRecord(image_id, path.stem, path, _relative(path, root))
+
+
+def _open_dsb(train_dir: Path, root: Path) -> Dataset:
+    samples = _sample_dirs(train_dir)
+    if not samples:
+        raise DatasetError(train_dir, "no sample folders (<id>/images/<id>.png) found")
+    return _open_dsb_samples(train_dir, samples, root)
+
+
+def _open_dsb_samples(train_dir: Path, samples: list[Path], root: Path) -> Dataset:
+    records = []
+    warnings = []
+    for image_id, sample in enumerate(samples, start=1):
+        images_dir = sample / "images"
+        if not images_dir.is_dir():
+            raise DatasetError(sample, "missing images/ folder")
+        image_path = _find_sample_image(sample.name, images_dir)
+        masks_dir = sample / "masks"
+        if masks_dir.is_dir():
+            masks = tuple(list_image_files(masks_dir))
+        else:
+            masks = ()
+            warnings.append(f"{sample}: no masks/ folder, image counted as having no nuclei")
+        records.append(
+            ImageRecord(
+                image_id, sample.name, image_path, _relative(image_path, root), mask_paths=masks
+            )
+        )
+    return Dataset(root, "dsb", tuple(records), tuple(warnings))
+
+
+def _find_sample_image(sample_id: str, images_dir: Path) -> Path:
+    for suffix in IMAGE_SUFFIXES:
+        candidate = images_dir / f"{sample_id}{suffix}"
+        if candidate.is_file():
+            return candidate
+    raise DatasetError(images_dir / f"{sample_id}.png", "image file missing for this id")
+
+
+def _open_test(folder: Path) -> Dataset:
+    ids_path = folder / TEST_IDS_NAME
+    entries = _read_test_ids(ids_path)
+    records = []
+    for entry in entries:
+        image_path = folder / entry["file_name"]
+        if not image_path.is_file():
+            raise DatasetError(ids_path, f"lists {entry['file_name']}, which is not in {folder}")
+        records.append(
+            ImageRecord(
+                entry["id"],
+                image_path.stem,
+                image_path,
+                _relative(image_path, folder),
+                height=entry["height"],
+                width=entry["width"],
+            )
+        )
+    listed = {entry["file_name"] for entry in entries}
+    unlisted = [p.name for p in list_image_files(folder) if p.name not in listed]
+    if unlisted:
+        shown = ", ".join(unlisted[:5]) + (" ..." if len(unlisted) > 5 else "")
+        raise DatasetError(
+            ids_path, f"does not list {len(unlisted)} image(s) of the folder: {shown}"
+        )
+    records.sort(key=lambda r: r.file_name)
+    return Dataset(folder, "test", tuple(records))
+
+
+def _read_test_ids(ids_path: Path) -> list[dict]:
+    entries = _load_json(ids_path)
+    if not isinstance(entries, list) or not entries:
+        raise DatasetError(ids_path, 'expected a non-empty list of {"id", "file_name", ...}')
+    seen_ids, seen_names = set(), set()
+    for number, entry in enumerate(entries):
+        where = f"entry {number}"
+        if not isinstance(entry, dict):
+            raise DatasetError(ids_path, f"{where} is not an object")
+        missing = [k for k in ("id", "file_name", "height", "width") if k not in entry]
+        if missing:
+            raise DatasetError(ids_path, f"{where} lacks {', '.join(missing)}")
+        if not all(isinstance(entry[k], int) for k in ("id", "height", "width")):
+            raise DatasetError(ids_path, f"{where}: id, height and width must be integers")
+        if entry["id"] in seen_ids:
+            raise DatasetError(ids_path, f"{where}: id {entry['id']} appears twice")
+        if entry["file_name"] in seen_names:
+            raise DatasetError(ids_path, f"{where}: {entry['file_name']} appears twice")
+        seen_ids.add(entry["id"])
+        seen_names.add(entry["file_name"])
+    return entries
+
+
+def _load_json(path: Path):
+    try:
+        with open(path, encoding="utf-8") as fh:
+            return json.load(fh)
+    except json.JSONDecodeError as exc:
+        raise DatasetError(
+            path, f"not valid JSON ({exc.msg} at line {exc.lineno}, column {exc.colno})"
+        ) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise DatasetError(path, f"cannot be read ({exc})") from None
+
+
+def _open_labels(folder: Path) -> Dataset:
+    labels_dir = folder / "labels"
+    images = [p for p in list_image_files(folder) if not p.stem.endswith(LABEL_SUFFIX)]
+    records = []
+    warnings = []
+    for image_id, image_path in enumerate(images, start=1):
+        label_path = _find_label_file(image_path, folder, labels_dir)
+        if label_path is None:
+            warnings.append(f"{image_path}: no label image, counted as having no nuclei")
+        records.append(
+            ImageRecord(
+                image_id,
+                image_path.stem,
+                image_path,
+                _relative(image_path, folder),
+                label_path=label_path,
+            )
+        )
+    if not records:
+        raise DatasetError(folder, "label images found but no images beside them")
+    return Dataset(folder, "labels", tuple(records), tuple(warnings))
+
+
+def _find_label_file(image_path: Path, folder: Path, labels_dir: Path) -> Path | None:
+    stem = image_path.stem
+    candidates = [folder / f"{stem}{LABEL_SUFFIX}{s}" for s in _LABEL_FILE_SUFFIXES]
+    candidates += [labels_dir / f"{stem}{s}" for s in _LABEL_FILE_SUFFIXES]
+    candidates += [labels_dir / f"{stem}{LABEL_SUFFIX}{s}" for s in _LABEL_FILE_SUFFIXES]
+    return next((c for c in candidates if c.is_file()), None)
+
+
+def _open_coco(json_path: Path, image_root: Path) -> Dataset:
+    data = _load_json(json_path)
+    if not isinstance(data, dict) or not isinstance(data.get("images"), list):
+        raise DatasetError(json_path, 'not a COCO instances file (no "images" list)')
+    annotations = data.get("annotations", [])
+    if not isinstance(annotations, list):
+        raise DatasetError(json_path, '"annotations" must be a list')
+    by_image: dict[int, list[dict]] = {}
+    for number, ann in enumerate(annotations):
+        if not isinstance(ann, dict) or "image_id" not in ann or "segmentation" not in ann:
+            raise DatasetError(json_path, f"annotation {number} lacks image_id or segmentation")
+        by_image.setdefault(ann["image_id"], []).append(ann)
+    image_root = image_root.expanduser().resolve()
+    records = []
+    known_ids = set()
+    for number, image in enumerate(data["images"]):
+        if not isinstance(image, dict) or not {"id", "file_name"} <= image.keys():
+            raise DatasetError(json_path, f"image entry {number} lacks id or file_name")
+        image_path = image_root / image["file_name"]
+        if not image_path.is_file():
+            raise DatasetError(
+                json_path, f"image {image['file_name']} not found under {image_root}"
+            )
+        known_ids.add(image["id"])
+        records.append(
+            ImageRecord(
+                image["id"],
+                Path(image["file_name"]).stem,
+                image_path,
+                Path(image["file_name"]).as_posix(),
+                annotations=tuple(by_image.get(image["id"], ())),
+                height=image.get("height"),
+                width=image.get("width"),
+            )
+        )
+    orphans = set(by_image) - known_ids
+    if orphans:
+        raise DatasetError(
+            json_path, f"annotations refer to unknown image id(s): {sorted(orphans)[:5]}"
+        )
+    warnings = []
+    categories = data.get("categories") or []
+    if len(categories) > 1:
+        warnings.append(
+            f"{json_path}: {len(categories)} categories; all are treated as nuclei"
+        )
+    return Dataset(image_root, "coco", tuple(records), tuple(warnings))

@@ -1,0 +1,62 @@
+"""Versions and capabilities of the installation, for bug reports (``napari-nuclei info``)."""
+
+from __future__ import annotations
+
+import platform
+import sys
+from importlib import metadata
+
+
+def _version(distribution: str) -> str | None:
+    try:
+        return metadata.version(distribution)
+    except metadata.PackageNotFoundError:
+        return None
+
+
+def _qt_binding() -> str:
+    # Read installed distributions rather than importing Qt: works without a display.
+    for dist in ("PyQt6", "PySide6", "PyQt5", "PySide2"):
+        version = _version(dist)
+        if version:
+            return f"{dist} {version}"
+    return "none installed"
+
+
+def environment_report() -> list[tuple[str, str]]:
+    """Collect ``(name, value)`` pairs describing Python, torch, detectron2, napari and Qt.
+
+    Returns
+    -------
+    list of tuple of str
+        In the order they are printed by ``napari-nuclei info``.
+    """
+    from . import __version__
+
+    rows = [
+        ("napari-nuclei", __version__),
+        ("Python", f"{platform.python_version()} ({sys.executable})"),
+        ("platform", platform.platform()),
+    ]
+    try:
+        import torch
+
+        rows.append(("torch", torch.__version__))
+        cuda = torch.cuda.is_available()
+        detail = f"yes ({torch.cuda.get_device_name(0)})" if cuda else "no"
+        rows.append(("CUDA available", detail))
+    except ImportError as exc:
+        rows += [("torch", f"not importable ({exc})"), ("CUDA available", "no (no torch)")]
+    rows.append(("torchvision", _version("torchvision") or "not installed"))
+    try:
+        import detectron2
+
+        rows.append(("detectron2", f"{detectron2.__version__} from {detectron2.__path__[0]}"))
+    except ImportError as exc:
+        rows.append(("detectron2", f"not importable ({exc}); see README 'Installing'"))
+    for name, dist in (("napari", "napari"), ("npe2", "npe2"), ("pycocotools", "pycocotools"),
+                       ("magicgui", "magicgui"), ("opencv", "opencv-python-headless"),
+                       ("numpy", "numpy")):
+        rows.append((name, _version(dist) or "not installed"))
+    rows.append(("Qt binding", _qt_binding()))
+    return rows
