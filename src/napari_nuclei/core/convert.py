@@ -19,13 +19,13 @@ from pycocotools import mask as mask_utils
 
 from . import rle as rle_utils
 from .atomic import write_json_atomic
+from .coco import coco_document, make_annotation
 from .dataset import Dataset, ImageRecord
 from .errors import DatasetError
 from .image_io import read_image, read_labels, read_mask
 from .jobs import StepProgress, drain
 from .labels import iter_label_rles
 
-CATEGORIES = [{"id": 1, "name": "nucleus"}]
 # Below this many mask files, starting worker processes costs more than it saves.
 _PARALLEL_MIN_FILES = 200
 _PARALLEL_MIN_IMAGES = 16
@@ -212,7 +212,7 @@ def iter_conversion(
         empty.extend(found.empty_files)
         overlapping += found.overlapping
         yield StepProgress(done, len(records), record.name)
-    coco = {"images": images, "annotations": annotations, "categories": CATEGORIES}
+    coco = coco_document(images, annotations)
     return Conversion(coco, empty, overlapping, list(dataset.warnings))
 
 
@@ -230,34 +230,6 @@ def _annotate_all(records, workers):
             yield record, future.result()
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
-
-
-def make_annotation(ann_id: int, image_id: int, rle: dict, **extra) -> dict:
-    """A COCO annotation for one nucleus, with area and box computed from its RLE.
-
-    Parameters
-    ----------
-    ann_id, image_id : int
-        Annotation and image ids.
-    rle : dict
-        Compressed RLE with string ``counts``.
-    **extra
-        Further fields (``score`` for predictions).
-
-    Returns
-    -------
-    dict
-    """
-    return {
-        "id": ann_id,
-        "image_id": image_id,
-        "category_id": 1,
-        "segmentation": rle,
-        "area": rle_utils.area(rle),
-        "bbox": rle_utils.bbox(rle),
-        "iscrowd": 0,
-        **extra,
-    }
 
 
 def convert_dataset(

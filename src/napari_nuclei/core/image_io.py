@@ -19,6 +19,7 @@ from .errors import DatasetError
 
 IMAGE_SUFFIXES = (".png", ".tif", ".tiff", ".jpg", ".jpeg", ".bmp")
 _TIFF_SUFFIXES = (".tif", ".tiff")
+_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
 def is_image_file(path: Path) -> bool:
@@ -53,8 +54,11 @@ def _decode(path: Path) -> np.ndarray:
         data = np.fromfile(path, dtype=np.uint8)
         if data.size == 0:
             raise DatasetError(path, "empty file (0 bytes)")
-        if path.suffix.lower() == ".png" and not _png_is_complete(data):
-            raise DatasetError(path, "truncated PNG (the file ends before its IEND chunk)")
+        if path.suffix.lower() == ".png":
+            if bytes(data[:8]) != _PNG_SIGNATURE:
+                raise DatasetError(path, "not a PNG file (wrong signature)")
+            if not _png_is_complete(data):
+                raise DatasetError(path, "truncated PNG (the file ends before its IEND chunk)")
         array = cv2.imdecode(data, cv2.IMREAD_UNCHANGED)
         if array is None:
             raise DatasetError(path, "unreadable image (not a valid PNG/JPEG/BMP)")

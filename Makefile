@@ -1,0 +1,26 @@
+# Two commands do all set-up on a fresh machine:
+#   make demo   - install (first time) and run the main job on the bundled sample data
+#   make test   - install (first time) and run the test suite (headless: Xvfb)
+.PHONY: setup demo test napari lint clean
+
+VENV := .venv
+CLI := $(VENV)/bin/napari-nuclei
+DEMO_OUT ?= demo_output
+
+setup:
+	@bash scripts/bootstrap.sh
+
+demo: setup
+	@$(CLI) info
+	@$(CLI) convert sample_data -o $(DEMO_OUT)/annotations.json
+	@$(CLI) convert sample_data/test_gt -o $(DEMO_OUT)/test_gt.json
+	@$(CLI) convert sample_data/test -o $(DEMO_OUT)/test_images.json
+
+test: setup
+	@bash scripts/run_tests.sh $(PYTEST_ARGS)
+
+lint: setup
+	@$(VENV)/bin/ruff check src tests benchmarks scripts
+
+clean:
+	rm -rf $(DEMO_OUT) .pytest_cache

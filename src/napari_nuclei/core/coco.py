@@ -1,0 +1,95 @@
+"""COCO instances documents: annotations from RLE, label images to and from COCO."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from . import rle as rle_utils
+from .labels import iter_label_rles, rles_to_labels
+
+CATEGORIES = [{"id": 1, "name": "nucleus"}]
+
+
+def make_annotation(ann_id: int, image_id: int, rle: dict, **extra) -> dict:
+    """A COCO annotation for one nucleus, with area and box computed from its RLE.
+
+    Parameters
+    ----------
+    ann_id, image_id : int
+        Annotation and image ids.
+    rle : dict
+        Compressed RLE with string ``counts``.
+    **extra
+        Further fields (``score`` for predictions).
+
+    Returns
+    -------
+    dict
+    """
+    return {
+        "id": ann_id,
+        "image_id": image_id,
+        "category_id": 1,
+        "segmentation": rle,
+        "area": rle_utils.area(rle),
+        "bbox": rle_utils.bbox(rle),
+        "iscrowd": 0,
+        **extra,
+    }
+
+
+def coco_document(images: list[dict], annotations: list[dict]) -> dict:
+    """Assemble a COCO instances dictionary with the single ``nucleus`` category."""
+    return {"images": images, "annotations": annotations, "categories": list(CATEGORIES)}
+
+
+def labels_to_coco(labels: np.ndarray, file_name: str, image_id: int = 1) -> dict:
+    """A COCO document for one label image: one annotation per label value.
+
+    Parameters
+    ----------
+    labels : numpy.ndarray
+        ``(H, W)`` non-negative integer label image.
+    file_name : str
+        The image's file name, recorded in ``images``.
+    image_id : int
+        Its COCO id.
+
+    Returns
+    -------
+    dict
+    """
+    if labels.ndim != 2:
+        raise ValueError(f"expected a 2D label image, got shape {labels.shape}")
+    height, width = labels.shape
+    annotations = [
+        make_annotation(number, image_id, rle)
+        for number, (_, rle) in enumerate(iter_label_rles(labels), start=1)
+    ]
+    image = {"id": image_id, "file_name": file_name, "height": height, "width": width}
+    return coco_document([image], annotations)
+
+
+def coco_to_labels(coco: dict, image_id: int) -> np.ndarray:
+    """Paint the annotations of one image of a COCO document into a label image.
+
+    Annotations are painted in document order (later ones win overlaps); label values
+    follow that order, starting at 1.
+
+    Parameters
+    ----------
+    coco : dict
+        COCO instances document with RLE segmentations.
+    image_id : int
+        Which image.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(H, W)`` int32.
+    """
+    image = next((im for im in coco["images"] if im["id"] == image_id), None)
+    if image is None:
+        raise KeyError(f"no image with id {image_id}")
+    rles = [a["segmentation"] for a in coco["annotations"] if a["image_id"] == image_id]
+    return rles_to_labels(rles, image["height"], image["width"])
