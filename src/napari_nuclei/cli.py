@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from .core.errors import DatasetError
+from .core.errors import InputError
 
 EXIT_BAD_INPUT = 2
 EXIT_STOPPED = 130
@@ -84,7 +84,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except DatasetError as exc:
+    except InputError as exc:
         print(f"napari-nuclei: error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
     except KeyboardInterrupt:

@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 
-class DatasetError(Exception):
-    """Bad input data: the message names the offending file and what is wrong with it.
+class InputError(Exception):
+    """Bad input: the message names the offending file and what is wrong with it.
 
     Parameters
     ----------
@@ -24,3 +24,11 @@ class DatasetError(Exception):
     def __reduce__(self):
         # Keep (path, problem) when the error crosses a process boundary.
         return type(self), (self.path, self.problem)
+
+
+class DatasetError(InputError):
+    """Bad input data (images, masks, label images, annotation files)."""
+
+
+class WeightsError(InputError):
+    """A model weights file or run folder that cannot be used."""

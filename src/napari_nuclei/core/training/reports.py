@@ -1,0 +1,107 @@
+"""What a training run tells its caller (no torch import: the GUI and plots use these)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+METRICS_NAME = "metrics.jsonl"
+
+
+@dataclass(frozen=True)
+class Notice:
+    """Something the user should read (a fallback taken, a setting adjusted).
+
+    Attributes
+    ----------
+    level : str
+        ``info`` or ``warning``.
+    message : str
+        One line.
+    """
+
+    level: str
+    message: str
+
+
+@dataclass(frozen=True)
+class TrainReport:
+    """One training iteration, as reported after it finished.
+
+    Attributes
+    ----------
+    iteration : int
+        Iterations done so far (1-based: the first report has ``iteration == 1``).
+    max_iter : int
+        Iterations of the whole schedule.
+    losses : dict of str to float
+        Each loss term (``loss_cls``, ``loss_box_reg``, ``loss_mask``, ...).
+    total_loss : float
+        Their sum.
+    lr : float
+        Learning rate used for this iteration.
+    seconds_per_iter : float
+        Wall time of this iteration.
+    data_time : float
+        Of which waiting for data.
+    eta_seconds : float
+        Estimated time to the end of the schedule.
+    val_metrics : dict of str to float
+        Validation results when they were computed at this iteration (mask AP and
+        friends, as fractions in [0, 1]), else empty.
+    checkpoint : str
+        File name of the checkpoint written at this iteration, if any.
+    """
+
+    iteration: int
+    max_iter: int
+    losses: dict[str, float]
+    total_loss: float
+    lr: float
+    seconds_per_iter: float
+    data_time: float
+    eta_seconds: float
+    val_metrics: dict[str, float] = field(default_factory=dict)
+    checkpoint: str = ""
+
+    def to_json(self) -> dict:
+        """The report as a JSON-ready dict (one line of ``metrics.jsonl``)."""
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    """How a run ended.
+
+    Attributes
+    ----------
+    run_dir : Path
+        The run folder.
+    iteration : int
+        Iterations done (equals ``max_iter`` when the schedule finished).
+    max_iter : int
+        Iterations of the schedule.
+    stopped : bool
+        True when stopped early; the run can be resumed.
+    checkpoint : Path or None
+        The latest checkpoint written.
+    """
+
+    run_dir: Path
+    iteration: int
+    max_iter: int
+    stopped: bool
+    checkpoint: Path | None
+
+
+def read_metrics(run_dir: str | Path) -> list[TrainReport]:
+    """The reports a run folder's ``metrics.jsonl`` holds, in order (empty if none)."""
+    path = Path(run_dir) / METRICS_NAME
+    if not path.is_file():
+        return []
+    reports = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        if line.strip():
+            reports.append(TrainReport(**json.loads(line)))
+    return reports

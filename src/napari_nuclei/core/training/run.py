@@ -1,0 +1,279 @@
+"""A training run as a stoppable generator over detectron2's own trainer.
+
+:func:`iter_training` prepares the run folder (data check and conversion, weights,
+config), then drives ``NucleiTrainer`` through the same steps as detectron2's
+``TrainerBase.train`` (``before_train``, then ``before_step``/``run_step``/``after_step``
+per iteration, ``after_train``), yielding a :class:`TrainReport` after every iteration.
+Between iterations it honours a stop request: it writes a checkpoint and returns, leaving
+the run resumable. Closing the generator (napari's worker quitting) does the same.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import threading
+from collections.abc import Generator
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..atomic import atomic_path
+from ..errors import InputError
+from ..jobs import StepProgress
+from .data import TrainingData, prepare_training_data, register
+from .reports import METRICS_NAME, Notice, TrainReport, TrainResult
+from .settings import TrainSettings, load_run_facts, save_settings
+from .weights import is_run_dir, last_checkpoint, resolve_weights
+
+CONFIG_NAME = "config.yaml"
+LOG_NAME = "log.txt"
+TRAIN_NAME = "napari_nuclei_train"
+VAL_NAME = "napari_nuclei_val"
+
+
+@dataclass
+class RunPlan:
+    """Everything a process needs to train: the config and the registered data."""
+
+    cfg: object
+    data: TrainingData
+    resume: bool
+
+
+def _check_new_run_dir(run_dir: Path) -> None:
+    if is_run_dir(run_dir) or last_checkpoint(run_dir) is not None:
+        raise InputError(run_dir, "already holds a training run: continue it with --resume "
+                         "or choose another output folder")
+
+
+def prepare_run(
+    settings: TrainSettings | None,
+    run_dir: str | Path,
+    data: str | Path | None = None,
+    val_data: str | Path | None = None,
+    image_root: str | Path | None = None,
+    resume: bool = False,
+    device: str | None = None,
+) -> Generator[StepProgress | Notice, None, RunPlan]:
+    """Check data and weights, write ``config.yaml`` and ``settings.json``; yield progress.
+
+    For ``resume=True`` the settings, data and config saved in ``run_dir`` are used
+    (only ``device`` may change), so the schedule continues unchanged.
+
+    Returns
+    -------
+    RunPlan
+    """
+    from .config import build_config, resolve_device
+
+    run_dir = Path(run_dir).expanduser().resolve()
+    if resume:
+        if not is_run_dir(run_dir):
+            raise InputError(run_dir, "is not a training run folder (no settings.json)")
+        facts = load_run_facts(run_dir)
+        settings = TrainSettings.from_json(facts)
+        data, val_data, image_root = facts["data"], facts.get("val_data"), facts.get("image_root")
+    else:
+        if data is None or settings is None:
+            raise ValueError("a new run needs settings and data")
+        _check_new_run_dir(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+
+    prepared = yield from prepare_training_data(
+        data, run_dir, val_data, settings.val_fraction, settings.seed, image_root
+    )
+    if prepared.max_nuclei_per_image >= settings.detections_per_image:
+        yield Notice("warning", f"an image holds {prepared.max_nuclei_per_image} nuclei, more "
+                     f"than the detection cap ({settings.detections_per_image}): raise "
+                     "--max-dets or predictions will be truncated")
+    register(TRAIN_NAME, prepared.train)
+    test_names = ()
+    if prepared.val:
+        test_names = (register(VAL_NAME, prepared.val, prepared.val_json),)
+
+    if resume:
+        from detectron2.config import get_cfg
+
+        cfg = get_cfg()
+        cfg.set_new_allowed(True)
+        cfg.merge_from_file(str(run_dir / CONFIG_NAME))
+        cfg.MODEL.DEVICE = resolve_device(device or "auto")
+        cfg.DATASETS.TRAIN, cfg.DATASETS.TEST = (TRAIN_NAME,), test_names
+        group_norm = cfg.MODEL.RESNETS.NORM == "GN"
+    else:
+        weights = resolve_weights(settings.weights, settings.config_file)
+        if weights.notice:
+            yield Notice("warning", weights.notice)
+        group_norm = weights.group_norm
+        cfg = build_config(settings, run_dir, weights.path, group_norm, (TRAIN_NAME,),
+                           test_names)
+        if settings.eval_period and not test_names:
+            yield Notice("info", "no validation images (use --val-fraction or --val): "
+                         "validation AP will not be computed")
+    with atomic_path(run_dir / CONFIG_NAME) as tmp:
+        tmp.write_text(cfg.dump(), encoding="utf-8")
+    save_settings(
+        settings, run_dir, data=str(data), val_data=str(val_data) if val_data else None,
+        image_root=str(image_root) if image_root else None, group_norm=group_norm,
+        n_train_images=len(prepared.train), n_val_images=len(prepared.val),
+    )
+    return RunPlan(cfg, prepared, resume)
+
+
+@contextlib.contextmanager
+def _run_log(run_dir: Path, rank: int):
+    """Send detectron2's and fvcore's log lines to the run's ``log.txt`` (not the terminal)."""
+    handler = logging.FileHandler(run_dir / (LOG_NAME if rank == 0 else f"log_rank{rank}.txt"))
+    handler.setFormatter(logging.Formatter("[%(asctime)s %(name)s] %(levelname)s %(message)s"))
+    loggers = [logging.getLogger(name) for name in ("detectron2", "fvcore")]
+    saved = [(lg.level, lg.propagate) for lg in loggers]
+    for lg in loggers:
+        lg.setLevel(logging.INFO)
+        lg.propagate = False
+        lg.addHandler(handler)
+    try:
+        yield
+    finally:
+        for lg, (level, propagate) in zip(loggers, saved, strict=True):
+            lg.removeHandler(handler)
+            lg.setLevel(level)
+            lg.propagate = propagate
+        handler.close()
+
+
+def _keep_metrics_before(run_dir: Path, start_iter: int) -> None:
+    """On resume, drop report lines past the checkpoint (a killed run may have written
+    iterations that are now trained again)."""
+    path = run_dir / METRICS_NAME
+    if not path.is_file():
+        return
+    import json
+
+    lines = [
+        line for line in path.read_text(encoding="utf-8").splitlines()
+        if line.strip() and json.loads(line)["iteration"] <= start_iter
+    ]
+    with atomic_path(path) as tmp:
+        tmp.write_text("".join(line + "\n" for line in lines), encoding="utf-8")
+
+
+def _stop_requested(stop: threading.Event | None) -> bool:
+    """Whether to stop now; in a multi-process run, every process must agree."""
+    import torch
+    import torch.distributed as dist
+    from detectron2.utils import comm
+
+    wanted = bool(stop is not None and stop.is_set())
+    if comm.get_world_size() == 1:
+        return wanted
+    flag = torch.tensor([int(wanted)])
+    dist.all_reduce(flag, op=dist.ReduceOp.MAX)
+    return bool(flag.item())
+
+
+def run_plan(
+    plan: RunPlan, stop: threading.Event | None = None
+) -> Generator[TrainReport, None, TrainResult]:
+    """Train by a prepared plan in this process, yielding a report per iteration.
+
+    Parameters
+    ----------
+    plan : RunPlan
+        From :func:`prepare_run`.
+    stop : threading.Event, optional
+        Set it to stop at the next iteration boundary (with a checkpoint).
+
+    Returns
+    -------
+    TrainResult
+    """
+    from detectron2.utils import comm
+    from detectron2.utils.events import EventStorage
+
+    from .trainer import NucleiTrainer
+
+    run_dir = Path(plan.cfg.OUTPUT_DIR)
+    with _run_log(run_dir, comm.get_rank()):
+        trainer = NucleiTrainer(plan.cfg)
+        trainer.resume_or_load(resume=plan.resume)
+        start, max_iter = trainer.start_iter, trainer.max_iter
+        if comm.is_main_process():
+            _keep_metrics_before(run_dir, start)
+        completed, finished, failed = None, False, False
+        with EventStorage(start) as trainer.storage:
+            trainer.iter = start
+            trainer.before_train()
+            try:
+                for trainer.iter in range(start, max_iter):
+                    trainer.before_step()
+                    trainer.run_step()
+                    trainer.after_step()
+                    completed = trainer.iter
+                    if trainer.report_hook is not None:
+                        yield from trainer.report_hook.take()
+                    if _stop_requested(stop):
+                        break
+                else:
+                    finished = True
+                    trainer.iter += 1  # as detectron2's loop: after_train sees max_iter
+            except Exception:
+                failed = True
+                raise
+            finally:
+                if not finished and not failed and completed is not None:
+                    _save_stop_checkpoint(trainer, completed)
+                trainer.after_train()
+        if trainer.report_hook is not None and not failed:
+            yield from trainer.report_hook.take()
+    done = (completed + 1) if completed is not None else start
+    return TrainResult(run_dir, done, max_iter, not finished, last_checkpoint(run_dir))
+
+
+def _save_stop_checkpoint(trainer, completed: int) -> None:
+    name = f"model_{completed:07d}"
+    if not (Path(trainer.cfg.OUTPUT_DIR) / f"{name}.pth").exists():
+        trainer.iter = completed
+        trainer.checkpointer.save(name, iteration=completed)
+
+
+def iter_training(
+    settings: TrainSettings | None,
+    run_dir: str | Path,
+    data: str | Path | None = None,
+    val_data: str | Path | None = None,
+    image_root: str | Path | None = None,
+    resume: bool = False,
+    device: str | None = None,
+    stop: threading.Event | None = None,
+) -> Generator[StepProgress | Notice | TrainReport, None, TrainResult]:
+    """Prepare and run a training in this process, yielding progress, notices and reports.
+
+    Parameters
+    ----------
+    settings : TrainSettings or None
+        What to train (ignored when resuming: the run's own settings are used).
+    run_dir : str or Path
+        Run folder: ``config.yaml``, ``settings.json``, ``metrics.jsonl``, checkpoints,
+        ``model_final.pth``, ``log.txt``.
+    data, val_data, image_root
+        Training data (any annotated layout), an optional validation set, and the image
+        folder of a COCO JSON.
+    resume : bool
+        Continue the run in ``run_dir`` from its last checkpoint.
+    device : str, optional
+        Overrides the settings' device (also when resuming).
+    stop : threading.Event, optional
+        Set to stop at the next iteration boundary, with a checkpoint.
+
+    Yields
+    ------
+    StepProgress, Notice or TrainReport
+
+    Returns
+    -------
+    TrainResult
+    """
+    if settings is not None and device is not None:
+        settings = settings.replace(device=device)
+    plan = yield from prepare_run(settings, run_dir, data, val_data, image_root, resume, device)
+    return (yield from run_plan(plan, stop))

@@ -1,0 +1,198 @@
+"""Training settings and their presets (no detectron2 import: the GUI reads these fast).
+
+A :class:`TrainSettings` holds the values a biologist may want to change; it maps onto a
+detectron2 config in :mod:`napari_nuclei.core.training.config`. Every run saves both.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+SETTINGS_NAME = "settings.json"
+
+# Architecture changes that make the smallest network that still trains for real.
+_TINY_MODEL = (
+    ("MODEL.RESNETS.DEPTH", 18),
+    ("MODEL.RESNETS.RES2_OUT_CHANNELS", 64),
+    ("MODEL.FPN.OUT_CHANNELS", 64),
+    ("MODEL.ROI_BOX_HEAD.FC_DIM", 256),
+    ("MODEL.ROI_BOX_HEAD.CONV_DIM", 64),
+    ("MODEL.ROI_MASK_HEAD.CONV_DIM", 64),
+    ("MODEL.ROI_MASK_HEAD.NUM_CONV", 2),
+    ("MODEL.RPN.BATCH_SIZE_PER_IMAGE", 128),
+)
+
+
+@dataclass
+class TrainSettings:
+    """What a training run does. Every field can be overridden from the CLI or the GUI.
+
+    Attributes
+    ----------
+    preset : str
+        Name of the preset the values started from.
+    config_file : str
+        detectron2 model-zoo config the model is built from.
+    weights : str
+        ``zoo`` (model-zoo COCO weights for ``config_file``), a ``.pth``/``.pkl`` file,
+        a previous run folder (start from its last checkpoint), or ``none``.
+    device : str
+        ``auto`` (CUDA when available), ``cpu`` or ``cuda``.
+    max_iter, base_lr, steps, gamma, warmup_iters
+        The solver schedule (iterations count images per batch, not epochs).
+    min_size_train, max_size_train : tuple of int, int
+        Shortest-edge resize at training time (one size is picked per image).
+    ims_per_batch : int
+        Images per step, over all processes.
+    batch_size_per_image : int
+        Region proposals sampled per image for the box and mask heads.
+    checkpoint_period, eval_period : int
+        Iterations between checkpoints and between validation runs (0: no validation).
+    min_size_test, max_size_test, score_thresh_test, detections_per_image
+        Prediction settings saved with the model.
+    anchor_sizes : tuple of int
+        One anchor size per FPN level (P2..P6), in input pixels.
+    num_workers : int
+        Data-loading processes.
+    val_fraction : float
+        Share of the training images held out for validation when no separate
+        validation folder is given.
+    seed : int
+        Random seed (the split and detectron2's own seeding).
+    model_options : tuple of (str, object)
+        Extra detectron2 config keys, applied last.
+    """
+
+    preset: str = "tiny"
+    config_file: str = "COCO-InstanceSegmentation/mask_rcnn_R_50_FPN_3x.yaml"
+    weights: str = "zoo"
+    device: str = "auto"
+    max_iter: int = 5000
+    base_lr: float = 0.00025
+    steps: tuple[int, ...] = (3000, 3500, 4500)
+    gamma: float = 0.1
+    warmup_iters: int = 1000
+    min_size_train: tuple[int, ...] = (1000,)
+    max_size_train: int = 1333
+    ims_per_batch: int = 1
+    batch_size_per_image: int = 256
+    checkpoint_period: int = 150
+    eval_period: int = 150
+    min_size_test: int = 1000
+    max_size_test: int = 1333
+    score_thresh_test: float = 0.7
+    detections_per_image: int = 1000
+    anchor_sizes: tuple[int, ...] = (32, 64, 128, 256, 512)
+    num_workers: int = 2
+    val_fraction: float = 0.0
+    seed: int = 0
+    model_options: tuple[tuple[str, object], ...] = field(default=())
+
+    def to_json(self) -> dict:
+        """The settings as a JSON-ready dict (tuples become lists)."""
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_json(cls, data: dict) -> TrainSettings:
+        """Rebuild settings saved by :meth:`to_json`; unknown keys are ignored."""
+        names = {f.name for f in dataclasses.fields(cls)}
+        values = {k: v for k, v in data.items() if k in names}
+        for key in ("steps", "min_size_train", "anchor_sizes"):
+            if key in values:
+                values[key] = tuple(values[key])
+        if "model_options" in values:
+            values["model_options"] = tuple(tuple(pair) for pair in values["model_options"])
+        return cls(**values)
+
+    def replace(self, **changes) -> TrainSettings:
+        """A copy with some values changed; ``None`` values are ignored."""
+        return dataclasses.replace(self, **{k: v for k, v in changes.items() if v is not None})
+
+
+PRESETS: dict[str, TrainSettings] = {
+    # The recipe that scored 0.243 mask AP on the course competition (DESIGN.md section 1).
+    "seed": TrainSettings(
+        preset="seed",
+        config_file="COCO-InstanceSegmentation/mask_rcnn_X_101_32x8d_FPN_3x.yaml",
+    ),
+    "r101": TrainSettings(
+        preset="r101",
+        config_file="COCO-InstanceSegmentation/mask_rcnn_R_101_FPN_3x.yaml",
+    ),
+    # Fine-tuning on a laptop CPU in minutes: R50-FPN at a smaller input size.
+    "fast": TrainSettings(
+        preset="fast",
+        config_file="COCO-InstanceSegmentation/mask_rcnn_R_50_FPN_3x.yaml",
+        max_iter=300,
+        base_lr=0.001,
+        steps=(200,),
+        warmup_iters=50,
+        min_size_train=(576, 640, 704),
+        max_size_train=1066,
+        batch_size_per_image=128,
+        checkpoint_period=50,
+        eval_period=50,
+        min_size_test=640,
+        max_size_test=1066,
+        score_thresh_test=0.5,
+        anchor_sizes=(16, 32, 64, 128, 256),
+    ),
+    # The smallest network that trains for real: R18-FPN from scratch, for tests and demos.
+    "tiny": TrainSettings(
+        preset="tiny",
+        config_file="COCO-InstanceSegmentation/mask_rcnn_R_50_FPN_3x.yaml",
+        weights="none",
+        max_iter=60,
+        base_lr=0.01,
+        steps=(45,),
+        warmup_iters=10,
+        min_size_train=(256,),
+        max_size_train=512,
+        batch_size_per_image=128,
+        checkpoint_period=20,
+        eval_period=20,
+        min_size_test=256,
+        max_size_test=1000,
+        score_thresh_test=0.3,
+        detections_per_image=300,
+        anchor_sizes=(8, 16, 32, 64, 128),
+        num_workers=0,
+        model_options=_TINY_MODEL,
+    ),
+}
+
+
+def preset_settings(name: str, **overrides) -> TrainSettings:
+    """The settings of a preset, with some values overridden.
+
+    Parameters
+    ----------
+    name : str
+        ``seed``, ``r101``, ``fast`` or ``tiny``.
+    **overrides
+        Field values to change; ``None`` keeps the preset's value.
+
+    Returns
+    -------
+    TrainSettings
+    """
+    if name not in PRESETS:
+        raise ValueError(f"unknown preset {name!r}; choose from {', '.join(PRESETS)}")
+    return PRESETS[name].replace(**overrides)
+
+
+def save_settings(settings: TrainSettings, run_dir: Path, **extra) -> Path:
+    """Write ``settings.json`` into a run folder, with extra run facts (data paths)."""
+    from ..atomic import write_json_atomic
+
+    return write_json_atomic(
+        Path(run_dir) / SETTINGS_NAME, {**settings.to_json(), **extra}, indent=2
+    )
+
+
+def load_run_facts(run_dir: Path) -> dict:
+    """The content of a run folder's ``settings.json`` (settings plus run facts)."""
+    return json.loads((Path(run_dir) / SETTINGS_NAME).read_text(encoding="utf-8"))
