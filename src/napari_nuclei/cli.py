@@ -72,7 +72,22 @@ def build_parser() -> argparse.ArgumentParser:
                          help="worker processes (default: one per core for large sets)")
     convert.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     convert.set_defaults(func=_cmd_convert)
+
+    from .cli_commands import train
+
+    train.add_parser(sub)
     return parser
+
+
+def _quiet_third_party_warnings() -> None:
+    """torch and detectron2 warn about their own internals; users cannot act on those."""
+    import logging
+    import warnings
+
+    for module in ("torch", "torchvision", "detectron2", "fvcore"):
+        warnings.filterwarnings("ignore", category=UserWarning, module=module)
+        warnings.filterwarnings("ignore", category=FutureWarning, module=module)
+    logging.getLogger("torch.fx._symbolic_trace").setLevel(logging.ERROR)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -82,6 +97,7 @@ def main(argv: list[str] | None = None) -> int:
     Ctrl-C or SIGTERM stops the job without leaving partial outputs (status 130).
     """
     args = build_parser().parse_args(argv)
+    _quiet_third_party_warnings()
     try:
         return args.func(args)
     except InputError as exc:

@@ -11,13 +11,14 @@ the run resumable. Closing the generator (napari's worker quitting) does the sam
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import threading
 from collections.abc import Generator
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..atomic import atomic_path
+from ..atomic import atomic_path, write_json_atomic
 from ..errors import InputError
 from ..jobs import StepProgress
 from .data import TrainingData, prepare_training_data, register
@@ -26,6 +27,7 @@ from .settings import TrainSettings, load_run_facts, save_settings
 from .weights import is_run_dir, last_checkpoint, resolve_weights
 
 CONFIG_NAME = "config.yaml"
+DICTS_NAME = "dataset_dicts.json"
 LOG_NAME = "log.txt"
 TRAIN_NAME = "napari_nuclei_train"
 VAL_NAME = "napari_nuclei_val"
@@ -86,19 +88,10 @@ def prepare_run(
         yield Notice("warning", f"an image holds {prepared.max_nuclei_per_image} nuclei, more "
                      f"than the detection cap ({settings.detections_per_image}): raise "
                      "--max-dets or predictions will be truncated")
-    register(TRAIN_NAME, prepared.train)
-    test_names = ()
-    if prepared.val:
-        test_names = (register(VAL_NAME, prepared.val, prepared.val_json),)
-
+    test_names = (VAL_NAME,) if prepared.val else ()
     if resume:
-        from detectron2.config import get_cfg
-
-        cfg = get_cfg()
-        cfg.set_new_allowed(True)
-        cfg.merge_from_file(str(run_dir / CONFIG_NAME))
+        cfg = _load_config(run_dir)
         cfg.MODEL.DEVICE = resolve_device(device or "auto")
-        cfg.DATASETS.TRAIN, cfg.DATASETS.TEST = (TRAIN_NAME,), test_names
         group_norm = cfg.MODEL.RESNETS.NORM == "GN"
     else:
         weights = resolve_weights(settings.weights, settings.config_file)
@@ -112,12 +105,56 @@ def prepare_run(
                          "validation AP will not be computed")
     with atomic_path(run_dir / CONFIG_NAME) as tmp:
         tmp.write_text(cfg.dump(), encoding="utf-8")
+    write_json_atomic(run_dir / DICTS_NAME, {
+        "train": prepared.train, "val": prepared.val,
+        "val_json": str(prepared.val_json) if prepared.val_json else None,
+    })
     save_settings(
         settings, run_dir, data=str(data), val_data=str(val_data) if val_data else None,
         image_root=str(image_root) if image_root else None, group_norm=group_norm,
         n_train_images=len(prepared.train), n_val_images=len(prepared.val),
     )
-    return RunPlan(cfg, prepared, resume)
+    return load_plan(run_dir, resume)
+
+
+def _load_config(run_dir: Path):
+    from detectron2.config import get_cfg
+
+    cfg = get_cfg()
+    cfg.set_new_allowed(True)
+    cfg.merge_from_file(str(run_dir / CONFIG_NAME))
+    return cfg
+
+
+def load_plan(run_dir: str | Path, resume: bool) -> RunPlan:
+    """Read a prepared run folder and register its data with detectron2.
+
+    Every training process calls this (in a multi-process run, each one).
+
+    Parameters
+    ----------
+    run_dir : str or Path
+        A folder written by :func:`prepare_run`.
+    resume : bool
+        Whether the trainer continues from the last checkpoint.
+
+    Returns
+    -------
+    RunPlan
+    """
+    run_dir = Path(run_dir)
+    cfg = _load_config(run_dir)
+    dicts = json.loads((run_dir / DICTS_NAME).read_text(encoding="utf-8"))
+    val_json = Path(dicts["val_json"]) if dicts["val_json"] else None
+    register(TRAIN_NAME, dicts["train"])
+    cfg.DATASETS.TRAIN = (TRAIN_NAME,)
+    cfg.DATASETS.TEST = ()
+    if dicts["val"]:
+        cfg.DATASETS.TEST = (register(VAL_NAME, dicts["val"], val_json),)
+    nuclei = [len(d["annotations"]) for d in dicts["train"] + dicts["val"]]
+    data = TrainingData(dicts["train"], dicts["val"], val_json,
+                        sum(len(d["annotations"]) for d in dicts["train"]), max(nuclei))
+    return RunPlan(cfg, data, resume)
 
 
 @contextlib.contextmanager

@@ -50,7 +50,7 @@ class ReportHook(HookBase):
         # before this one: report those results as an update of the last iteration.
         last = self._last
         if last is not None and last.iteration == self.trainer.max_iter and not last.val_metrics:
-            val_metrics = self._val_metrics(self._current(self.trainer.max_iter - 1))
+            val_metrics = self._val_metrics(self._current(self.trainer.storage.iter))
             if val_metrics:
                 self._emit(dataclasses.replace(last, val_metrics=val_metrics))
         if self._file is not None:

@@ -1,0 +1,191 @@
+"""``napari-nuclei train``: the training engine with a terminal progress bar."""
+
+from __future__ import annotations
+
+import argparse
+import multiprocessing
+import signal
+import sys
+import threading
+from pathlib import Path
+
+from ..core.training.settings import PRESETS
+
+
+def add_parser(sub) -> None:
+    """Register the ``train`` sub-command."""
+    p = sub.add_parser(
+        "train",
+        help="train Mask R-CNN on a nuclei dataset (stop with Ctrl-C, continue with --resume)",
+        description="Train detectron2 Mask R-CNN on an annotated dataset. Ctrl-C or SIGTERM "
+        "stops at the next iteration with a checkpoint; --resume RUN_DIR continues.",
+    )
+    p.add_argument("--data", type=Path, help="training data: DSB folder, label images or "
+                   "COCO JSON")
+    p.add_argument("--out", type=Path, help="run folder to create (default runs/<preset>)")
+    p.add_argument("--resume", type=Path, metavar="RUN_DIR",
+                   help="continue a stopped run from its last checkpoint")
+    p.add_argument("--preset", choices=sorted(PRESETS), default="tiny",
+                   help="seed: the competition recipe (X101-FPN); r101; fast: R50 for a "
+                   "laptop CPU; tiny: for tests and demos (default)")
+    p.add_argument("--weights", help="zoo, none, a .pth/.pkl file or a previous run folder")
+    p.add_argument("--device", choices=("auto", "cpu", "cuda"), default=None)
+    p.add_argument("--val", type=Path, help="separate annotated validation set")
+    p.add_argument("--val-fraction", type=float, help="share of --data held out for "
+                   "validation AP (default 0)")
+    p.add_argument("--image-root", type=Path, help="image folder of a COCO JSON --data")
+    group = p.add_argument_group("schedule and model (override the preset)")
+    group.add_argument("--iters", type=int, dest="max_iter")
+    group.add_argument("--lr", type=float, dest="base_lr")
+    group.add_argument("--steps", type=int, nargs="*", help="iterations where lr drops 10x")
+    group.add_argument("--warmup", type=int, dest="warmup_iters")
+    group.add_argument("--min-size", type=int, nargs="+", dest="min_size_train",
+                       help="training shortest-edge size(s)")
+    group.add_argument("--max-size", type=int, dest="max_size_train")
+    group.add_argument("--batch-size", type=int, dest="ims_per_batch",
+                       help="images per iteration over all processes")
+    group.add_argument("--roi-batch", type=int, dest="batch_size_per_image",
+                       help="proposals sampled per image")
+    group.add_argument("--checkpoint-period", type=int)
+    group.add_argument("--eval-period", type=int)
+    group.add_argument("--test-size", type=int, dest="min_size_test")
+    group.add_argument("--score-thresh", type=float, dest="score_thresh_test")
+    group.add_argument("--max-dets", type=int, dest="detections_per_image")
+    group.add_argument("--workers", type=int, dest="num_workers", help="data-loading processes")
+    group.add_argument("--seed", type=int)
+    dist = p.add_argument_group("several processes or machines (detectron2 launcher)")
+    dist.add_argument("--num-gpus", type=int, default=1,
+                      help="processes per machine: one per GPU (on CPU: gloo workers)")
+    dist.add_argument("--num-machines", type=int, default=1)
+    dist.add_argument("--machine-rank", type=int, default=0)
+    dist.add_argument("--dist-url", default="auto", help="tcp://HOST:PORT of machine 0")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=run)
+
+
+_OVERRIDES = ("max_iter", "base_lr", "warmup_iters", "max_size_train", "ims_per_batch",
+              "batch_size_per_image", "checkpoint_period", "eval_period", "min_size_test",
+              "score_thresh_test", "detections_per_image", "num_workers", "seed",
+              "val_fraction", "weights")
+
+
+def _settings(args):
+    from ..core.training.settings import preset_settings
+
+    values = {name: getattr(args, name) for name in _OVERRIDES}
+    if args.steps is not None:
+        values["steps"] = tuple(args.steps)
+    if args.min_size_train is not None:
+        values["min_size_train"] = tuple(args.min_size_train)
+    return preset_settings(args.preset, **values)
+
+
+class _ProgressPrinter:
+    """Terminal output of a run: data preparation, notices, and a bar per iteration.
+
+    Picklable, so that the first process of a multi-process run can print too.
+    """
+
+    def __init__(self, quiet: bool):
+        self.quiet = quiet
+        self._bar = None
+
+    def __call__(self, report) -> None:
+        from ..core.jobs import StepProgress
+        from ..core.training.reports import Notice, TrainReport
+
+        if isinstance(report, Notice):
+            print(f"{report.level}: {report.message}", file=sys.stderr)
+        elif isinstance(report, StepProgress) and not self.quiet:
+            print(f"\rpreparing data {report.done}/{report.total} ({report.item})",
+                  end="\n" if report.done == report.total else "", file=sys.stderr)
+        elif isinstance(report, TrainReport):
+            self._train(report)
+
+    def _train(self, report) -> None:
+        if self.quiet:
+            return
+        from tqdm import tqdm
+
+        if self._bar is None:
+            self._bar = tqdm(total=report.max_iter, initial=report.iteration - 1,
+                             unit="it", desc="train", file=sys.stderr, dynamic_ncols=True)
+        self._bar.n = report.iteration
+        terms = " ".join(f"{k[5:]}={v:.3f}" for k, v in sorted(report.losses.items()))
+        minutes, seconds = divmod(int(report.eta_seconds), 60)
+        postfix = (f"loss={report.total_loss:.3f} ({terms}) lr={report.lr:.2g} "
+                   f"{report.seconds_per_iter:.2f}s/it eta={minutes}:{seconds:02d}")
+        if report.val_metrics:
+            postfix += f" val AP={report.val_metrics.get('AP', 0):.3f}"
+        self._bar.set_postfix_str(postfix, refresh=False)
+        self._bar.refresh()
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.close()
+            self._bar = None
+
+
+def _install_stop_handlers(stop: threading.Event, forward_to_children: bool):
+    """First Ctrl-C/SIGTERM: stop at the next iteration with a checkpoint."""
+
+    def handler(signum, _frame):
+        if forward_to_children:
+            for child in multiprocessing.active_children():
+                if signum == signal.SIGTERM:
+                    child.terminate()  # SIGTERM: the child stops with a checkpoint
+            return
+        if stop.is_set():
+            raise KeyboardInterrupt
+        stop.set()
+        print("\nstopping after this iteration (a checkpoint is written); "
+              "press Ctrl-C again to abort now", file=sys.stderr)
+
+    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
+    return lambda: [signal.signal(sig, h) for sig, h in previous.items()]
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run ``napari-nuclei train``; returns the exit status (130 when stopped early)."""
+    from ..core.jobs import drain
+    from ..core.training.run import iter_training, prepare_run
+
+    resume = args.resume is not None
+    if not resume and args.data is None:
+        print("napari-nuclei train: error: --data is required (or --resume RUN_DIR)",
+              file=sys.stderr)
+        return 2
+    run_dir = args.resume if resume else (args.out or Path("runs") / args.preset)
+    settings = None if resume else _settings(args)
+    printer = _ProgressPrinter(args.quiet)
+    stop = threading.Event()
+    processes = args.num_gpus * args.num_machines
+    try:
+        if processes > 1:
+            from ..core.training.distributed import launch_training
+
+            drain(prepare_run(settings, run_dir, args.data, args.val, args.image_root, resume,
+                              args.device), printer)
+            restore = _install_stop_handlers(stop, forward_to_children=True)
+            try:
+                result = launch_training(run_dir, resume, args.num_gpus, args.num_machines,
+                                         args.machine_rank, args.dist_url, printer)
+            finally:
+                restore()
+        else:
+            restore = _install_stop_handlers(stop, forward_to_children=False)
+            try:
+                result = drain(iter_training(settings, run_dir, args.data, args.val,
+                                             args.image_root, resume, args.device, stop),
+                               printer)
+            finally:
+                restore()
+    finally:
+        printer.close()
+    where = result.checkpoint.name if result.checkpoint else "no checkpoint"
+    if result.stopped:
+        print(f"stopped at iteration {result.iteration}/{result.max_iter} ({where}); "
+              f"continue with: napari-nuclei train --resume {result.run_dir}")
+        return 130
+    print(f"trained {result.max_iter} iterations: {result.run_dir} ({where})")
+    return 0
