@@ -203,7 +203,7 @@ def _find_sample_image(sample_id: str, images_dir: Path) -> Path:
 
 def _open_test(folder: Path) -> Dataset:
     ids_path = folder / TEST_IDS_NAME
-    entries = _read_test_ids(ids_path)
+    entries = read_test_ids(ids_path)
     records = []
     for entry in entries:
         image_path = folder / entry["file_name"]
@@ -230,7 +230,8 @@ def _open_test(folder: Path) -> Dataset:
     return Dataset(folder, "test", tuple(records))
 
 
-def _read_test_ids(ids_path: Path) -> list[dict]:
+def read_test_ids(ids_path: Path) -> list[dict]:
+    """Read and check ``test_img_ids.json``: ``[{"id", "file_name", "height", "width"}]``."""
     entries = _load_json(ids_path)
     if not isinstance(entries, list) or not entries:
         raise DatasetError(ids_path, 'expected a non-empty list of {"id", "file_name", ...}')

@@ -90,7 +90,7 @@ def prepare_run(
                      "--max-dets or predictions will be truncated")
     test_names = (VAL_NAME,) if prepared.val else ()
     if resume:
-        cfg = _load_config(run_dir)
+        cfg = load_config(run_dir)
         cfg.MODEL.DEVICE = resolve_device(device or "auto")
         group_norm = cfg.MODEL.RESNETS.NORM == "GN"
     else:
@@ -117,7 +117,8 @@ def prepare_run(
     return load_plan(run_dir, resume)
 
 
-def _load_config(run_dir: Path):
+def load_config(run_dir: Path):
+    """The detectron2 config saved in a run folder (``config.yaml``)."""
     from detectron2.config import get_cfg
 
     cfg = get_cfg()
@@ -143,7 +144,7 @@ def load_plan(run_dir: str | Path, resume: bool) -> RunPlan:
     RunPlan
     """
     run_dir = Path(run_dir)
-    cfg = _load_config(run_dir)
+    cfg = load_config(run_dir)
     dicts = json.loads((run_dir / DICTS_NAME).read_text(encoding="utf-8"))
     val_json = Path(dicts["val_json"]) if dicts["val_json"] else None
     register(TRAIN_NAME, dicts["train"])

@@ -1,0 +1,226 @@
+"""Scores of predicted nuclei against ground truth.
+
+- COCO mask AP@[.5:.95], AP50, AP75 with pycocotools' ``COCOeval`` exactly as stock
+  (``maxDets = [1, 10, 100]``: what the competition's scorer reports) and again with the
+  detection cap raised above the nuclei count (images hold hundreds of nuclei, so the
+  stock cap ignores most of them).
+- Nuclei metrics on label images (overlaps resolved: the better-scoring nucleus wins):
+  aggregated Jaccard index (AJI, Kumar et al. 2017), precision / recall / F1 of one-to-one
+  matching at IoU > 0.5 (a match above 0.5 is always unique), and panoptic quality
+  PQ = sum of matched IoU / (TP + FP/2 + FN/2).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+from dataclasses import dataclass
+
+import numpy as np
+
+from .coco import coco_to_labels
+from .labels import rles_to_labels
+
+STOCK_MAX_DETS = 100
+
+
+@contextlib.contextmanager
+def _quiet():
+    """pycocotools prints progress to stdout; keep the terminal for our own output."""
+    with contextlib.redirect_stdout(io.StringIO()):
+        yield
+
+
+def coco_mask_ap(gt: dict, detections: list, max_dets: int = STOCK_MAX_DETS,
+                 image_ids: list[int] | None = None) -> dict[str, float]:
+    """Mask AP@[.5:.95], AP50 and AP75 from pycocotools' ``COCOeval``.
+
+    Parameters
+    ----------
+    gt : dict
+        COCO instances document of the ground truth.
+    detections : list of dict
+        Submission entries (``image_id``, ``category_id``, ``segmentation``, ``score``).
+    max_dets : int
+        Detections per image considered (the stock ``COCOeval`` uses 100).
+    image_ids : list of int, optional
+        Restrict to these images (all GT images by default).
+
+    Returns
+    -------
+    dict
+        ``AP``, ``AP50``, ``AP75`` as fractions (0 when nothing was detected).
+    """
+    from pycocotools.coco import COCO
+    from pycocotools.cocoeval import COCOeval
+
+    if not detections:
+        return {"AP": 0.0, "AP50": 0.0, "AP75": 0.0}
+    with _quiet():
+        coco_gt = COCO()
+        coco_gt.dataset = gt
+        coco_gt.createIndex()
+        coco_dt = coco_gt.loadRes([dict(d) for d in detections])
+        evaluator = COCOeval(coco_gt, coco_dt, "segm")
+        if max_dets != STOCK_MAX_DETS:
+            evaluator.params.maxDets = [1, 10, max_dets]
+        if image_ids is not None:
+            evaluator.params.imgIds = list(image_ids)
+        evaluator.evaluate()
+        evaluator.accumulate()
+        if max_dets == STOCK_MAX_DETS:
+            evaluator.summarize()
+            stats = evaluator.stats[:3]
+        else:
+            stats = _summarize_at_last_cap(evaluator)
+    # -1 means "nothing to score" (no ground truth): reported as 0.
+    return {k: max(float(v), 0.0) for k, v in zip(("AP", "AP50", "AP75"), stats, strict=True)}
+
+
+def _summarize_at_last_cap(evaluator) -> list[float]:
+    """AP, AP50, AP75 at the last ``maxDets`` entry, averaged as ``COCOeval.summarize`` does.
+
+    (``summarize`` itself reads AP@[.5:.95] at a fixed 100 detections, so it cannot
+    report a raised cap.)
+    """
+    precision = evaluator.eval["precision"][:, :, :, 0, -1]  # iou, recall, class; area all
+    thresholds = evaluator.params.iouThrs
+
+    def mean(values):
+        values = values[values > -1]
+        return float(values.mean()) if values.size else -1.0
+
+    return [mean(precision),
+            mean(precision[np.isclose(thresholds, 0.5)]),
+            mean(precision[np.isclose(thresholds, 0.75)])]
+
+
+@dataclass
+class MatchCounts:
+    """Sums over nuclei that the overall scores are built from."""
+
+    tp: int = 0
+    fp: int = 0
+    fn: int = 0
+    matched_iou: float = 0.0
+    aji_intersection: int = 0
+    aji_union: int = 0
+
+    def __add__(self, other: MatchCounts) -> MatchCounts:
+        return MatchCounts(*(a + b for a, b in zip(self.astuple(), other.astuple(), strict=True)))
+
+    def astuple(self) -> tuple:
+        return (self.tp, self.fp, self.fn, self.matched_iou, self.aji_intersection,
+                self.aji_union)
+
+    def scores(self) -> dict[str, float]:
+        """AJI, precision, recall, F1, PQ (1.0 when there is nothing on either side)."""
+        detected, actual = self.tp + self.fp, self.tp + self.fn
+        denominator = self.tp + 0.5 * self.fp + 0.5 * self.fn
+        return {
+            "AJI": self.aji_intersection / self.aji_union if self.aji_union else 1.0,
+            "precision": self.tp / detected if detected else 1.0,
+            "recall": self.tp / actual if actual else 1.0,
+            "F1": self.tp / denominator if denominator else 1.0,
+            "PQ": self.matched_iou / denominator if denominator else 1.0,
+        }
+
+
+def match_labels(gt: np.ndarray, pred: np.ndarray) -> MatchCounts:
+    """Compare two label images nucleus by nucleus.
+
+    Parameters
+    ----------
+    gt, pred : numpy.ndarray
+        ``(H, W)`` integer label images, 0 background.
+
+    Returns
+    -------
+    MatchCounts
+    """
+    gt_ids, gt_index = np.unique(gt, return_inverse=True)
+    pred_ids, pred_index = np.unique(pred, return_inverse=True)
+    n_gt, n_pred = len(gt_ids), len(pred_ids)
+    # One pass over the pixels: intersections of every (gt, pred) pair at once.
+    joint = np.bincount(gt_index.ravel() * n_pred + pred_index.ravel(),
+                        minlength=n_gt * n_pred).reshape(n_gt, n_pred)
+    gt_area, pred_area = joint.sum(axis=1), joint.sum(axis=0)
+    # Drop background rows/columns (label 0 sorts first when present).
+    g0 = 1 if gt_ids[0] == 0 else 0
+    p0 = 1 if pred_ids[0] == 0 else 0
+    inter = joint[g0:, p0:].astype(np.int64)
+    gt_area, pred_area = gt_area[g0:], pred_area[p0:]
+    union = gt_area[:, None] + pred_area[None, :] - inter
+    iou = np.where(union > 0, inter / np.maximum(union, 1), 0.0)
+
+    matched = iou > 0.5
+    tp = int(matched.sum())
+    counts = MatchCounts(tp=tp, fp=len(pred_area) - tp, fn=len(gt_area) - tp,
+                         matched_iou=float(iou[matched].sum()))
+    used = np.zeros(len(pred_area), dtype=bool)
+    for g in range(len(gt_area)):
+        if len(pred_area) and inter[g].max() > 0:
+            best = int(np.argmax(iou[g]))
+            counts.aji_intersection += int(inter[g, best])
+            counts.aji_union += int(union[g, best])
+            used[best] = True
+        else:
+            counts.aji_union += int(gt_area[g])
+    counts.aji_union += int(pred_area[~used].sum())
+    return counts
+
+
+def prediction_labels(detections: list, height: int, width: int) -> np.ndarray:
+    """Label image of one image's detections; the higher score wins overlapping pixels."""
+    ordered = sorted(detections, key=lambda d: d["score"])
+    return rles_to_labels([d["segmentation"] for d in ordered], height, width)
+
+
+def evaluate(gt: dict, detections: list) -> dict:
+    """All metrics, per image and overall.
+
+    Parameters
+    ----------
+    gt : dict
+        COCO instances document of the ground truth.
+    detections : list of dict
+        Submission entries; those of images without ground truth are left out.
+
+    Returns
+    -------
+    dict
+        ``{"overall": {...}, "per_image": {file_name: {...}}, "max_dets": cap}`` where
+        each block holds ``AP``, ``AP50``, ``AP75`` (stock ``COCOeval``, 100 detections
+        per image), the same with the raised cap (``AP@cap`` ...), ``AJI``,
+        ``precision``, ``recall``, ``F1``, ``PQ`` and the nuclei counts.
+    """
+    known = {image["id"] for image in gt["images"]}
+    detections = [d for d in detections if d["image_id"] in known]
+    by_image: dict[int, list] = {}
+    for det in detections:
+        by_image.setdefault(det["image_id"], []).append(det)
+    gt_counts: dict[int, int] = {}
+    for ann in gt["annotations"]:
+        gt_counts[ann["image_id"]] = gt_counts.get(ann["image_id"], 0) + 1
+    most = max([*gt_counts.values(), *(len(v) for v in by_image.values()), STOCK_MAX_DETS])
+    cap = int(np.ceil((most + 1) / 100) * 100)
+
+    def ap_block(image_ids=None):
+        stock = coco_mask_ap(gt, detections, STOCK_MAX_DETS, image_ids)
+        raised = coco_mask_ap(gt, detections, cap, image_ids)
+        return {**stock, **{f"{k}@cap": v for k, v in raised.items()}}
+
+    total = MatchCounts()
+    per_image = {}
+    for image in gt["images"]:
+        dets = by_image.get(image["id"], [])
+        counts = match_labels(coco_to_labels(gt, image["id"]),
+                              prediction_labels(dets, image["height"], image["width"]))
+        total = total + counts
+        per_image[image["file_name"]] = {
+            **ap_block([image["id"]]), **counts.scores(),
+            "gt_nuclei": gt_counts.get(image["id"], 0), "predicted_nuclei": len(dets),
+        }
+    overall = {**ap_block(), **total.scores(), "gt_nuclei": sum(gt_counts.values()),
+               "predicted_nuclei": len(detections)}
+    return {"overall": overall, "per_image": per_image, "max_dets": cap}

@@ -1,0 +1,80 @@
+"""Predicted nuclei of one image: own masks as small crops, a label image, a table."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ..rle import encode_box_mask
+
+FEATURE_COLUMNS = ("label", "score", "area", "bbox_x", "bbox_y", "bbox_w", "bbox_h")
+
+
+@dataclass
+class Prediction:
+    """Nuclei predicted in one image, best score first.
+
+    Each nucleus keeps its own mask (a crop at ``(top, left)``); overlaps are resolved
+    only in :meth:`labels`, where the higher-scoring nucleus wins the shared pixels.
+
+    Attributes
+    ----------
+    height, width : int
+        Image size.
+    scores : numpy.ndarray
+        ``(N,)`` float32 in decreasing order; nucleus ``i`` has label ``i + 1``.
+    crops : list of tuple
+        ``(top, left, mask)`` per nucleus, ``mask`` a tight bool crop.
+    hit_cap : bool
+        The network returned as many detections as its cap: results may be truncated.
+    """
+
+    height: int
+    width: int
+    scores: np.ndarray
+    crops: list = field(default_factory=list)
+    hit_cap: bool = False
+
+    def __len__(self) -> int:
+        return len(self.crops)
+
+    @classmethod
+    def from_unsorted(cls, height, width, scores, crops, hit_cap=False) -> Prediction:
+        """Build from nuclei in any order (sorted here by decreasing score)."""
+        order = np.argsort(-np.asarray(scores, dtype=np.float32), kind="stable")
+        return cls(height, width, np.asarray(scores, dtype=np.float32)[order],
+                   [crops[i] for i in order], hit_cap)
+
+    def labels(self) -> np.ndarray:
+        """``(H, W)`` int32 label image; label ``i + 1`` is nucleus ``i``."""
+        labels = np.zeros((self.height, self.width), dtype=np.int32)
+        # Paint the lowest score first so that the best-scoring nucleus wins overlaps.
+        for index in range(len(self.crops) - 1, -1, -1):
+            top, left, mask = self.crops[index]
+            h, w = mask.shape
+            labels[top : top + h, left : left + w][mask] = index + 1
+        return labels
+
+    def rles(self) -> list[dict]:
+        """Each nucleus' own mask as compressed COCO RLE (string counts)."""
+        return [encode_box_mask(mask, top, left, self.height, self.width)
+                for top, left, mask in self.crops]
+
+    def features(self) -> dict[str, np.ndarray]:
+        """A table (for ``layer.features``): label, score, area and box of each nucleus."""
+        boxes = np.array([(left, top, m.shape[1], m.shape[0]) for top, left, m in self.crops],
+                         dtype=np.int64).reshape(-1, 4)
+        return {
+            "label": np.arange(1, len(self) + 1, dtype=np.int64),
+            "score": self.scores.astype(np.float64),
+            "area": np.array([int(m.sum()) for _, _, m in self.crops], dtype=np.int64),
+            "bbox_x": boxes[:, 0], "bbox_y": boxes[:, 1],
+            "bbox_w": boxes[:, 2], "bbox_h": boxes[:, 3],
+        }
+
+    def above(self, score_thresh: float) -> Prediction:
+        """The nuclei scoring at least ``score_thresh`` (no need to run the network again)."""
+        keep = int(np.searchsorted(-self.scores, -score_thresh, side="right"))
+        return Prediction(self.height, self.width, self.scores[:keep], self.crops[:keep],
+                          self.hit_cap)

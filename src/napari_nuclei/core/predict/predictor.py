@@ -1,0 +1,127 @@
+"""Predict nuclei in an image (tiled when large) or in every image of a folder."""
+
+from __future__ import annotations
+
+from collections.abc import Generator
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..dataset import Dataset, ImageRecord
+from ..image_io import read_image
+from ..normalize import to_model_input
+from .instances import Prediction
+from .model import NucleiModel, RawDetections
+from .paste import paste_in_box, tight
+from .tiles import owned, tile_grid
+
+# Below this resize factor the network would shrink the image enough to lose small nuclei:
+# such images are predicted in tiles at their own scale instead.
+TILE_BELOW_SCALE = 0.8
+_DUPLICATE_IOU = 0.5
+
+
+def _paste_all(raw: RawDetections, height: int, width: int, keep=None, offset=(0, 0)):
+    scores, crops = [], []
+    indices = range(len(raw.scores)) if keep is None else np.flatnonzero(keep)
+    for i in indices:
+        region = tight(*paste_in_box(raw.mask_probs[i], raw.boxes[i], height, width))
+        if region is None:
+            continue
+        top, left, mask = region
+        crops.append((top + offset[0], left + offset[1], mask))
+        scores.append(float(raw.scores[i]))
+    return scores, crops
+
+
+def _drop_duplicates(scores: list[float], crops: list) -> tuple[list[float], list]:
+    """Box NMS across tiles, a safety net for a nucleus seen whole by two tiles."""
+    import torch
+    from torchvision.ops import nms
+
+    if len(crops) < 2:
+        return scores, crops
+    boxes = torch.tensor([(x, y, x + m.shape[1], y + m.shape[0]) for y, x, m in crops],
+                         dtype=torch.float32)
+    keep = nms(boxes, torch.tensor(scores), _DUPLICATE_IOU).tolist()
+    return [scores[i] for i in keep], [crops[i] for i in keep]
+
+
+def predict_image(
+    model: NucleiModel, image: np.ndarray, tile_size: int | None = None,
+    overlap: int | None = None,
+) -> Prediction:
+    """Predict the nuclei of one image.
+
+    Images the network would shrink (by more than ``TILE_BELOW_SCALE``) are predicted in
+    overlapping tiles at their own scale and stitched (see
+    :mod:`napari_nuclei.core.predict.tiles`); others are resized to the run's test size
+    as in training.
+
+    Parameters
+    ----------
+    model : NucleiModel
+        From :func:`napari_nuclei.core.predict.model.load_model`.
+    image : numpy.ndarray
+        Grayscale or RGB, any bit depth (as :func:`~napari_nuclei.core.image_io.read_image`
+        returns).
+    tile_size : int, optional
+        Tile side (default: the run's ``MIN_SIZE_TEST``).
+    overlap : int, optional
+        Tile overlap (default: an eighth of the tile, at least 64 pixels).
+
+    Returns
+    -------
+    Prediction
+    """
+    bgr = to_model_input(image)
+    height, width = bgr.shape[:2]
+    tile = tile_size or model.min_size_test
+    if tile_size is None and model.resize_scale(height, width) >= TILE_BELOW_SCALE:
+        raw = model.infer(bgr, resize=True)
+        scores, crops = _paste_all(raw, height, width)
+        return Prediction.from_unsorted(height, width, scores, crops, raw.hit_cap)
+    overlap = overlap or max(64, tile // 8)
+    scores, crops, hit_cap = [], [], False
+    for window in tile_grid(height, width, tile, overlap):
+        pixels = bgr[window.top : window.bottom, window.left : window.right]
+        raw = model.infer(pixels, resize=False)
+        hit_cap |= raw.hit_cap
+        tile_scores, tile_crops = _paste_all(
+            raw, *pixels.shape[:2], keep=owned(window, raw.boxes),
+            offset=(window.top, window.left),
+        )
+        scores += tile_scores
+        crops += tile_crops
+    scores, crops = _drop_duplicates(scores, crops)
+    return Prediction.from_unsorted(height, width, scores, crops, hit_cap)
+
+
+@dataclass(frozen=True)
+class ImagePredicted:
+    """Progress of a folder prediction: image ``done`` of ``total`` and its result."""
+
+    done: int
+    total: int
+    record: ImageRecord
+    prediction: Prediction
+
+
+def iter_predict_dataset(
+    model: NucleiModel, dataset: Dataset, **kwargs
+) -> Generator[ImagePredicted, None, int]:
+    """Predict every image of a dataset, yielding each result as soon as it is ready.
+
+    Closing the generator stops before the next image. Keyword arguments go to
+    :func:`predict_image`.
+
+    Returns
+    -------
+    int
+        Number of images predicted.
+    """
+    total = len(dataset.records)
+    for done, record in enumerate(dataset.records, start=1):
+        prediction = predict_image(model, read_image(record.path), **kwargs)
+        yield ImagePredicted(done, total, record, prediction)
+    return total
