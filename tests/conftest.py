@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import cv2
@@ -73,3 +75,16 @@ def test_folder(tmp_path) -> Path:
     ]
     (folder / "test_img_ids.json").write_text(json.dumps(ids))
     return folder
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tmp_path_factory):
+    """A full tiny-preset run on the sample data, through the CLI, with validation."""
+    pytest.importorskip("detectron2")
+    run_dir = tmp_path_factory.mktemp("runs") / "tiny"
+    result = subprocess.run(
+        [sys.executable, "-m", "napari_nuclei.cli", "train", "--data", str(SAMPLE_DATA),
+         "--out", str(run_dir), "--preset", "tiny", "--val-fraction", "0.34",
+         "--eval-period", "30", "-q"], capture_output=True, text=True, timeout=900)
+    assert result.returncode == 0, result.stderr
+    return run_dir, result

@@ -73,9 +73,11 @@ def build_parser() -> argparse.ArgumentParser:
     convert.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     convert.set_defaults(func=_cmd_convert)
 
-    from .cli_commands import train
+    from .cli_commands import evaluate, predict, train
 
     train.add_parser(sub)
+    predict.add_parser(sub)
+    evaluate.add_parsers(sub)
     return parser
 
 

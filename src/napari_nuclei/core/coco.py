@@ -38,6 +38,30 @@ def make_annotation(ann_id: int, image_id: int, rle: dict, **extra) -> dict:
     }
 
 
+def compressed_rle(segmentation, height: int, width: int) -> dict:
+    """Any COCO segmentation (polygons, uncompressed or compressed RLE) as compressed RLE
+    with string ``counts``.
+
+    Raises
+    ------
+    ValueError, TypeError, KeyError
+        For a malformed segmentation or an RLE of another size.
+    """
+    from pycocotools import mask as mask_utils
+
+    if isinstance(segmentation, list):  # polygons
+        rle = mask_utils.merge(mask_utils.frPyObjects(segmentation, height, width))
+    elif isinstance(segmentation, dict) and isinstance(segmentation.get("counts"), list):
+        rle = mask_utils.frPyObjects(segmentation, height, width)
+    else:
+        rle = rle_utils.with_bytes_counts(segmentation)
+        if list(rle["size"]) != [height, width]:
+            raise ValueError(f"RLE size {rle['size']} differs from {height}x{width}")
+    counts = rle["counts"]
+    return {"size": [height, width],
+            "counts": counts.decode("ascii") if isinstance(counts, bytes) else counts}
+
+
 def coco_document(images: list[dict], annotations: list[dict]) -> dict:
     """Assemble a COCO instances dictionary with the single ``nucleus`` category."""
     return {"images": images, "annotations": annotations, "categories": list(CATEGORIES)}

@@ -15,11 +15,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-from pycocotools import mask as mask_utils
 
 from . import rle as rle_utils
 from .atomic import write_json_atomic
-from .coco import coco_document, make_annotation
+from .coco import coco_document, compressed_rle, make_annotation
 from .dataset import Dataset, ImageRecord
 from .errors import DatasetError
 from .image_io import read_image, read_labels, read_mask
@@ -142,23 +141,12 @@ def _annotate_masks(record: ImageRecord, height: int, width: int) -> ImageAnnota
 def _annotate_coco(record: ImageRecord, height: int, width: int) -> ImageAnnotations:
     result = ImageAnnotations(height, width, [])
     for ann in record.annotations:
-        segmentation = ann["segmentation"]
         try:
-            if isinstance(segmentation, list):  # polygons
-                rle = mask_utils.merge(mask_utils.frPyObjects(segmentation, height, width))
-            elif isinstance(segmentation, dict) and isinstance(segmentation.get("counts"), list):
-                rle = mask_utils.frPyObjects(segmentation, height, width)
-            else:
-                rle = rle_utils.with_bytes_counts(segmentation)
-                if list(rle["size"]) != [height, width]:
-                    raise ValueError(f"RLE size {rle['size']} differs from {height}x{width}")
+            rle = compressed_rle(ann["segmentation"], height, width)
         except (ValueError, TypeError, KeyError) as exc:
             raise DatasetError(
                 record.path, f"annotation {ann.get('id')} has a bad segmentation ({exc})"
             ) from None
-        counts = rle["counts"]
-        rle = {"size": [height, width], "counts": counts.decode("ascii")
-               if isinstance(counts, bytes) else counts}
         if rle_utils.area(rle) == 0:
             result.empty_files.append(f"{record.file_name} annotation {ann.get('id')}")
             continue

@@ -1,0 +1,146 @@
+"""``napari-nuclei evaluate`` and ``napari-nuclei export``: scores and hand-in files."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+_SHOWN = ("AP", "AP50", "AP75", "AP@cap", "AP50@cap", "AP75@cap", "AJI", "precision",
+          "recall", "F1", "PQ")
+
+
+def add_parsers(sub) -> None:
+    """Register the ``evaluate`` and ``export`` sub-commands."""
+    ev = sub.add_parser(
+        "evaluate", help="score a submission against ground truth (COCO AP, AJI, F1, PQ)",
+        description="COCO mask AP as stock pycocotools COCOeval computes it (100 detections "
+        "per image, as the competition's scorer) and with the cap raised above the nuclei "
+        "count, plus AJI, precision/recall/F1 at IoU 0.5 and panoptic quality; per image and "
+        "overall.")
+    ev.add_argument("--gt", required=True, type=Path,
+                    help="ground truth: COCO JSON, DSB folder or label images")
+    ev.add_argument("--pred", required=True, type=Path, help="submission JSON")
+    ev.add_argument("--test-ids", type=Path, help="test_img_ids.json: match ground-truth "
+                    "images to submission ids by file name")
+    ev.add_argument("-o", "--output", type=Path, help="metrics JSON to write")
+    ev.set_defaults(func=run_evaluate)
+
+    ex = sub.add_parser(
+        "export", help="turn (corrected) label images into COCO JSON or a submission",
+        description="Export label images as COCO instances JSON, or with --submission as the "
+        "competition submission. Scores come from <name>.csv beside each label image (as "
+        "written by predict --labels-dir); nuclei drawn by hand get score 1.0.")
+    ex.add_argument("--labels", required=True, type=Path, nargs="+",
+                    help="folder of label images, or label image files")
+    ex.add_argument("--images", required=True, type=Path, help="the images' folder")
+    ex.add_argument("--test-ids", type=Path, help="test_img_ids.json (default: the one in "
+                    "the image folder)")
+    ex.add_argument("--submission", action="store_true", help="write a submission list")
+    ex.add_argument("-o", "--output", required=True, type=Path)
+    ex.set_defaults(func=run_export)
+
+
+def load_ground_truth(path: Path, test_ids: Path | None = None) -> dict:
+    """Ground truth as a COCO document; with ``test_ids``, image ids follow that file."""
+    from ..core.convert import iter_conversion
+    from ..core.dataset import open_dataset, read_test_ids
+    from ..core.errors import DatasetError
+    from ..core.jobs import drain
+
+    if path.is_file() and path.suffix.lower() == ".json":
+        coco = read_coco_ground_truth(path)
+    else:
+        dataset = open_dataset(path)
+        if not dataset.annotated:
+            raise DatasetError(path, "holds no nuclei annotations to compare against")
+        coco = drain(iter_conversion(dataset)).coco
+    if test_ids is None:
+        return coco
+    ids = {Path(e["file_name"]).stem: e["id"] for e in read_test_ids(test_ids)}
+    remap = {}
+    for image in coco["images"]:
+        stem = Path(image["file_name"]).stem
+        if stem not in ids:
+            raise DatasetError(test_ids, f"does not list the ground-truth image {stem}")
+        remap[image["id"]] = ids[stem]
+        image["id"] = ids[stem]
+    for ann in coco["annotations"]:
+        ann["image_id"] = remap[ann["image_id"]]
+    return coco
+
+
+def read_coco_ground_truth(path: Path) -> dict:
+    """A COCO instances JSON as ground truth (its images need not be present)."""
+    import json
+
+    from ..core.coco import coco_document, compressed_rle, make_annotation
+    from ..core.errors import DatasetError
+
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        sizes = {im["id"]: (im["height"], im["width"]) for im in data["images"]}
+        annotations = [
+            make_annotation(number, a["image_id"],
+                            compressed_rle(a["segmentation"], *sizes[a["image_id"]]))
+            for number, a in enumerate(data.get("annotations", []), start=1)
+        ]
+    except json.JSONDecodeError as exc:
+        raise DatasetError(path, f"not valid JSON ({exc.msg} at line {exc.lineno})") from None
+    except (KeyError, TypeError, ValueError) as exc:
+        raise DatasetError(path, f"not a COCO instances file with image sizes and "
+                           f"segmentations ({type(exc).__name__}: {exc})") from None
+    images = [{k: im[k] for k in ("id", "file_name", "height", "width")}
+              for im in data["images"]]
+    return coco_document(images, annotations)
+
+
+def print_metrics(result: dict, out=sys.stdout) -> None:
+    """A table: one row per image, then the overall row."""
+    header = f"{'image':<24}" + "".join(f"{k:>10}" for k in _SHOWN) + f"{'GT':>6}{'pred':>6}"
+    print(header, file=out)
+    rows = [*result["per_image"].items(), ("overall", result["overall"])]
+    for name, values in rows:
+        print(f"{Path(name).name[:23]:<24}" + "".join(f"{values[k]:>10.4f}" for k in _SHOWN)
+              + f"{values['gt_nuclei']:>6}{values['predicted_nuclei']:>6}", file=out)
+    print(f"AP: stock COCOeval (100 detections per image); @cap: up to {result['max_dets']}",
+          file=out)
+
+
+def run_evaluate(args: argparse.Namespace) -> int:
+    """Run ``napari-nuclei evaluate``."""
+    from ..core.atomic import write_json_atomic
+    from ..core.metrics import evaluate
+    from ..core.submission import read_submission, validate_submission
+
+    gt = load_ground_truth(args.gt, args.test_ids)
+    detections = read_submission(args.pred)
+    sizes = {im["id"]: (im["height"], im["width"]) for im in gt["images"]}
+    known = [d for d in detections if isinstance(d, dict) and d.get("image_id") in sizes]
+    validate_submission(known, sizes, args.pred)
+    if len(known) < len(detections):
+        print(f"note: {len(detections) - len(known)} detection(s) belong to images without "
+              "ground truth and are not scored", file=sys.stderr)
+    result = evaluate(gt, known)
+    print_metrics(result)
+    if args.output:
+        write_json_atomic(args.output, result, indent=2)
+        print(f"wrote {args.output}")
+    return 0
+
+
+def run_export(args: argparse.Namespace) -> int:
+    """Run ``napari-nuclei export``."""
+    from ..core.dataset import open_dataset
+    from ..core.export import export_labels
+
+    labels = args.labels[0] if len(args.labels) == 1 and args.labels[0].is_dir() else args.labels
+    dataset = open_dataset(args.images)
+    n_images, n_nuclei, missing = export_labels(labels, dataset, args.output, args.submission,
+                                                args.test_ids)
+    if missing:
+        print(f"warning: no label image for {len(missing)} image(s): "
+              f"{', '.join(missing[:5])}", file=sys.stderr)
+    kind = "submission" if args.submission else "COCO JSON"
+    print(f"wrote {args.output} ({kind}): {n_nuclei} nuclei in {n_images} images")
+    return 0

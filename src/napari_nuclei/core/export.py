@@ -1,0 +1,91 @@
+"""(Corrected) label images of a set of images to COCO instances JSON or a submission."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from .atomic import write_json_atomic
+from .coco import coco_document, make_annotation
+from .dataset import Dataset
+from .label_files import HAND_MADE_SCORE, find_label_file, read_corrected
+from .labels import iter_label_rles
+from .submission import image_ids_by_name, submission_entries, write_submission
+
+
+def _label_paths(labels: Path | list[Path], dataset: Dataset) -> dict[str, Path]:
+    """Label file per image name (stem), from a folder or a list of files."""
+    if isinstance(labels, Path) and labels.is_dir():
+        found = {r.name: find_label_file(labels, r.name) for r in dataset.records}
+        return {name: path for name, path in found.items() if path is not None}
+    files = [labels] if isinstance(labels, Path) else list(labels)
+    by_stem = {}
+    for path in files:
+        stem = path.stem[: -len("_labels")] if path.stem.endswith("_labels") else path.stem
+        by_stem[stem] = path
+    return {r.name: by_stem[r.name] for r in dataset.records if r.name in by_stem}
+
+
+def export_labels(
+    labels: Path | list[Path],
+    dataset: Dataset,
+    output: str | Path,
+    submission: bool = False,
+    test_ids: str | Path | None = None,
+) -> tuple[int, int, list[str]]:
+    """Write the nuclei of label images as COCO instances JSON or as a submission.
+
+    Parameters
+    ----------
+    labels : Path or list of Path
+        A folder of label images (``<image name>.tif`` or ``<image name>_labels.*``, with
+        an optional ``<name>.csv`` score table beside each) or the files themselves.
+    dataset : Dataset
+        The images the labels belong to.
+    output : str or Path
+        The JSON file (validated, written atomically).
+    submission : bool
+        Write the competition submission list instead of a COCO document.
+    test_ids : str or Path, optional
+        ``test_img_ids.json`` for the image ids (default: the one in the image folder,
+        else the dataset's ids).
+
+    Returns
+    -------
+    tuple
+        ``(images written, nuclei written, image names without a label image)``.
+    """
+    import numpy as np
+
+    from .image_io import read_image
+
+    paths = _label_paths(labels, dataset)
+    ids = image_ids_by_name(dataset, test_ids)
+    images, annotations, entries, sizes, missing = [], [], [], {}, []
+    for record in dataset.records:
+        path = paths.get(record.name)
+        if path is None:
+            missing.append(record.name)
+            continue
+        height, width = read_image(record.path).shape[:2]
+        label_image, table = read_corrected(path, height, width)
+        image_id = ids[Path(record.file_name).name]
+        sizes[image_id] = (height, width)
+        values, rles = [], []
+        for value, rle in iter_label_rles(label_image):
+            values.append(value)
+            rles.append(rle)
+        scores = [table.get(v, HAND_MADE_SCORE) for v in values]
+        images.append({"id": image_id, "file_name": record.file_name, "height": height,
+                       "width": width})
+        if submission:
+            order = np.argsort(-np.asarray(scores), kind="stable")
+            entries += submission_entries(image_id, [rles[i] for i in order],
+                                          [scores[i] for i in order])
+        else:
+            annotations += [make_annotation(len(annotations) + 1, image_id, rle)
+                            for rle in rles]
+    if submission:
+        write_submission(output, entries, sizes)
+        return len(images), len(entries), missing
+    write_json_atomic(output, coco_document(images, annotations))
+    return len(images), len(annotations), missing
