@@ -105,3 +105,30 @@ def read_metrics(run_dir: str | Path) -> list[TrainReport]:
         if line.strip():
             reports.append(TrainReport(**json.loads(line)))
     return reports
+
+
+def checkpoint_rows(run_dir: str | Path, reports=None) -> list[tuple[Path, float | None]]:
+    """``(checkpoint file, validation mask AP or None)`` for each checkpoint of a run.
+
+    Parameters
+    ----------
+    run_dir : str or Path
+        The run folder.
+    reports : list of TrainReport, optional
+        Its reports (read from ``metrics.jsonl`` when not given).
+
+    Returns
+    -------
+    list of tuple
+        Oldest checkpoint first; ``model_final.pth`` last.
+    """
+    reports = read_metrics(run_dir) if reports is None else reports
+    ap_by_name = {}
+    for report in reports:
+        if report.checkpoint and report.val_metrics:
+            ap_by_name[report.checkpoint] = report.val_metrics.get("AP")
+        if report.iteration == report.max_iter and report.val_metrics:
+            ap_by_name["model_final.pth"] = report.val_metrics.get("AP")
+    files = sorted(Path(run_dir).glob("model_*.pth"), key=lambda p: (p.name == "model_final.pth",
+                                                                      p.name))
+    return [(path, ap_by_name.get(path.name)) for path in files]

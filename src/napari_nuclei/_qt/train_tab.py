@@ -1,0 +1,192 @@
+"""Train section: start / stop / resume a run in a worker, live plot, checkpoint choice."""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from qtpy.QtWidgets import (
+    QFileDialog,
+    QHBoxLayout,
+    QLabel,
+    QListWidget,
+    QListWidgetItem,
+    QProgressBar,
+    QPushButton,
+    QVBoxLayout,
+    QWidget,
+)
+
+from ..core.training.reports import checkpoint_rows
+from .loss_plot import LossPlot
+from .train_form import TrainForm
+from .workers import notify_error, start_job
+
+if TYPE_CHECKING:
+    import napari
+
+
+class TrainTab(QWidget):
+    """Runs :func:`napari_nuclei.core.training.run.iter_training` without blocking napari."""
+
+    def __init__(self, viewer: napari.viewer.Viewer, state, parent=None):
+        super().__init__(parent)
+        from napari.utils.theme import get_theme
+
+        self.viewer, self.state = viewer, state
+        self.worker = None
+        self.stop_event = threading.Event()
+        self.form = TrainForm()
+        theme = get_theme(viewer.theme)
+        self.plot = LossPlot(theme.text.as_hex(), theme.background.as_hex())
+        self.progress = QProgressBar()
+        self.progress.setFormat("not started")
+        self.status = QLabel("")
+        self.status.setWordWrap(True)
+        self.start_button, self.stop_button, self.resume_button = (
+            QPushButton("Start"), QPushButton("Stop"), QPushButton("Resume"))
+        self.open_button, self.save_plot_button = QPushButton("Open run…"), QPushButton(
+            "Save plot…")
+        self.stop_button.setEnabled(False)
+        self.checkpoints = QListWidget()
+        self.best_button = QPushButton("Use best checkpoint (validation AP)")
+        buttons = QHBoxLayout()
+        for button in (self.start_button, self.stop_button, self.resume_button,
+                       self.open_button, self.save_plot_button):
+            buttons.addWidget(button)
+        layout = QVBoxLayout(self)
+        for item in (self.form, buttons, self.progress, self.status, self.plot,
+                     QLabel("Checkpoints (click one to predict with it):"), self.checkpoints,
+                     self.best_button):
+            (layout.addLayout if isinstance(item, QHBoxLayout) else layout.addWidget)(item)
+        self.start_button.clicked.connect(self._on_start)
+        self.stop_button.clicked.connect(self._on_stop)
+        self.resume_button.clicked.connect(self._on_resume)
+        self.open_button.clicked.connect(self._on_open_run)
+        self.save_plot_button.clicked.connect(self._on_save_plot)
+        self.checkpoints.itemClicked.connect(self._on_checkpoint_clicked)
+        self.best_button.clicked.connect(self._on_use_best)
+
+    @property
+    def run_dir(self) -> Path:
+        text = self.form.output.text()
+        if not text:
+            stamp = time.strftime("%Y%m%d-%H%M%S")
+            text = str(Path.home() / "napari-nuclei-runs" / f"{self.form.preset.currentText()}"
+                       f"-{stamp}")
+            self.form.output.set_text(text, emit=False)
+        return Path(text)
+
+    def _on_start(self) -> None:
+        if self.state.data.train_dir is None:
+            self.status.setText("Choose a training folder in the Data section first.")
+            return
+        try:
+            settings = self.form.settings()
+        except ValueError as exc:
+            self.status.setText(str(exc))
+            return
+        self.plot.set_reports([])
+        self._run(settings, data=self.state.data.train_dir, resume=False)
+
+    def _on_resume(self) -> None:
+        self.plot.set_reports(self._read_metrics())
+        self._run(None, data=None, resume=True)
+
+    def _run(self, settings, data, resume: bool) -> None:
+        from ..core.training.run import iter_training
+
+        self.stop_event = threading.Event()
+        self._set_running(True)
+        self.worker = start_job(iter_training, settings, self.run_dir, data=data,
+                                resume=resume, stop=self.stop_event,
+                                on_yield=self._on_report, on_return=self._on_finished,
+                                on_finish=lambda: self._set_running(False))
+
+    def _set_running(self, running: bool) -> None:
+        self.start_button.setEnabled(not running)
+        self.resume_button.setEnabled(not running)
+        self.stop_button.setEnabled(running)
+
+    def _on_stop(self) -> None:
+        self.stop_event.set()
+        self.status.setText("Stopping after this iteration (a checkpoint is written)…")
+
+    def _on_report(self, report) -> None:
+        from napari.utils.notifications import show_info, show_warning
+
+        from ..core.jobs import StepProgress
+        from ..core.training.reports import Notice, TrainReport
+
+        if isinstance(report, Notice):
+            (show_warning if report.level == "warning" else show_info)(report.message)
+            self.status.setText(report.message)
+        elif isinstance(report, StepProgress):
+            self.progress.setFormat(f"preparing data: {report.item}")
+        elif isinstance(report, TrainReport):
+            self.plot.add_report(report)
+            self.progress.setRange(0, report.max_iter)
+            self.progress.setValue(report.iteration)
+            minutes, seconds = divmod(int(report.eta_seconds), 60)
+            self.progress.setFormat(f"iteration %v/%m · {report.seconds_per_iter:.2f} s/it · "
+                                    f"ETA {minutes}:{seconds:02d}")
+
+    def _on_finished(self, result) -> None:
+        what = "Stopped" if result.stopped else "Finished"
+        self.status.setText(f"{what} at iteration {result.iteration} of {result.max_iter}; "
+                            f"run folder {result.run_dir}")
+        self.plot.redraw()
+        self._list_checkpoints(result.run_dir)
+        self.state.set_model(result.run_dir, result.checkpoint)
+
+    def _read_metrics(self):
+        from ..core.training.reports import read_metrics
+
+        return read_metrics(self.run_dir)
+
+    def _on_open_run(self) -> None:
+        path = QFileDialog.getExistingDirectory(self, "Open a training run", str(self.run_dir))
+        if path:
+            self.open_run(Path(path))
+
+    def open_run(self, run_dir: Path) -> None:
+        """Show a finished (or stopped) run: its plot and its checkpoints."""
+        from ..core.training.weights import last_checkpoint
+
+        self.form.output.set_text(str(run_dir), emit=False)
+        self.plot.set_reports(self._read_metrics())
+        self._list_checkpoints(run_dir)
+        self.state.set_model(run_dir, last_checkpoint(run_dir))
+
+    def _list_checkpoints(self, run_dir: Path) -> None:
+        self.checkpoints.clear()
+        for path, ap in checkpoint_rows(run_dir, self._read_metrics()):
+            text = path.name + (f"   val AP {ap:.3f}" if ap is not None else "")
+            item = QListWidgetItem(text)
+            item.setData(256, (path, ap))
+            self.checkpoints.addItem(item)
+
+    def _on_checkpoint_clicked(self, item) -> None:
+        path, _ = item.data(256)
+        self.state.set_model(path.parent, path)
+        self.status.setText(f"Predict will use {path.name}")
+
+    def _on_use_best(self) -> None:
+        rows = [self.checkpoints.item(i) for i in range(self.checkpoints.count())]
+        scored = [row for row in rows if row.data(256)[1] is not None]
+        if not scored:
+            self.status.setText("No checkpoint has a validation AP (set a validation fraction)")
+            return
+        best = max(scored, key=lambda row: row.data(256)[1])
+        self.checkpoints.setCurrentItem(best)
+        self._on_checkpoint_clicked(best)
+
+    def _on_save_plot(self) -> None:
+        path, _ = QFileDialog.getSaveFileName(self, "Save plot", "loss.png", "PNG (*.png)")
+        if path:
+            try:
+                self.plot.save_png(path)
+            except OSError as exc:
+                notify_error(exc)

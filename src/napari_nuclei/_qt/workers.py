@@ -1,0 +1,53 @@
+"""Run core jobs in napari thread workers; turn their errors into one-line notifications."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+
+def notify_error(exc: BaseException) -> None:
+    """Show an error as a napari notification: bad input as its own one-line message."""
+    from napari.utils.notifications import show_error
+
+    from ..core.errors import InputError
+
+    if isinstance(exc, InputError):
+        show_error(str(exc))
+    else:
+        show_error(f"{type(exc).__name__}: {exc}")
+
+
+def start_job(function: Callable, *args, on_yield=None, on_return=None, on_finish=None,
+              progress: dict | None = None, **kwargs):
+    """Start ``function(*args, **kwargs)`` (a generator or plain function) in a worker.
+
+    Parameters
+    ----------
+    function : callable
+        A core job.
+    on_yield, on_return, on_finish : callable, optional
+        Connected to the worker's ``yielded``, ``returned`` and ``finished`` signals
+        (called on the GUI thread).
+    progress : dict, optional
+        napari progress bar options (``total``, ``desc``) for the activity dock.
+
+    Returns
+    -------
+    napari.qt.threading.WorkerBase
+        The started worker.
+    """
+    from napari.qt.threading import create_worker
+
+    options = {"_start_thread": False}
+    if progress:
+        options["_progress"] = progress
+    worker = create_worker(function, *args, **kwargs, **options)
+    if on_yield is not None:
+        worker.yielded.connect(on_yield)
+    if on_return is not None:
+        worker.returned.connect(on_return)
+    if on_finish is not None:
+        worker.finished.connect(on_finish)
+    worker.errored.connect(notify_error)
+    worker.start()
+    return worker
