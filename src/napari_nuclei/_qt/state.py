@@ -17,7 +17,7 @@ class PredictedImage:
     prediction: object  # napari_nuclei.core.predict.instances.Prediction
     predicted_labels: object  # numpy array as predicted (after the score threshold)
     layer: object  # the napari Labels layer the user corrects
-    image_id: int | None = None
+    score_thresh: float = 0.0  # the threshold the layer shows
 
 
 @dataclass

@@ -41,60 +41,6 @@ def add_parsers(sub) -> None:
     ex.set_defaults(func=run_export)
 
 
-def load_ground_truth(path: Path, test_ids: Path | None = None) -> dict:
-    """Ground truth as a COCO document; with ``test_ids``, image ids follow that file."""
-    from ..core.convert import iter_conversion
-    from ..core.dataset import open_dataset, read_test_ids
-    from ..core.errors import DatasetError
-    from ..core.jobs import drain
-
-    if path.is_file() and path.suffix.lower() == ".json":
-        coco = read_coco_ground_truth(path)
-    else:
-        dataset = open_dataset(path)
-        if not dataset.annotated:
-            raise DatasetError(path, "holds no nuclei annotations to compare against")
-        coco = drain(iter_conversion(dataset)).coco
-    if test_ids is None:
-        return coco
-    ids = {Path(e["file_name"]).stem: e["id"] for e in read_test_ids(test_ids)}
-    remap = {}
-    for image in coco["images"]:
-        stem = Path(image["file_name"]).stem
-        if stem not in ids:
-            raise DatasetError(test_ids, f"does not list the ground-truth image {stem}")
-        remap[image["id"]] = ids[stem]
-        image["id"] = ids[stem]
-    for ann in coco["annotations"]:
-        ann["image_id"] = remap[ann["image_id"]]
-    return coco
-
-
-def read_coco_ground_truth(path: Path) -> dict:
-    """A COCO instances JSON as ground truth (its images need not be present)."""
-    import json
-
-    from ..core.coco import coco_document, compressed_rle, make_annotation
-    from ..core.errors import DatasetError
-
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-        sizes = {im["id"]: (im["height"], im["width"]) for im in data["images"]}
-        annotations = [
-            make_annotation(number, a["image_id"],
-                            compressed_rle(a["segmentation"], *sizes[a["image_id"]]))
-            for number, a in enumerate(data.get("annotations", []), start=1)
-        ]
-    except json.JSONDecodeError as exc:
-        raise DatasetError(path, f"not valid JSON ({exc.msg} at line {exc.lineno})") from None
-    except (KeyError, TypeError, ValueError) as exc:
-        raise DatasetError(path, f"not a COCO instances file with image sizes and "
-                           f"segmentations ({type(exc).__name__}: {exc})") from None
-    images = [{k: im[k] for k in ("id", "file_name", "height", "width")}
-              for im in data["images"]]
-    return coco_document(images, annotations)
-
-
 def print_metrics(result: dict, out=sys.stdout) -> None:
     """A table: one row per image, then the overall row."""
     header = f"{'image':<24}" + "".join(f"{k:>10}" for k in _SHOWN) + f"{'GT':>6}{'pred':>6}"
@@ -110,6 +56,7 @@ def print_metrics(result: dict, out=sys.stdout) -> None:
 def run_evaluate(args: argparse.Namespace) -> int:
     """Run ``napari-nuclei evaluate``."""
     from ..core.atomic import write_json_atomic
+    from ..core.ground_truth import load_ground_truth
     from ..core.metrics import evaluate
     from ..core.submission import read_submission, validate_submission
 

@@ -25,6 +25,34 @@ def _label_paths(labels: Path | list[Path], dataset: Dataset) -> dict[str, Path]
     return {r.name: by_stem[r.name] for r in dataset.records if r.name in by_stem}
 
 
+def label_image_entries(image_id: int, labels, scores: dict[int, float]) -> list[dict]:
+    """Submission entries of one label image, best score first.
+
+    Parameters
+    ----------
+    image_id : int
+        The image's id.
+    labels : numpy.ndarray
+        ``(H, W)`` label image (corrected by hand or not).
+    scores : dict of int to float
+        Score per label value; labels absent from it (drawn by hand) get 1.0.
+
+    Returns
+    -------
+    list of dict
+    """
+    import numpy as np
+
+    values, rles = [], []
+    for value, rle in iter_label_rles(labels):
+        values.append(value)
+        rles.append(rle)
+    label_scores = [scores.get(v, HAND_MADE_SCORE) for v in values]
+    order = np.argsort(-np.asarray(label_scores, dtype=float), kind="stable")
+    return submission_entries(image_id, [rles[i] for i in order],
+                              [label_scores[i] for i in order])
+
+
 def export_labels(
     labels: Path | list[Path],
     dataset: Dataset,
@@ -54,8 +82,6 @@ def export_labels(
     tuple
         ``(images written, nuclei written, image names without a label image)``.
     """
-    import numpy as np
-
     from .image_io import read_image
 
     paths = _label_paths(labels, dataset)
@@ -70,20 +96,13 @@ def export_labels(
         label_image, table = read_corrected(path, height, width)
         image_id = ids[Path(record.file_name).name]
         sizes[image_id] = (height, width)
-        values, rles = [], []
-        for value, rle in iter_label_rles(label_image):
-            values.append(value)
-            rles.append(rle)
-        scores = [table.get(v, HAND_MADE_SCORE) for v in values]
         images.append({"id": image_id, "file_name": record.file_name, "height": height,
                        "width": width})
         if submission:
-            order = np.argsort(-np.asarray(scores), kind="stable")
-            entries += submission_entries(image_id, [rles[i] for i in order],
-                                          [scores[i] for i in order])
+            entries += label_image_entries(image_id, label_image, table)
         else:
             annotations += [make_annotation(len(annotations) + 1, image_id, rle)
-                            for rle in rles]
+                            for _, rle in iter_label_rles(label_image)]
     if submission:
         write_submission(output, entries, sizes)
         return len(images), len(entries), missing
