@@ -44,6 +44,12 @@ def _cmd_convert(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_gui(args: argparse.Namespace) -> int:
+    from ._qt.launch import main as launch
+
+    return launch(args.run)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser with one sub-command per action."""
     parser = argparse.ArgumentParser(
@@ -72,6 +78,10 @@ def build_parser() -> argparse.ArgumentParser:
                          help="worker processes (default: one per core for large sets)")
     convert.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     convert.set_defaults(func=_cmd_convert)
+
+    gui = sub.add_parser("gui", help="open napari with the dock widget and the sample data")
+    gui.add_argument("--run", type=Path, help="a training run to show (and predict with)")
+    gui.set_defaults(func=_cmd_gui)
 
     from .cli_commands import evaluate, predict, train
 

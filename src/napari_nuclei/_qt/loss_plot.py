@@ -8,10 +8,10 @@ from pathlib import Path
 from matplotlib.backends.backend_qtagg import FigureCanvasQTAgg
 from matplotlib.figure import Figure
 
-from ..core.plots import draw_training
+from ..core.plots import TrainingPlot
 
 # Redraw at most this often: a matplotlib redraw takes tens of milliseconds.
-_REDRAW_INTERVAL_S = 1.0
+_REDRAW_INTERVAL_S = 2.0
 
 
 class LossPlot(FigureCanvasQTAgg):
@@ -20,7 +20,7 @@ class LossPlot(FigureCanvasQTAgg):
     def __init__(self, text_colour: str = "white", background: str = "#262930"):
         self.figure = Figure(figsize=(4, 3.6), dpi=90, facecolor=background)
         super().__init__(self.figure)
-        self.text_colour = text_colour
+        self.plot = TrainingPlot(self.figure, text_colour)
         self.reports: list = []
         self._last_draw = 0.0
         self.setMinimumHeight(280)
@@ -32,14 +32,14 @@ class LossPlot(FigureCanvasQTAgg):
         self.redraw()
 
     def add_report(self, report) -> None:
-        """Append one iteration; redraws at most once a second (and at the last one)."""
+        """Append one iteration; redraws at most every two seconds (and at the last one)."""
         self.reports.append(report)
         now = time.monotonic()
         if now - self._last_draw >= _REDRAW_INTERVAL_S or report.iteration == report.max_iter:
             self.redraw()
 
     def redraw(self) -> None:
-        draw_training(self.figure, self.reports, self.text_colour)
+        self.plot.update(self.reports)
         self._last_draw = time.monotonic()
         self.draw_idle()
 

@@ -28,6 +28,13 @@ AUTOSAVE_DELAY_MS = 1500
 AUTOSAVE_FOLDER = "napari_nuclei_corrected"
 
 
+def layer_features(prediction, labels) -> dict:
+    """The prediction's table for the nuclei visible in ``labels``, with the ``index``
+    column napari uses to match rows to label values."""
+    table = prediction.features(labels)
+    return {"index": table["label"], **table}
+
+
 class PredictTab(QWidget):
     """Predict the current image or the test folder; correct with napari's label tools."""
 
@@ -135,7 +142,7 @@ class PredictTab(QWidget):
         if previous is not None and previous.layer in self.viewer.layers:
             self.viewer.layers.remove(previous.layer)
         layer = self.viewer.add_labels(labels, name=f"{name} nuclei (predicted)",
-                                       features=shown.features(),
+                                       features=layer_features(shown, labels),
                                        metadata={"source_file": str(path) if path else None})
         predicted = PredictedImage(name, path, prediction, labels.copy(), layer,
                                    self.score_threshold)
@@ -156,7 +163,7 @@ class PredictTab(QWidget):
             predicted.predicted_labels = shown.labels()
             predicted.score_thresh = self.score_threshold
             predicted.layer.data = predicted.predicted_labels.copy()
-            predicted.layer.features = shown.features()
+            predicted.layer.features = layer_features(shown, predicted.predicted_labels)
 
     def edit_counts(self, predicted: PredictedImage):
         from ..core.corrections import count_edits

@@ -20,51 +20,70 @@ def latest_per_iteration(reports) -> list:
     return list({r.iteration: r for r in reports}.values())
 
 
-def draw_training(figure, reports, text_colour: str = "black") -> None:
-    """Draw losses, learning rate and validation AP of a run onto a matplotlib figure.
+class TrainingPlot:
+    """Losses, learning rate and validation AP of a run on a matplotlib figure.
+
+    The axes and lines are made once; :meth:`update` only replaces their data, so a live
+    plot redraws in a few tens of milliseconds.
 
     Parameters
     ----------
     figure : matplotlib.figure.Figure
-        Cleared and redrawn (the widget's canvas figure, or a fresh one).
-    reports : list of TrainReport
-        In iteration order (as read from ``metrics.jsonl``).
+        The figure to draw on (the widget's canvas figure, or a fresh one).
     text_colour : str
         Colour of labels and ticks (the widget matches napari's theme).
     """
-    figure.clear()
-    loss_axes = figure.add_subplot(2, 1, 1)
-    lr_axes = figure.add_subplot(2, 1, 2, sharex=loss_axes)
-    reports = latest_per_iteration(reports)
-    iterations = [r.iteration for r in reports]
-    if reports:
-        loss_axes.plot(iterations, [r.total_loss for r in reports], color="#d62728",
-                       linewidth=2, label="total")
-        for key, name in _LOSS_NAMES.items():
-            values = [r.losses.get(key, np.nan) for r in reports]
-            if not np.all(np.isnan(values)):
-                loss_axes.plot(iterations, values, linewidth=1, label=name)
-        lr_axes.plot(iterations, [r.lr for r in reports], color="#7f7f7f", label="learning rate")
+
+    def __init__(self, figure, text_colour: str = "black"):
+        self.figure = figure
+        figure.clear()
+        self.loss_axes = figure.add_subplot(2, 1, 1)
+        self.lr_axes = figure.add_subplot(2, 1, 2, sharex=self.loss_axes)
+        self.ap_axes = self.lr_axes.twinx()
+        self.total = self.loss_axes.plot([], [], color="#d62728", linewidth=2,
+                                         label="total")[0]
+        self.terms = {key: self.loss_axes.plot([], [], linewidth=1, label=name)[0]
+                      for key, name in _LOSS_NAMES.items()}
+        self.lr = self.lr_axes.plot([], [], color="#7f7f7f", label="learning rate")[0]
+        self.ap = self.ap_axes.plot([], [], "o-", color="#2ca02c",
+                                    label="validation mask AP")[0]
+        self.loss_axes.legend(loc="upper right", fontsize="small", ncol=2)
+        self.lr_axes.legend(handles=[self.lr, self.ap], loc="upper left", fontsize="small")
+        self.loss_axes.set_ylabel("loss", color=text_colour)
+        self.lr_axes.set_ylabel("learning rate", color=text_colour)
+        self.ap_axes.set_ylabel("val mask AP", color=text_colour)
+        self.lr_axes.set_xlabel("iteration", color=text_colour)
+        self.title = self.loss_axes.set_title("no data", color=text_colour)
+        for axes in (self.loss_axes, self.lr_axes, self.ap_axes):
+            axes.tick_params(colors=text_colour)
+            axes.patch.set_alpha(0.0)
+        figure.subplots_adjust(left=0.16, right=0.84, top=0.92, bottom=0.11, hspace=0.25)
+
+    def update(self, reports) -> None:
+        """Show ``reports`` (in iteration order, as read from ``metrics.jsonl``)."""
+        reports = latest_per_iteration(reports)
+        iterations = [r.iteration for r in reports]
+        self.total.set_data(iterations, [r.total_loss for r in reports])
+        for key, line in self.terms.items():
+            line.set_data(iterations, [r.losses.get(key, np.nan) for r in reports])
+        self.lr.set_data(iterations, [r.lr for r in reports])
         evaluated = [r for r in reports if r.val_metrics]
-        if evaluated:
-            ap_axes = lr_axes.twinx()
-            ap_axes.plot([r.iteration for r in evaluated],
-                         [r.val_metrics.get("AP", np.nan) for r in evaluated], "o-",
-                         color="#2ca02c", label="validation mask AP")
-            ap_axes.set_ylabel("val mask AP", color=text_colour)
-            ap_axes.tick_params(colors=text_colour)
-            ap_axes.legend(loc="upper right", fontsize="small")
-        loss_axes.legend(loc="upper right", fontsize="small", ncol=2)
-        lr_axes.legend(loc="upper left", fontsize="small")
-    loss_axes.set_ylabel("loss", color=text_colour)
-    lr_axes.set_ylabel("learning rate", color=text_colour)
-    lr_axes.set_xlabel("iteration", color=text_colour)
-    title = f"iteration {iterations[-1]} of {reports[-1].max_iter}" if reports else "no data"
-    loss_axes.set_title(title, color=text_colour)
-    for axes in (loss_axes, lr_axes):
-        axes.tick_params(colors=text_colour)
-        axes.patch.set_alpha(0.0)
-    figure.tight_layout()
+        self.ap.set_data([r.iteration for r in evaluated],
+                         [r.val_metrics.get("AP", np.nan) for r in evaluated])
+        for axes in (self.loss_axes, self.lr_axes, self.ap_axes):
+            axes.relim()
+            axes.autoscale_view()
+        self.ap_axes.set_ylim(0, max([0.05, *(r.val_metrics.get("AP", 0) for r in evaluated)])
+                              * 1.15)
+        self.title.set_text(f"iteration {iterations[-1]} of {reports[-1].max_iter}"
+                            if reports else "no data")
+
+
+def draw_training(figure, reports, text_colour: str = "black") -> TrainingPlot:
+    """Draw a run's training plot onto ``figure`` (see :class:`TrainingPlot`)."""
+    plot = TrainingPlot(figure, text_colour)
+    plot.update(reports)
+    return plot
 
 
 def save_training_plot(reports, path: str | Path) -> Path:

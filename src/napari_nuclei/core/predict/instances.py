@@ -61,17 +61,29 @@ class Prediction:
         return [encode_box_mask(mask, top, left, self.height, self.width)
                 for top, left, mask in self.crops]
 
-    def features(self) -> dict[str, np.ndarray]:
-        """A table (for ``layer.features``): label, score, area and box of each nucleus."""
+    def features(self, labels: np.ndarray | None = None) -> dict[str, np.ndarray]:
+        """A table: label, score, own-mask area and box of each nucleus.
+
+        Parameters
+        ----------
+        labels : numpy.ndarray, optional
+            The label image shown; when given, only nuclei visible in it are listed
+            (a nucleus entirely covered by better-scoring ones is not), as a napari
+            ``layer.features`` table wants.
+        """
         boxes = np.array([(left, top, m.shape[1], m.shape[0]) for top, left, m in self.crops],
                          dtype=np.int64).reshape(-1, 4)
-        return {
+        table = {
             "label": np.arange(1, len(self) + 1, dtype=np.int64),
             "score": self.scores.astype(np.float64),
             "area": np.array([int(m.sum()) for _, _, m in self.crops], dtype=np.int64),
             "bbox_x": boxes[:, 0], "bbox_y": boxes[:, 1],
             "bbox_w": boxes[:, 2], "bbox_h": boxes[:, 3],
         }
+        if labels is None:
+            return table
+        visible = np.isin(table["label"], np.unique(labels))
+        return {key: column[visible] for key, column in table.items()}
 
     def above(self, score_thresh: float) -> Prediction:
         """The nuclei scoring at least ``score_thresh`` (no need to run the network again)."""
