@@ -11,10 +11,10 @@ setup:
 	@bash scripts/bootstrap.sh
 
 demo: setup
-	@$(CLI) info
-	@$(CLI) convert sample_data -o $(DEMO_OUT)/annotations.json
-	@$(CLI) convert sample_data/test_gt -o $(DEMO_OUT)/test_gt.json
-	@$(CLI) convert sample_data/test -o $(DEMO_OUT)/test_images.json
+	@$(CLI) demo --out $(DEMO_OUT) $(DEMO_ARGS)
+
+napari: setup
+	@QT_API=pyqt6 $(CLI) gui $(if $(RUN),--run $(RUN))
 
 test: setup
 	@bash scripts/run_tests.sh $(PYTEST_ARGS)

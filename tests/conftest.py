@@ -84,7 +84,8 @@ def tiny_run(tmp_path_factory):
     run_dir = tmp_path_factory.mktemp("runs") / "tiny"
     result = subprocess.run(
         [sys.executable, "-m", "napari_nuclei.cli", "train", "--data", str(SAMPLE_DATA),
-         "--out", str(run_dir), "--preset", "tiny", "--val-fraction", "0.34",
-         "--eval-period", "30", "-q"], capture_output=True, text=True, timeout=900)
+         "--out", str(run_dir), "--preset", "tiny", "--iters", "60", "--val-fraction", "0.34",
+         "--checkpoint-period", "20", "--eval-period", "30", "-q"],
+        capture_output=True, text=True, timeout=900)
     assert result.returncode == 0, result.stderr
     return run_dir, result

@@ -54,6 +54,7 @@ class TrainForm(QWidget):
             form.addRow(label, widget)
         self.preset.currentTextChanged.connect(self._on_preset_changed)
         self._on_preset_changed(self.preset.currentText())
+        self.iterations.valueChanged.connect(self._on_iterations_changed)
 
     def _on_preset_changed(self, name: str) -> None:
         preset = PRESETS[name]
@@ -90,5 +91,10 @@ class TrainForm(QWidget):
             eval_period=self.checkpoint_period.value(),
             val_fraction=self.val_fraction.value(), weights=weights,
             device=self.device.currentText(),
-            warmup_iters=min(PRESETS[name].warmup_iters, self.iterations.value() // 4 or 1),
         )
+
+    def _on_iterations_changed(self, iterations: int) -> None:
+        # Keep the preset's schedule shape: its LR steps scale with the iteration count.
+        preset = PRESETS[self.preset.currentText()]
+        scale = iterations / preset.max_iter
+        self.steps.setText(", ".join(str(max(1, round(s * scale))) for s in preset.steps))

@@ -138,6 +138,12 @@ def overlay(image: np.ndarray, predicted: np.ndarray, truth: np.ndarray | None =
     return rgb
 
 
+def enlarged(rgb: np.ndarray, min_side: int = 768) -> np.ndarray:
+    """Small pictures scaled up by a whole factor (nearest neighbour), to be seen."""
+    factor = max(1, -(-min_side // max(rgb.shape[:2])))
+    return np.repeat(np.repeat(rgb, factor, axis=0), factor, axis=1) if factor > 1 else rgb
+
+
 def save_rgb_png(rgb: np.ndarray, path: str | Path) -> Path:
     """Write an RGB array as PNG atomically."""
     import cv2

@@ -145,15 +145,15 @@ PRESETS: dict[str, TrainSettings] = {
         preset="tiny",
         config_file="COCO-InstanceSegmentation/mask_rcnn_R_50_FPN_3x.yaml",
         weights="none",
-        max_iter=60,
+        max_iter=300,
         base_lr=0.01,
-        steps=(45,),
+        steps=(240,),
         warmup_iters=10,
         min_size_train=(256,),
         max_size_train=512,
         batch_size_per_image=128,
-        checkpoint_period=20,
-        eval_period=20,
+        checkpoint_period=50,
+        eval_period=50,
         min_size_test=256,
         max_size_test=1000,
         score_thresh_test=0.3,
@@ -173,7 +173,8 @@ def preset_settings(name: str, **overrides) -> TrainSettings:
     name : str
         ``seed``, ``r101``, ``fast`` or ``tiny``.
     **overrides
-        Field values to change; ``None`` keeps the preset's value.
+        Field values to change; ``None`` keeps the preset's value. When only
+        ``max_iter`` changes, the learning-rate steps and warm-up scale with it.
 
     Returns
     -------
@@ -181,7 +182,16 @@ def preset_settings(name: str, **overrides) -> TrainSettings:
     """
     if name not in PRESETS:
         raise ValueError(f"unknown preset {name!r}; choose from {', '.join(PRESETS)}")
-    return PRESETS[name].replace(**overrides)
+    preset = PRESETS[name]
+    max_iter = overrides.get("max_iter")
+    if max_iter is not None and max_iter != preset.max_iter:
+        # A shorter or longer run keeps the shape of the preset's schedule.
+        scale = max_iter / preset.max_iter
+        if overrides.get("steps") is None:
+            overrides["steps"] = tuple(max(1, round(s * scale)) for s in preset.steps)
+        if overrides.get("warmup_iters") is None:
+            overrides["warmup_iters"] = max(1, round(preset.warmup_iters * scale))
+    return preset.replace(**overrides)
 
 
 def save_settings(settings: TrainSettings, run_dir: Path, **extra) -> Path:
