@@ -93,6 +93,18 @@ def _sync(device: str) -> None:
         torch.cuda.synchronize()
 
 
+def _gpu_peak_mib(device: str, reset: bool = False) -> float:
+    """Peak GPU memory allocated by torch since the last reset (0 on CPU)."""
+    if device != "cuda":
+        return 0.0
+    import torch
+
+    if reset:
+        torch.cuda.reset_peak_memory_stats()
+        return 0.0
+    return torch.cuda.max_memory_allocated() / 2**20
+
+
 def side_straightforward(weights: str, preset: str, device: str) -> dict:
     import cv2
     from detectron2.engine import DefaultPredictor
@@ -105,6 +117,7 @@ def side_straightforward(weights: str, preset: str, device: str) -> dict:
     image = cv2.imread(str(IMAGE))
     predictor(image[:256, :256])  # warm-up
     _sync(device)
+    _gpu_peak_mib(device, reset=True)
     with PeakMemory() as memory:
         start = time.perf_counter()
         instances = predictor(image)["instances"].to("cpu")
@@ -120,6 +133,7 @@ def side_straightforward(weights: str, preset: str, device: str) -> dict:
         total = time.perf_counter() - start
     areas = [int(mask_utils.area({**r, "counts": r["counts"].encode()})) for r in rles]
     return {"total": total, "forward": forward, "extra_mib": memory.extra_mib,
+            "gpu_peak_mib": _gpu_peak_mib(device),
             "detections": int(sum(a > 0 for a in areas)), "scores": scores.tolist()[:5]}
 
 
@@ -143,6 +157,7 @@ def side_ours(weights: str, preset: str, device: str) -> dict:
 
     model.infer = timed_infer
     _sync(device)
+    _gpu_peak_mib(device, reset=True)
     with PeakMemory() as memory:
         start = time.perf_counter()
         prediction = predictor_module.predict_image(model, image)
@@ -151,6 +166,7 @@ def side_ours(weights: str, preset: str, device: str) -> dict:
         rles = prediction.rles()
         total = time.perf_counter() - start
     return {"total": total, "forward": forward[0], "extra_mib": memory.extra_mib,
+            "gpu_peak_mib": _gpu_peak_mib(device),
             "detections": len(rles), "scores": prediction.scores.tolist()[:5]}
 
 
@@ -189,6 +205,9 @@ def main() -> None:
     same = np.allclose(ref["scores"], ours["scores"], atol=1e-3)
     print(f"same detections: {ref['detections']} vs {ours['detections']} nuclei, top scores "
           f"{'agree' if same else 'DIFFER'} ({ref['scores'][:3]} vs {ours['scores'][:3]})")
+    if args.device == "cuda":
+        print(f"peak GPU memory: straightforward {ref['gpu_peak_mib']:.0f} MiB, "
+              f"napari-nuclei {ours['gpu_peak_mib']:.0f} MiB")
     post = ours["total"] - ours["forward"]
     print(f"speed-up: {ref['total'] / ours['total']:.2f}x; post-processing "
           f"{post:.2f} s = {100 * post / ours['forward']:.1f}% of the forward time; "

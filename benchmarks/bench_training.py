@@ -70,6 +70,7 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--preset", default="tiny")
     parser.add_argument("--images", type=int, default=2)
+    parser.add_argument("--workers", type=int, default=0, help="data-loading processes")
     args = parser.parse_args()
 
     import logging
@@ -82,7 +83,7 @@ def main() -> None:
     logging.getLogger("detectron2").setLevel(logging.WARNING)
     settings = preset_settings(args.preset, max_iter=args.iters, min_size_train=(1000,),
                                max_size_train=1333, checkpoint_period=10**6, eval_period=0,
-                               num_workers=0, detections_per_image=1000)
+                               num_workers=args.workers, detections_per_image=1000)
     with tempfile.TemporaryDirectory() as tmp:
         data = write_dense_set(Path(tmp) / "dense", args.images)
         plan = drain(prepare_run(settings, Path(tmp) / "run", data))
@@ -115,7 +116,7 @@ def main() -> None:
     ref_iter = statistics.mean(reference.per_iter(args.warmup))
     print(f"{args.preset} preset, {args.images} images of 1000x1000 with ~700 nuclei, input "
           f"1000, device {plan.cfg.MODEL.DEVICE}, {args.iters} iterations "
-          f"({args.warmup} untimed)")
+          f"({args.warmup} untimed), {args.workers} data-loading workers")
     print(f"detectron2 DefaultTrainer + DatasetMapper(bitmask): {ref_iter:6.2f} s/iter")
     print(f"napari-nuclei engine (NucleiMapper, reports):       {ours_iter:6.2f} s/iter")
     print(f"speed-up: {ref_iter / ours_iter:.2f}x")
