@@ -155,6 +155,7 @@ class TrainTab(QWidget):
         """Show a finished (or stopped) run: its plot and its checkpoints."""
         from ..core.training.weights import last_checkpoint
 
+        run_dir = Path(run_dir).resolve()
         self.form.output.set_text(str(run_dir), emit=False)
         self.plot.set_reports(self._read_metrics())
         self._list_checkpoints(run_dir)

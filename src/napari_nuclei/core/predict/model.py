@@ -197,7 +197,9 @@ def load_model(
         raise WeightsError(model, "no such run folder or weights file")
     cfg, weights = _config_for(model, preset)
     if checkpoint is not None:
-        weights = Path(checkpoint) if Path(checkpoint).is_absolute() else model / checkpoint
+        weights = Path(checkpoint)
+        if not weights.is_file() and not weights.is_absolute():
+            weights = model / checkpoint  # a file name within the run folder
         if not weights.is_file():
             raise WeightsError(weights, "checkpoint not found")
     cfg.defrost()
