@@ -136,6 +136,29 @@ def test_sigterm_stops_the_cli_with_a_checkpoint(tmp_path):
     assert done < 500
 
 
+def test_sigkill_loses_at_most_one_checkpoint_period(tmp_path):
+    run_dir = tmp_path / "run"
+    process = subprocess.Popen([*CLI, "train", "--data", str(SAMPLE_DATA), "--out",
+                                str(run_dir), "--iters", "500", "--checkpoint-period", "5",
+                                "-q"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    metrics = run_dir / "metrics.jsonl"
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline and process.poll() is None:
+        if metrics.is_file() and len(metrics.read_text().splitlines()) >= 13:
+            break
+        time.sleep(0.1)
+    process.kill()
+    process.wait(timeout=60)
+    reached = len(metrics.read_text().splitlines())
+    saved = (run_dir / "last_checkpoint").read_text().strip()
+    saved_iterations = int(saved[len("model_"):-len(".pth")]) + 1
+    assert reached - saved_iterations <= 5 + 1  # one period, plus the step in flight
+    _, reports = _run_until(None, run_dir, stop_after=1, resume=True)
+    assert reports[0].iteration == saved_iterations + 1
+    assert [r.iteration for r in read_metrics(run_dir)][-2:] == [saved_iterations,
+                                                                 saved_iterations + 1]
+
+
 def test_presets_build_valid_configs_without_downloading():
     from detectron2.modeling import build_model
 

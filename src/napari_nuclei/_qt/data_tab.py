@@ -18,7 +18,7 @@ from qtpy.QtWidgets import (
 )
 
 from .folder_field import FolderField
-from .workers import notify_error, start_job
+from .workers import notify_error, open_chosen_dataset, start_job
 
 if TYPE_CHECKING:
     import napari
@@ -86,15 +86,10 @@ class DataTab(QWidget):
 
     def _on_check(self) -> None:
         from ..core.convert import iter_conversion
-        from ..core.dataset import open_dataset
 
-        if self.state.data.train_dir is None:
-            self.summary.setText("Choose a training folder first.")
-            return
-        try:
-            dataset = open_dataset(self.state.data.train_dir)
-        except Exception as exc:
-            notify_error(exc)
+        dataset = open_chosen_dataset(self.state.data.train_dir, self.summary.setText,
+                                      "training")
+        if dataset is None:
             return
         self.progress.setRange(0, len(dataset))
         self.check_button.setEnabled(False)

@@ -19,7 +19,7 @@ from qtpy.QtWidgets import (
 
 from .predict_jobs import LOWEST_SCORE, ModelCache, predict_images
 from .state import PredictedImage
-from .workers import notify_error, start_job
+from .workers import open_chosen_dataset, start_job
 
 if TYPE_CHECKING:
     import napari
@@ -117,15 +117,9 @@ class PredictTab(QWidget):
         self._start([(layer.name, np.asarray(layer.data), Path(source) if source else None)], 1)
 
     def _on_predict_folder(self) -> None:
-        from ..core.dataset import open_dataset
-
-        if self.state.data.test_dir is None:
-            self.model_label.setText("Choose a test folder in the Data section first.")
-            return
-        try:
-            dataset = open_dataset(self.state.data.test_dir)
-        except Exception as exc:
-            notify_error(exc)
+        dataset = open_chosen_dataset(self.state.data.test_dir, self.model_label.setText,
+                                      "test")
+        if dataset is None:
             return
         images = [(r.name, None, r.path) for r in dataset.records]
         self._start(images, len(images))

@@ -17,6 +17,36 @@ def notify_error(exc: BaseException) -> None:
         show_error(f"{type(exc).__name__}: {exc}")
 
 
+def open_chosen_dataset(path, say, what: str):
+    """Open the dataset of a folder chosen in the Data section.
+
+    Parameters
+    ----------
+    path : Path or None
+        The folder, or None when none was chosen.
+    say : callable
+        Shows a one-line hint in the calling section (``label.setText``).
+    what : str
+        Which folder, for the hint ("training", "test").
+
+    Returns
+    -------
+    Dataset or None
+        None when no folder was chosen or it could not be opened (then a notification
+        names the file and the problem).
+    """
+    from ..core.dataset import open_dataset
+
+    if path is None:
+        say(f"Choose a {what} folder in the Data section first.")
+        return None
+    try:
+        return open_dataset(path)
+    except Exception as exc:  # shown as a notification, never raised into Qt
+        notify_error(exc)
+        return None
+
+
 def start_job(function: Callable, *args, on_yield=None, on_return=None, on_finish=None,
               progress: dict | None = None, **kwargs):
     """Start ``function(*args, **kwargs)`` (a generator or plain function) in a worker.
