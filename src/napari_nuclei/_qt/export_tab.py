@@ -19,10 +19,9 @@ def submission_for_test_folder(state, test_ids: Path | None = None):
 
     Returns ``(entries, image sizes, names of test images not predicted)``.
     """
-    from ..core.corrections import count_edits
     from ..core.dataset import open_dataset
-    from ..core.export import label_image_entries
-    from ..core.submission import image_ids_by_name, submission_entries
+    from ..core.export import prediction_entries
+    from ..core.submission import image_ids_by_name
 
     dataset = open_dataset(state.data.test_dir)
     ids = image_ids_by_name(dataset, test_ids)
@@ -33,16 +32,10 @@ def submission_for_test_folder(state, test_ids: Path | None = None):
             missing.append(record.name)
             continue
         image_id = ids[Path(record.file_name).name]
-        prediction = predicted.prediction
-        sizes[image_id] = (prediction.height, prediction.width)
-        labels = np.asarray(predicted.layer.data)
-        if count_edits(predicted.predicted_labels, labels).any:
-            scores = dict(zip(range(1, len(prediction) + 1), prediction.scores.tolist(),
-                              strict=True))
-            entries += label_image_entries(image_id, labels, scores)
-        else:  # untouched: each nucleus' own mask, overlaps kept (scores best this way)
-            shown = prediction.above(predicted.score_thresh)
-            entries += submission_entries(image_id, shown.rles(), shown.scores)
+        sizes[image_id] = (predicted.prediction.height, predicted.prediction.width)
+        entries += prediction_entries(image_id, predicted.prediction, predicted.score_thresh,
+                                      predicted.predicted_labels,
+                                      np.asarray(predicted.layer.data))
     return entries, sizes, missing
 
 

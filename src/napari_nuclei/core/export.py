@@ -53,6 +53,38 @@ def label_image_entries(image_id: int, labels, scores: dict[int, float]) -> list
                               [label_scores[i] for i in order])
 
 
+def prediction_entries(image_id: int, prediction, score_thresh: float,
+                       predicted_labels=None, current_labels=None) -> list[dict]:
+    """Submission entries of a predicted image, with the user's corrections if any.
+
+    Untouched predictions keep each nucleus' own mask (overlaps included, which scores
+    best); once the label image was edited, its nuclei are exported instead, keeping the
+    predicted score of each label and 1.0 for labels drawn by hand.
+
+    Parameters
+    ----------
+    image_id : int
+        The image's id.
+    prediction : Prediction
+        What the network predicted.
+    score_thresh : float
+        The threshold the user looked at.
+    predicted_labels, current_labels : numpy.ndarray, optional
+        The label image as predicted and as it is now.
+
+    Returns
+    -------
+    list of dict
+    """
+    from .corrections import count_edits
+
+    if current_labels is not None and count_edits(predicted_labels, current_labels).any:
+        scores = dict(enumerate(prediction.scores.tolist(), start=1))
+        return label_image_entries(image_id, current_labels, scores)
+    shown = prediction.above(score_thresh)
+    return submission_entries(image_id, shown.rles(), shown.scores)
+
+
 def export_labels(
     labels: Path | list[Path],
     dataset: Dataset,
