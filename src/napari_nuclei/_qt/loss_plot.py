@@ -1,4 +1,10 @@
-"""The live training plot: the core's figure on a matplotlib Qt canvas, themed like napari."""
+"""The live training plot: the core's figure on a matplotlib Qt canvas, themed like napari.
+
+A full matplotlib redraw takes 0.1-0.2 s here, too long for the GUI thread once a second.
+So the axes are drawn once, with room for the curves to grow, and each update only
+redraws the curves and the title over that saved background (blitting); the axes are
+redrawn only when a curve leaves them.
+"""
 
 from __future__ import annotations
 
@@ -10,8 +16,8 @@ from matplotlib.figure import Figure
 
 from ..core.plots import TrainingPlot
 
-# Redraw at most this often: a matplotlib redraw takes tens of milliseconds.
-_REDRAW_INTERVAL_S = 2.0
+_UPDATE_INTERVAL_S = 0.5
+_HEADROOM = 1.5  # room above the curves, so that the axes seldom need redrawing
 
 
 class LossPlot(FigureCanvasQTAgg):
@@ -21,9 +27,14 @@ class LossPlot(FigureCanvasQTAgg):
         self.figure = Figure(figsize=(4, 3.6), dpi=90, facecolor=background)
         super().__init__(self.figure)
         self.plot = TrainingPlot(self.figure, text_colour)
+        for artist in self.plot.moving_artists:
+            artist.set_animated(True)
         self.reports: list = []
-        self._last_draw = 0.0
+        self.lr_top: float | None = None  # the base learning rate, when known
+        self._background = None
+        self._last_update = 0.0
         self.setMinimumHeight(280)
+        self.mpl_connect("draw_event", self._on_draw)
         self.redraw()
 
     def set_reports(self, reports: list) -> None:
@@ -32,20 +43,44 @@ class LossPlot(FigureCanvasQTAgg):
         self.redraw()
 
     def add_report(self, report) -> None:
-        """Append one iteration; redraws at most every two seconds (and at the last one)."""
+        """Append one iteration; shown at most twice a second (and at the last one)."""
         self.reports.append(report)
         now = time.monotonic()
-        if now - self._last_draw >= _REDRAW_INTERVAL_S or report.iteration == report.max_iter:
+        if now - self._last_update < _UPDATE_INTERVAL_S and report.iteration < report.max_iter:
+            return
+        self._last_update = now
+        self.plot.set_data(self.reports)
+        if self._background is None or not self.plot.fits(self.reports):
             self.redraw()
+        else:
+            self._blit()
 
     def redraw(self) -> None:
-        self.plot.update(self.reports)
-        self._last_draw = time.monotonic()
-        self.draw_idle()
+        """Redraw everything: axes fitted to the data with room to grow, then the curves."""
+        self.plot.set_data(self.reports)
+        self.plot.fit_limits(self.reports, _HEADROOM, self.lr_top)
+        self.draw()  # renders the axes; _on_draw saves them and adds the curves
+
+    def _on_draw(self, _event) -> None:
+        self._background = self.copy_from_bbox(self.figure.bbox)
+        for artist in self.plot.moving_artists:
+            self.figure.draw_artist(artist)
+
+    def _blit(self) -> None:
+        self.restore_region(self._background)
+        for artist in self.plot.moving_artists:
+            self.figure.draw_artist(artist)
+        self.blit(self.figure.bbox)
 
     def save_png(self, path: str | Path) -> None:
         """Save the plot as it is shown."""
         from ..core.atomic import atomic_path
 
-        with atomic_path(path) as tmp:
-            self.figure.savefig(tmp, format="png", facecolor=self.figure.get_facecolor())
+        for artist in self.plot.moving_artists:
+            artist.set_animated(False)  # animated artists are left out of savefig
+        try:
+            with atomic_path(path) as tmp:
+                self.figure.savefig(tmp, format="png", facecolor=self.figure.get_facecolor())
+        finally:
+            for artist in self.plot.moving_artists:
+                artist.set_animated(True)

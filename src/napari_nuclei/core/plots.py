@@ -59,8 +59,13 @@ class TrainingPlot:
             axes.patch.set_alpha(0.0)
         figure.subplots_adjust(left=0.16, right=0.84, top=0.92, bottom=0.11, hspace=0.25)
 
-    def update(self, reports) -> None:
-        """Show ``reports`` (in iteration order, as read from ``metrics.jsonl``)."""
+    @property
+    def moving_artists(self) -> list:
+        """What changes with each report: the lines and the title."""
+        return [self.total, *self.terms.values(), self.lr, self.ap, self.title]
+
+    def set_data(self, reports) -> None:
+        """Give the lines and the title the data of ``reports`` (limits unchanged)."""
         reports = latest_per_iteration(reports)
         iterations = [r.iteration for r in reports]
         self.total.set_data(iterations, [r.total_loss for r in reports])
@@ -70,13 +75,43 @@ class TrainingPlot:
         evaluated = [r for r in reports if r.val_metrics]
         self.ap.set_data([r.iteration for r in evaluated],
                          [r.val_metrics.get("AP", np.nan) for r in evaluated])
-        for axes in (self.loss_axes, self.lr_axes, self.ap_axes):
-            axes.relim()
-            axes.autoscale_view()
-        self.ap_axes.set_ylim(0, max([0.05, *(r.val_metrics.get("AP", 0) for r in evaluated)])
-                              * 1.15)
         self.title.set_text(f"iteration {iterations[-1]} of {reports[-1].max_iter}"
                             if reports else "no data")
+
+    def _tops(self, reports) -> tuple[float, float, float]:
+        """Largest loss, learning rate and validation AP in ``reports``."""
+        losses = [r.total_loss for r in reports] + [
+            v for r in reports for v in r.losses.values()]
+        finite = [v for v in losses if np.isfinite(v)] or [1.0]
+        aps = [r.val_metrics.get("AP", 0.0) for r in reports if r.val_metrics]
+        return max(finite), max([r.lr for r in reports] or [1e-3]), max(aps or [0.0])
+
+    def fit_limits(self, reports, headroom: float = 1.05, lr_top: float | None = None) -> None:
+        """Axes limits covering ``reports``, with ``headroom`` above the largest values
+        (a live plot leaves room to grow, so it seldom has to redraw its axes).
+
+        ``lr_top``, the schedule's base learning rate when known, fixes the learning-rate
+        axis from the start (warm-up would otherwise keep outgrowing it)."""
+        top_loss, top_lr, top_ap = self._tops(reports)
+        top_lr = max(top_lr, lr_top or 0.0)
+        max_iter = reports[-1].max_iter if reports else 1
+        self.loss_axes.set_xlim(0, max_iter)
+        self.loss_axes.set_ylim(0, top_loss * headroom)
+        self.lr_axes.set_ylim(0, top_lr * headroom)
+        self.ap_axes.set_ylim(0, max(0.05, top_ap) * max(headroom, 1.15))
+
+    def fits(self, reports) -> bool:
+        """Whether the current limits show all of ``reports``."""
+        top_loss, top_lr, top_ap = self._tops(reports)
+        return (top_loss <= self.loss_axes.get_ylim()[1]
+                and top_lr <= self.lr_axes.get_ylim()[1]
+                and top_ap <= self.ap_axes.get_ylim()[1]
+                and (not reports or reports[-1].max_iter == self.loss_axes.get_xlim()[1]))
+
+    def update(self, reports) -> None:
+        """Show ``reports`` (in iteration order, as read from ``metrics.jsonl``)."""
+        self.set_data(reports)
+        self.fit_limits(latest_per_iteration(reports))
 
 
 def draw_training(figure, reports, text_colour: str = "black") -> TrainingPlot:
