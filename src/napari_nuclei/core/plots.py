@@ -47,8 +47,10 @@ class TrainingPlot:
         self.lr = self.lr_axes.plot([], [], color="#7f7f7f", label="learning rate")[0]
         self.ap = self.ap_axes.plot([], [], "o-", color="#2ca02c",
                                     label="validation mask AP")[0]
-        self.loss_axes.legend(loc="upper right", fontsize="small", ncol=2)
-        self.lr_axes.legend(handles=[self.lr, self.ap], loc="upper left", fontsize="small")
+        # See-through legends: the curves stay visible where they pass behind them.
+        self.loss_axes.legend(loc="upper right", fontsize="small", ncol=2, framealpha=0.35)
+        self.lr_axes.legend(handles=[self.lr, self.ap], loc="upper left", fontsize="small",
+                            framealpha=0.35)
         self.loss_axes.set_ylabel("loss", color=text_colour)
         self.lr_axes.set_ylabel("learning rate", color=text_colour)
         self.ap_axes.set_ylabel("val mask AP", color=text_colour)
