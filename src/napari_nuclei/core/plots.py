@@ -49,8 +49,10 @@ class TrainingPlot:
                                     label="validation mask AP")[0]
         # See-through legends: the curves stay visible where they pass behind them.
         self.loss_axes.legend(loc="upper right", fontsize="small", ncol=2, framealpha=0.35)
-        self.lr_axes.legend(handles=[self.lr, self.ap], loc="upper left", fontsize="small",
-                            framealpha=0.35)
+        # Above its axes, where no curve can pass.
+        self.lr_axes.legend(handles=[self.lr, self.ap], loc="lower left", fontsize="small",
+                            framealpha=0.35, ncol=2, bbox_to_anchor=(0.0, 1.0),
+                            borderaxespad=0.2)
         self.loss_axes.set_ylabel("loss", color=text_colour)
         self.lr_axes.set_ylabel("learning rate", color=text_colour)
         self.ap_axes.set_ylabel("val mask AP", color=text_colour)
@@ -59,7 +61,7 @@ class TrainingPlot:
         for axes in (self.loss_axes, self.lr_axes, self.ap_axes):
             axes.tick_params(colors=text_colour)
             axes.patch.set_alpha(0.0)
-        figure.subplots_adjust(left=0.16, right=0.84, top=0.92, bottom=0.11, hspace=0.25)
+        figure.subplots_adjust(left=0.16, right=0.84, top=0.92, bottom=0.11, hspace=0.45)
 
     @property
     def moving_artists(self) -> list:
