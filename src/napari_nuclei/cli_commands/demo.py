@@ -52,6 +52,7 @@ def _screenshot(out: Path, run_dir: Path, image: Path, labels: Path) -> str:
 
 def run(args: argparse.Namespace) -> int:
     """Run the demo; returns 0 when every file was written."""
+    from ..core.atomic import write_json_atomic
     from ..core.convert import convert_dataset
     from ..core.dataset import open_dataset
     from ..core.export import export_labels
@@ -110,8 +111,6 @@ def run(args: argparse.Namespace) -> int:
     _step(4, "evaluating against the test tile's ground truth")
     gt = load_ground_truth(sample / "test_gt", sample / "test" / "test_img_ids.json")
     metrics = evaluate(gt, entries)
-    from ..core.atomic import write_json_atomic
-
     write_json_atomic(out / "metrics.json", metrics, indent=2)
     print_metrics(metrics)
 
@@ -120,7 +119,7 @@ def run(args: argparse.Namespace) -> int:
 
     _step(6, "drawing loss.png and the overlays")
     save_training_plot(read_metrics(run_dir), out / "loss.png")
-    truth_by_name = _truth_labels(gt, sample)
+    truth_by_name = _truth_labels(gt)
     for name, (record, labels) in predictions.items():
         picture = overlay(read_image(record.path), labels, truth_by_name.get(name))
         save_rgb_png(enlarged(picture), out / f"overlay_{name}.png")
@@ -137,7 +136,7 @@ def run(args: argparse.Namespace) -> int:
     return 0 if (out / "napari.png").is_file() else 1
 
 
-def _truth_labels(gt: dict, sample: Path) -> dict:
+def _truth_labels(gt: dict) -> dict:
     """Ground-truth label images by image name (stem)."""
     from ..core.coco import coco_to_labels
 

@@ -6,8 +6,6 @@ from pathlib import Path
 
 from .settings import TrainSettings
 
-CONFIG_NAME = "config.yaml"
-
 
 def resolve_device(device: str) -> str:
     """``auto`` becomes ``cuda`` when a GPU is usable, else ``cpu``."""
