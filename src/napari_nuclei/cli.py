@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from .core.errors import InputError
+from .core.errors import InputError, OptionError
 
 EXIT_BAD_INPUT = 2
 EXIT_STOPPED = 130
@@ -115,6 +115,10 @@ def main(argv: list[str] | None = None) -> int:
         return args.func(args)
     except InputError as exc:
         print(f"napari-nuclei: error: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except OptionError as exc:
+        flag = getattr(args, "option_flags", {}).get(exc.option, exc.option)
+        print(f"napari-nuclei: error: {flag}: {exc.problem}", file=sys.stderr)
         return EXIT_BAD_INPUT
     except KeyboardInterrupt:
         print("napari-nuclei: stopped", file=sys.stderr)

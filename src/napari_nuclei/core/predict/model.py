@@ -134,11 +134,21 @@ def chunk_mask_head(roi_heads, chunk: int = MASK_HEAD_CHUNK) -> None:
 
 
 def _config_for(model: Path, preset: str | None):
-    """The config of a run folder, or of a preset for a bare weights file."""
+    """The config of a run folder, or of a preset for a bare weights file.
+
+    A bare file without ``preset`` is built as the preset whose network the file holds,
+    when its parameter names tell (else the ``seed`` network).
+    """
+    from ..training.architecture import presets_for
     from ..training.config import build_config
     from ..training.run import CONFIG_NAME, load_config
     from ..training.settings import preset_settings
-    from ..training.weights import is_run_dir, last_checkpoint, resolve_weights
+    from ..training.weights import (
+        check_architecture,
+        inspect_weights,
+        is_run_dir,
+        last_checkpoint,
+    )
 
     if model.is_dir():
         if not is_run_dir(model) or not (model / CONFIG_NAME).is_file():
@@ -147,10 +157,16 @@ def _config_for(model: Path, preset: str | None):
         if weights is None:
             raise WeightsError(model, "holds no checkpoint yet")
         return load_config(model), weights
-    resolved = resolve_weights(str(model), "")
-    settings = preset_settings(preset or "seed", weights=str(model))
-    cfg = build_config(settings, model.parent, resolved.path, resolved.group_norm)
-    return cfg, Path(resolved.path)
+    if model.suffix not in (".pth", ".pkl", ".pt"):
+        raise WeightsError(model, "expected a run folder or a .pth or .pkl weights file")
+    facts = inspect_weights(model)
+    if preset is None:
+        matching = presets_for(facts.architecture) if facts.architecture else []
+        preset = matching[0] if matching else "seed"
+    settings = preset_settings(preset, weights=str(model))
+    check_architecture(model, facts, settings)
+    cfg = build_config(settings, model.parent, str(model), facts.group_norm)
+    return cfg, model
 
 
 def load_model(
@@ -172,7 +188,8 @@ def load_model(
     preset : str, optional
         Architecture of a bare weights file (default ``seed``: X101-FPN).
     checkpoint : str or Path, optional
-        A particular checkpoint of the run (file name or path), instead of the last.
+        A particular checkpoint of the run (a file name within the run folder, or a path),
+        instead of the last.
     device : str
         ``auto``, ``cpu`` or ``cuda``.
     min_size_test, score_thresh, max_dets : optional
@@ -187,9 +204,10 @@ def load_model(
     WeightsError
         When the folder or file cannot be used.
     """
-    from detectron2.checkpoint import DetectionCheckpointer
     from detectron2.modeling import build_model
 
+    from ..training.architecture import describe_config
+    from ..training.checkpointer import NucleiCheckpointer
     from ..training.config import resolve_device
 
     model = Path(model).expanduser()
@@ -215,10 +233,8 @@ def load_model(
     cfg.MODEL.WEIGHTS = str(weights)
     cfg.freeze()
     network = build_model(cfg)
-    try:
-        DetectionCheckpointer(network).load(str(weights))
-    except Exception as exc:  # pickle/torch errors for damaged files
-        raise WeightsError(weights, f"cannot be loaded as model weights ({exc})") from None
+    # Reads the file without running code from it; refuses another architecture.
+    NucleiCheckpointer(network, architecture=describe_config(cfg)).load(str(weights))
     network.eval()
     chunk_mask_head(network.roi_heads)
     if cfg.MODEL.DEVICE == "cpu":
