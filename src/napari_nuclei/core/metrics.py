@@ -8,6 +8,9 @@
   aggregated Jaccard index (AJI, Kumar et al. 2017), precision / recall / F1 of one-to-one
   matching at IoU > 0.5 (a match above 0.5 is always unique), and panoptic quality
   PQ = sum of matched IoU / (TP + FP/2 + FN/2).
+- COCO ``iscrowd`` regions are ignore regions, as in ``COCOeval``: they are not nuclei to
+  find, and a detection lying mostly inside one (more than half its area, COCO's
+  crowd overlap) is neither a false positive nor counted among the nuclei metrics.
 """
 
 from __future__ import annotations
@@ -18,8 +21,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from . import rle as rle_utils
 from .coco import coco_to_labels
 from .labels import rles_to_labels
+from .validate.schemas import is_crowd
 
 STOCK_MAX_DETS = 100
 
@@ -176,6 +181,23 @@ def prediction_labels(detections: list, height: int, width: int) -> np.ndarray:
     return rles_to_labels([d["segmentation"] for d in ordered], height, width)
 
 
+def outside_crowd(detections: list, crowd_rles: list[dict]) -> list:
+    """The detections not lying mostly inside an ``iscrowd`` region.
+
+    Uses COCO's overlap with a crowd region: the intersection over the detection's
+    own area, above one half.
+    """
+    if not crowd_rles or not detections:
+        return detections
+    from pycocotools import mask as mask_utils
+
+    overlap = mask_utils.iou([rle_utils.with_bytes_counts(d["segmentation"]) for d in detections],
+                             [rle_utils.with_bytes_counts(r) for r in crowd_rles],
+                             [1] * len(crowd_rles))
+    keep = np.asarray(overlap).reshape(len(detections), -1).max(axis=1) <= 0.5
+    return [d for d, kept in zip(detections, keep, strict=True) if kept]
+
+
 def evaluate(gt: dict, detections: list) -> dict:
     """All metrics, per image and overall.
 
@@ -200,8 +222,12 @@ def evaluate(gt: dict, detections: list) -> dict:
     for det in detections:
         by_image.setdefault(det["image_id"], []).append(det)
     gt_counts: dict[int, int] = {}
+    crowd: dict[int, list] = {}
     for ann in gt["annotations"]:
-        gt_counts[ann["image_id"]] = gt_counts.get(ann["image_id"], 0) + 1
+        if is_crowd(ann):
+            crowd.setdefault(ann["image_id"], []).append(ann["segmentation"])
+        else:
+            gt_counts[ann["image_id"]] = gt_counts.get(ann["image_id"], 0) + 1
     most = max([*gt_counts.values(), *(len(v) for v in by_image.values()), STOCK_MAX_DETS])
     cap = int(np.ceil((most + 1) / 100) * 100)
 
@@ -214,8 +240,9 @@ def evaluate(gt: dict, detections: list) -> dict:
     per_image = {}
     for image in gt["images"]:
         dets = by_image.get(image["id"], [])
+        scored = outside_crowd(dets, crowd.get(image["id"], []))
         counts = match_labels(coco_to_labels(gt, image["id"]),
-                              prediction_labels(dets, image["height"], image["width"]))
+                              prediction_labels(scored, image["height"], image["width"]))
         total = total + counts
         per_image[image["file_name"]] = {
             **ap_block([image["id"]]), **counts.scores(),
