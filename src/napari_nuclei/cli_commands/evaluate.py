@@ -45,8 +45,9 @@ def add_parsers(sub) -> None:
     ex.set_defaults(func=run_export)
 
 
-def print_metrics(result: dict, out=sys.stdout) -> None:
-    """A table: one row per image, then the overall row."""
+def print_metrics(result: dict, out=None) -> None:
+    """A table: one row per image, then the overall row (to ``out``, default stdout)."""
+    out = out if out is not None else sys.stdout
     header = f"{'image':<24}" + "".join(f"{k:>10}" for k in _SHOWN) + f"{'GT':>6}{'pred':>6}"
     print(header, file=out)
     rows = [*result["per_image"].items(), ("overall", result["overall"])]

@@ -106,9 +106,12 @@ def check_rle(rle, height: int | None = None, width: int | None = None,
     if isinstance(counts, str):
         runs = compressed_runs(counts)
     elif isinstance(counts, list) and not compressed_only:
-        runs = np.asarray(counts) if counts else np.zeros(0, np.int64)
-        if runs.dtype.kind not in "iu" or runs.ndim != 1:
+        # type(), not isinstance(): JSON's true/false are Python ints too.
+        if not all(type(c) is int for c in counts):
             raise InvalidValue("uncompressed RLE counts must be a list of integers")
+        runs = np.asarray(counts) if counts else np.zeros(0, np.int64)
+        if runs.dtype.kind not in "iu":  # integers beyond 64 bits
+            raise InvalidValue("uncompressed RLE counts hold a run longer than any image")
     else:
         wanted = "a string" if compressed_only else "a string or a list of run lengths"
         raise InvalidValue(f"RLE counts must be {wanted}, not {describe(counts)}")
@@ -126,9 +129,12 @@ def check_polygons(polygons, height: int, width: int) -> None:
         where = f"polygon {number}"
         if not isinstance(polygon, list):
             raise InvalidValue(f"{where} must be a list of coordinates, not {describe(polygon)}")
-        points = np.asarray(polygon) if polygon else np.zeros(0)
-        if points.dtype.kind not in "iuf" or points.ndim != 1:
+        if not all(type(c) in (int, float) for c in polygon):  # true/false are ints too
             raise InvalidValue(f"{where} must hold numbers only")
+        try:
+            points = np.asarray(polygon, dtype=float)
+        except OverflowError:
+            raise InvalidValue(f"{where} holds a coordinate too large for a float") from None
         if points.size % 2 or points.size < 6:
             raise InvalidValue(f"{where} has {points.size} coordinates; a polygon needs "
                                "x, y pairs of at least 3 points")
