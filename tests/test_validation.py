@@ -147,6 +147,11 @@ def test_compressed_rle_running_past_the_image_is_refused(coco_folder, tmp_path,
     out = tmp_path / "out.json"
     fails(capsys, ["convert", ann, "-o", out], "RLE runs cover 1,240 pixels, not the 30x40",
           ann, [out])
+    # The same ground truth in evaluate: refused before pycocotools reads past its buffer.
+    pred = tmp_path / "pred.json"
+    pred.write_text("[]")
+    fails(capsys, ["evaluate", "--gt", ann, "--pred", pred, "-o", out],
+          "annotation 0: RLE runs cover 1,240 pixels", ann, [out])
 
 
 def test_compressed_runs_equal_pycocotools():
@@ -172,7 +177,7 @@ def test_iscrowd_regions_are_ignore_regions_not_nuclei(coco_folder, tmp_path, ca
     # A converted file keeps it, marked, for evaluation.
     out = tmp_path / "out.json"
     assert main(["convert", str(ann), "-o", str(out), "-q"]) == 0
-    assert "never used as nuclei to train on" in capsys.readouterr().err
+    assert "ignore regions, not nuclei: never trained on" in capsys.readouterr().err
     assert [a["iscrowd"] for a in json.loads(out.read_text())["annotations"]] == [0, 1]
     # A detection inside the crowd region is no false positive.
     inside = encode_mask(np.pad(np.ones((30, 2), bool), ((0, 0), (38, 0))))

@@ -334,7 +334,7 @@ def _open_coco(json_path: Path, image_root: Path) -> Dataset:
     n_crowd = sum(ann.get("iscrowd", 0) == 1 for ann in data.get("annotations", []))
     if n_crowd:
         warnings.append(
-            f"{json_path}: {n_crowd} iscrowd region(s) are COCO ignore regions: kept as "
-            "such for evaluation, never used as nuclei to train on"
+            f"{json_path}: {n_crowd} iscrowd region(s) are COCO ignore regions, not nuclei: "
+            "never trained on; evaluation ignores detections inside them"
         )
     return Dataset(image_root, "coco", tuple(records), tuple(warnings))

@@ -49,8 +49,9 @@ def _spatial(shape: tuple[int, ...]) -> tuple[int, int] | None:
     if len(shape) == 3:
         if shape[0] in (1, 3, 4) and shape[2] not in (1, 3, 4):  # channel-first
             return shape[1], shape[2]
-        return shape[0], shape[1]
-    return None
+        if shape[2] in (1, 2, 3, 4):  # channel-last
+            return shape[0], shape[1]
+    return None  # a stack of pages: decoded, then refused as not 2D
 
 
 def _checked_header(path: Path) -> tuple[int, int] | None:
