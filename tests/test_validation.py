@@ -310,6 +310,8 @@ def test_file_names_stay_inside_the_dataset(test_folder, coco_folder, tmp_path, 
     (lambda e: e.update(height=50.0), "entry 0: height must be an integer, not 50.0"),
     (lambda e: e.update(width=0), "entry 0: width must be at least 1, not 0"),
     (lambda e: e.update(file_name="y\x00.png"), "holds control characters"),
+    (lambda e: e.update(file_name="\ud800.png"), "is not a valid file name here"),
+    (lambda e: e.update(file_name="./x.png"), "entry 1: x.png appears twice"),
 ])
 def test_test_ids_fields_are_checked(test_folder, tmp_path, capsys, change, problem):
     ids_path = test_folder / "test_img_ids.json"

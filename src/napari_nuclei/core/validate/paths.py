@@ -7,6 +7,7 @@ dataset has no business naming.
 
 from __future__ import annotations
 
+import os
 import posixpath
 from pathlib import Path, PurePosixPath, PureWindowsPath
 
@@ -25,12 +26,21 @@ def relative_name(value, name: str = "file_name") -> str:
     value = text(value, name)
     if any(ord(c) < 32 for c in value):
         raise InvalidValue(f"{name} {value!r} holds control characters")
+    try:
+        os.fsencode(value)
+    except UnicodeEncodeError:
+        raise InvalidValue(f"{name} {value!r} is not a valid file name here") from None
     if PurePosixPath(value).is_absolute() or PureWindowsPath(value).is_absolute():
         raise InvalidValue(f"{name} {value!r} is an absolute path; names must be relative "
                            "to the dataset folder")
-    if posixpath.normpath(value.replace("\\", "/")).split("/")[0] == "..":
+    if same_file_key(value).split("/")[0] == "..":
         raise InvalidValue(f"{name} {value!r} points outside the dataset folder")
     return value
+
+
+def same_file_key(value: str) -> str:
+    """A name normalised so that ``x.png``, ``./x.png`` and ``a/../x.png`` compare equal."""
+    return posixpath.normpath(value.replace("\\", "/"))
 
 
 def inside(root: Path, value, name: str = "file_name") -> Path:

@@ -15,7 +15,7 @@ from ..errors import DatasetError
 from . import fields
 from .fields import InvalidValue, describe, in_file
 from .limits import check_pixels
-from .paths import relative_name
+from .paths import relative_name, same_file_key
 from .segmentation import check_rle, check_segmentation
 
 TEST_ID_KEYS = ("id", "file_name", "height", "width")
@@ -47,7 +47,7 @@ def check_test_ids(data, path: Path) -> list[dict]:
             fields.obj(entry, "entry")
             fields.required(entry, TEST_ID_KEYS)
             image_id = fields.identifier(entry["id"], "id")
-            name = relative_name(entry["file_name"])
+            name = same_file_key(relative_name(entry["file_name"]))
             _image_size(entry, required=True)
             if image_id in seen_ids:
                 raise InvalidValue(f"id {image_id} appears twice")
@@ -85,7 +85,7 @@ def check_coco(data, path: Path, sizes_required: bool = False) -> dict:
             fields.obj(image, "image entry")
             fields.required(image, ("id", "file_name"))
             image_id = fields.identifier(image["id"], "id")
-            name = relative_name(image["file_name"])
+            name = same_file_key(relative_name(image["file_name"]))
             if image_id in sizes:
                 raise InvalidValue(f"id {image_id} appears twice")
             if name in names:
