@@ -502,3 +502,20 @@ def test_pixel_limit_reaches_worker_processes():
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                             timeout=60)
     assert result.stdout.strip() == "5000"
+
+
+@pytest.mark.parametrize("suffix", [".png", ".jpg", ".bmp", ".tif"])
+def test_header_sizes_equal_the_decoded_image(tmp_path, suffix):
+    import cv2
+
+    from napari_nuclei.core.image_io import image_size, read_image
+    from napari_nuclei.core.validate.image_header import declared_shape
+
+    path = tmp_path / f"img{suffix}"
+    pixels = np.random.default_rng(0).integers(0, 255, (37, 53, 3), dtype=np.uint8)
+    if suffix == ".tif":
+        tifffile.imwrite(path, pixels)
+    else:
+        assert cv2.imwrite(str(path), pixels)
+    assert declared_shape(path)[:2] == (37, 53)
+    assert image_size(path) == read_image(path).shape[:2] == (37, 53)
