@@ -519,3 +519,57 @@ def test_header_sizes_equal_the_decoded_image(tmp_path, suffix):
         assert cv2.imwrite(str(path), pixels)
     assert declared_shape(path)[:2] == (37, 53)
     assert image_size(path) == read_image(path).shape[:2] == (37, 53)
+
+
+def _dense_match_reference(gt, pred):
+    """The straightforward n_gt x n_pred table, for small images only."""
+    gt_ids, pred_ids = np.unique(gt), np.unique(pred)
+    gt_ids, pred_ids = gt_ids[gt_ids > 0], pred_ids[pred_ids > 0]
+    inter = np.array([[np.sum((gt == a) & (pred == b)) for b in pred_ids] for a in gt_ids],
+                     dtype=np.int64).reshape(len(gt_ids), len(pred_ids))
+    gt_area = np.array([np.sum(gt == a) for a in gt_ids], dtype=np.int64)
+    pred_area = np.array([np.sum(pred == b) for b in pred_ids], dtype=np.int64)
+    union = gt_area[:, None] + pred_area[None, :] - inter
+    iou = inter / np.maximum(union, 1)
+    tp = int((iou > 0.5).sum())
+    aji_i = aji_u = 0
+    used = np.zeros(len(pred_ids), bool)
+    for row in range(len(gt_ids)):
+        if len(pred_ids) and inter[row].max() > 0:
+            best = int(np.argmax(iou[row]))
+            aji_i += int(inter[row, best])
+            aji_u += int(union[row, best])
+            used[best] = True
+        else:
+            aji_u += int(gt_area[row])
+    aji_u += int(pred_area[~used].sum())
+    return tp, len(pred_ids) - tp, len(gt_ids) - tp, float(iou[iou > 0.5].sum()), aji_i, aji_u
+
+
+def test_nucleus_matching_equals_the_dense_table():
+    from napari_nuclei.core.metrics import match_labels
+
+    rng = np.random.default_rng(3)
+    for _ in range(30):
+        shape = tuple(rng.integers(5, 40, 2))
+        gt = rng.integers(0, rng.integers(1, 8), shape) * rng.integers(1, 3)
+        pred = rng.integers(0, rng.integers(1, 8), shape) + rng.integers(0, 2)
+        counts = match_labels(gt, pred)
+        tp, fp, fn, matched_iou, aji_i, aji_u = _dense_match_reference(gt, pred)
+        assert (counts.tp, counts.fp, counts.fn) == (tp, fp, fn)
+        assert counts.matched_iou == pytest.approx(matched_iou)
+        assert (counts.aji_intersection, counts.aji_union) == (aji_i, aji_u)
+
+
+def test_many_tiny_nuclei_do_not_size_the_matching_by_their_product():
+    from napari_nuclei.core.metrics import match_labels
+
+    # Every pixel its own nucleus on both sides: a dense table would be 90,000^2 entries.
+    gt = np.arange(1, 300 * 300 + 1, dtype=np.int32).reshape(300, 300)
+    pred = gt.T.copy()
+    tracemalloc.start()
+    counts = match_labels(gt, pred)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert counts.tp == 90_000 and counts.fp == counts.fn == 0  # same pixels, renumbered
+    assert peak < 100 * 2**20

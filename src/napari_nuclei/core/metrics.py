@@ -145,33 +145,37 @@ def match_labels(gt: np.ndarray, pred: np.ndarray) -> MatchCounts:
     """
     gt_ids, gt_index = np.unique(gt, return_inverse=True)
     pred_ids, pred_index = np.unique(pred, return_inverse=True)
-    n_gt, n_pred = len(gt_ids), len(pred_ids)
-    # One pass over the pixels: intersections of every (gt, pred) pair at once.
-    joint = np.bincount(gt_index.ravel() * n_pred + pred_index.ravel(),
-                        minlength=n_gt * n_pred).reshape(n_gt, n_pred)
-    gt_area, pred_area = joint.sum(axis=1), joint.sum(axis=0)
-    # Drop background rows/columns (label 0 sorts first when present).
+    n_pred = len(pred_ids)
+    # Label 0 (background) sorts first when present; nuclei are numbered from there.
     g0 = 1 if gt_ids[0] == 0 else 0
     p0 = 1 if pred_ids[0] == 0 else 0
-    inter = joint[g0:, p0:].astype(np.int64)
-    gt_area, pred_area = gt_area[g0:], pred_area[p0:]
-    union = gt_area[:, None] + pred_area[None, :] - inter
-    iou = np.where(union > 0, inter / np.maximum(union, 1), 0.0)
+    gt_area = np.bincount(gt_index.ravel(), minlength=len(gt_ids))[g0:]
+    pred_area = np.bincount(pred_index.ravel(), minlength=n_pred)[p0:]
+    # Intersections of the (gt, pred) pairs that share pixels, one pass over the pixels.
+    # Kept sparse: a dense n_gt x n_pred table grows with the product of the nuclei counts
+    # (tens of GB for tens of thousands of tiny nuclei on each side).
+    pairs, inter = np.unique(gt_index.ravel().astype(np.int64) * n_pred + pred_index.ravel(),
+                             return_counts=True)
+    g, p = np.divmod(pairs, n_pred)
+    nuclei = (g >= g0) & (p >= p0)
+    g, p, inter = g[nuclei] - g0, p[nuclei] - p0, inter[nuclei]
+    union = gt_area[g] + pred_area[p] - inter
+    iou = inter / union
 
     matched = iou > 0.5
     tp = int(matched.sum())
     counts = MatchCounts(tp=tp, fp=len(pred_area) - tp, fn=len(gt_area) - tp,
                          matched_iou=float(iou[matched].sum()))
+    # AJI: each true nucleus with its best-IoU prediction (lowest label on ties).
+    order = np.lexsort((p, -iou, g))
+    best = order[np.r_[True, g[order][1:] != g[order][:-1]]] if g.size else order
+    touched = np.zeros(len(gt_area), dtype=bool)
+    touched[g[best]] = True
     used = np.zeros(len(pred_area), dtype=bool)
-    for g in range(len(gt_area)):
-        if len(pred_area) and inter[g].max() > 0:
-            best = int(np.argmax(iou[g]))
-            counts.aji_intersection += int(inter[g, best])
-            counts.aji_union += int(union[g, best])
-            used[best] = True
-        else:
-            counts.aji_union += int(gt_area[g])
-    counts.aji_union += int(pred_area[~used].sum())
+    used[p[best]] = True
+    counts.aji_intersection = int(inter[best].sum())
+    counts.aji_union = (int(union[best].sum()) + int(gt_area[~touched].sum())
+                        + int(pred_area[~used].sum()))
     return counts
 
 
