@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 from .core.errors import InputError, OptionError
+from .core.validate import add_limit_options, apply_limit_options
 
 EXIT_BAD_INPUT = 2
 EXIT_STOPPED = 130
@@ -34,6 +35,7 @@ def _cmd_convert(args: argparse.Namespace) -> int:
         conversion = convert_dataset(
             dataset, args.output, workers=args.workers,
             on_progress=lambda p: (bar.update(1), bar.set_postfix_str(p.item)),
+            keep_crowd=True,
         )
     for line in conversion.warning_lines():
         print(f"warning: {line}", file=sys.stderr)
@@ -77,6 +79,7 @@ def build_parser() -> argparse.ArgumentParser:
     convert.add_argument("--workers", type=int, default=None,
                          help="worker processes (default: one per core for large sets)")
     convert.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    add_limit_options(convert)
     convert.set_defaults(func=_cmd_convert)
 
     gui = sub.add_parser("gui", help="open napari with the dock widget and the sample data")
@@ -110,6 +113,7 @@ def main(argv: list[str] | None = None) -> int:
     Ctrl-C or SIGTERM stops the job without leaving partial outputs (status 130).
     """
     args = build_parser().parse_args(argv)
+    apply_limit_options(args)
     _quiet_third_party_warnings()
     try:
         return args.func(args)

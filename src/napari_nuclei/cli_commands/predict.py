@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 from ..core.training.settings import PRESETS
+from ..core.validate import add_limit_options
 
 
 def add_parser(sub) -> None:
@@ -33,6 +34,7 @@ def add_parser(sub) -> None:
                    "only images the network would shrink, in tiles of the input size)")
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    add_limit_options(p)
     p.set_defaults(func=run)
 
 
