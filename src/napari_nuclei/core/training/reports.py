@@ -109,7 +109,7 @@ def read_metrics(run_dir: str | Path) -> list[TrainReport]:
         for line in fh:
             try:
                 reports.append(TrainReport(**json.loads(line)))
-            except (ValueError, TypeError):
+            except (ValueError, TypeError, RecursionError):
                 continue
     return reports
 

@@ -21,6 +21,7 @@ from pathlib import Path
 from ..atomic import atomic_path, write_json_atomic
 from ..errors import InputError, OptionError
 from ..jobs import StepProgress
+from ..validate import load_json
 from .data import TrainingData, prepare_training_data, register
 from .reports import METRICS_NAME, Notice, TrainReport, TrainResult, read_metrics
 from .run_folder import hold_run_folder, repair_checkpoint_tag
@@ -71,11 +72,12 @@ def _read_run_facts(run_dir: Path) -> dict:
         raise InputError(run_dir, "is not a training run folder (no settings.json)")
     try:
         facts = load_run_facts(run_dir)
-        if not isinstance(facts, dict) or "data" not in facts:
+        if not isinstance(facts, dict) or not isinstance(facts.get("data"), str):
             raise ValueError("no data folder recorded")
-        TrainSettings.from_json(facts)
-    except (ValueError, TypeError, UnicodeDecodeError) as exc:
-        raise InputError(run_dir / SETTINGS_NAME, f"is damaged ({exc}); the run cannot be "
+        TrainSettings.from_json(facts).validate()
+    except (InputError, ValueError, TypeError) as exc:
+        why = exc.problem if isinstance(exc, InputError) else str(exc)
+        raise InputError(run_dir / SETTINGS_NAME, f"is damaged ({why}); the run cannot be "
                          "resumed: start a new run from its last checkpoint with --weights "
                          f"{run_dir}") from None
     return facts
@@ -246,7 +248,7 @@ def load_plan(run_dir: str | Path, resume: bool) -> RunPlan:
     cfg = load_config(run_dir)
     # The folder named now, not the one the config was written in (it may have moved).
     cfg.OUTPUT_DIR = str(run_dir)
-    dicts = json.loads((run_dir / DICTS_NAME).read_text(encoding="utf-8"))
+    dicts = load_json(run_dir / DICTS_NAME)
     val_json = _saved_path(run_dir, dicts["val_json"])
     register(TRAIN_NAME, dicts["train"])
     cfg.DATASETS.TRAIN = (TRAIN_NAME,)

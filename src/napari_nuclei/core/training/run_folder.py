@@ -167,9 +167,11 @@ def prune_checkpoints(run_dir: Path, keep: int) -> list[Path]:
         return []
     periodic = periodic_checkpoints(run_dir)
     kept = set(periodic[-keep:])
-    scored = [(ap, path) for path, ap in checkpoint_rows(run_dir) if ap is not None]
+    # Ties (all zero early in a run) go to the newest, which is kept anyway.
+    scored = [(ap, order, path) for order, (path, ap) in enumerate(checkpoint_rows(run_dir))
+              if ap is not None]
     if scored:
-        kept.add(max(scored, key=lambda row: row[0])[1])
+        kept.add(max(scored)[2])
     tagged = tagged_checkpoint(run_dir)
     if tagged is not None:
         kept.add(tagged)

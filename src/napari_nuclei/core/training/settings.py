@@ -7,7 +7,6 @@ detectron2 config in :mod:`napari_nuclei.core.training.config`. Every run saves 
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -276,5 +275,10 @@ def save_settings(settings: TrainSettings, run_dir: Path, **extra) -> Path:
 
 
 def load_run_facts(run_dir: Path) -> dict:
-    """The content of a run folder's ``settings.json`` (settings plus run facts)."""
-    return json.loads((Path(run_dir) / SETTINGS_NAME).read_text(encoding="utf-8"))
+    """The content of a run folder's ``settings.json`` (settings plus run facts).
+
+    Run folders are shared, so the file is read with the guarded loader of user files.
+    """
+    from ..validate import load_json
+
+    return load_json(Path(run_dir) / SETTINGS_NAME)
