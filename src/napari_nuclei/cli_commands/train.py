@@ -53,6 +53,8 @@ def add_parser(sub) -> None:
     group.add_argument("--max-dets", type=int, dest="detections_per_image")
     group.add_argument("--workers", type=int, dest="num_workers", help="data-loading processes")
     group.add_argument("--seed", type=int)
+    group.add_argument("--mpp", type=float, help="pixel size of the training images in "
+                       "microns per pixel (whole slides are predicted at this pixel size)")
     dist = p.add_argument_group("several processes or machines (detectron2 launcher)")
     dist.add_argument("--num-gpus", type=int, default=1,
                       help="processes per machine: one per GPU (on CPU: gloo workers)")
@@ -66,7 +68,7 @@ def add_parser(sub) -> None:
 _OVERRIDES = ("max_iter", "base_lr", "warmup_iters", "max_size_train", "ims_per_batch",
               "batch_size_per_image", "checkpoint_period", "eval_period", "min_size_test",
               "score_thresh_test", "detections_per_image", "num_workers", "seed",
-              "val_fraction", "weights")
+              "val_fraction", "weights", "mpp")
 
 
 def _settings(args):

@@ -62,6 +62,9 @@ class TrainSettings:
         validation folder is given.
     seed : int
         Random seed (the split and detectron2's own seeding).
+    mpp : float or None
+        Pixel size of the training images in microns per pixel, when known: whole
+        slides are predicted at this pixel size.
     model_options : tuple of (str, object)
         Extra detectron2 config keys, applied last.
     """
@@ -89,6 +92,7 @@ class TrainSettings:
     num_workers: int = 2
     val_fraction: float = 0.0
     seed: int = 0
+    mpp: float | None = None
     model_options: tuple[tuple[str, object], ...] = field(default=())
 
     def to_json(self) -> dict:
@@ -195,12 +199,25 @@ def preset_settings(name: str, **overrides) -> TrainSettings:
 
 
 def save_settings(settings: TrainSettings, run_dir: Path, **extra) -> Path:
-    """Write ``settings.json`` into a run folder, with extra run facts (data paths)."""
+    """Write ``settings.json`` into a run folder, with extra run facts (data paths, and the
+    largest training nucleus, from which prediction tiles take their overlap)."""
     from ..atomic import write_json_atomic
 
+    largest = _largest_nucleus_px(Path(run_dir) / "train_annotations.json")
+    if largest is not None:
+        extra.setdefault("largest_nucleus_px", largest)
     return write_json_atomic(
         Path(run_dir) / SETTINGS_NAME, {**settings.to_json(), **extra}, indent=2
     )
+
+
+def _largest_nucleus_px(coco_json: Path) -> float | None:
+    """The largest box side of the nuclei in a COCO JSON, if it exists."""
+    try:
+        annotations = json.loads(coco_json.read_text(encoding="utf-8"))["annotations"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return max((max(a["bbox"][2:4]) for a in annotations), default=None)
 
 
 def load_run_facts(run_dir: Path) -> dict:
