@@ -77,17 +77,19 @@ def tile_grid(height: int, width: int, tile: int, overlap: int) -> list[Tile]:
 
 
 def regular_grid(height: int, width: int, tile: int, overlap: int) -> list[Tile]:
-    """Overlapping tiles whose cores form a regular grid of side ``tile - overlap``.
+    """Overlapping tiles whose cores lie on a regular grid of side ``tile - overlap``.
 
     Cores start at multiples of the stride, so they line up with array chunks of that
-    side; each window is its core grown by half the overlap (clipped to the image).
+    side; the last core of each row and column runs to the image edge (up to twice the
+    stride) rather than leaving a sliver tile with no context for the network. Each
+    window is its core grown by half the overlap (clipped to the image).
 
     Parameters
     ----------
     height, width : int
         Image size.
     tile : int
-        Window side (the last row and column may be smaller).
+        Window side (windows of the last row and column may be larger).
     overlap : int
         Overlap between neighbouring windows (even).
 
@@ -98,18 +100,22 @@ def regular_grid(height: int, width: int, tile: int, overlap: int) -> list[Tile]
     """
     if overlap >= tile:
         raise ValueError(f"overlap {overlap} must be smaller than the tile size {tile}")
+    stride = tile - overlap
+    rows, cols = max(1, height // stride), max(1, width // stride)
+    return [grid_tile(r, c, height, width, tile, overlap)
+            for r in range(rows) for c in range(cols)]
+
+
+def grid_tile(row: int, col: int, height: int, width: int, tile: int, overlap: int) -> Tile:
+    """One tile of :func:`regular_grid`."""
     stride, half = tile - overlap, overlap // 2
-    rows, cols = -(-height // stride), -(-width // stride)
-    tiles = []
-    for r in range(rows):
-        for c in range(cols):
-            y0, x0 = r * stride, c * stride
-            y1, x1 = min(y0 + stride, height), min(x0 + stride, width)
-            tiles.append(Tile(max(0, y0 - half), max(0, x0 - half), min(height, y1 + half),
-                              min(width, x1 + half), (float(y0), float(x0), float(y1),
-                                                      float(x1)),
-                              (r > 0, c > 0, r < rows - 1, c < cols - 1)))
-    return tiles
+    rows, cols = max(1, height // stride), max(1, width // stride)
+    y0, x0 = row * stride, col * stride
+    y1 = height if row == rows - 1 else y0 + stride
+    x1 = width if col == cols - 1 else x0 + stride
+    return Tile(max(0, y0 - half), max(0, x0 - half), min(height, y1 + half),
+                min(width, x1 + half), (float(y0), float(x0), float(y1), float(x1)),
+                (row > 0, col > 0, row < rows - 1, col < cols - 1))
 
 
 def _global_boxes(tile: Tile, boxes: np.ndarray):
@@ -174,8 +180,10 @@ def centred(tile: Tile, boxes: np.ndarray) -> np.ndarray:
     return (cy >= core_y0) & (cy < core_y1) & (cx >= core_x0) & (cx < core_x1)
 
 
-# Two views of one nucleus from two tiles agree on most of the pixels both tiles saw.
-SAME_NUCLEUS_IOU = 0.5
+# Two views of one nucleus from two tiles agree on most of the pixels both tiles saw. The
+# overlap is measured against the smaller view: a tile may see only a fragment of a
+# nucleus that its edge cuts in two.
+SAME_NUCLEUS_OVERLAP = 0.5
 
 
 @dataclass
@@ -196,6 +204,8 @@ class Candidate:
         ``(top, left, bottom, right)`` of the tile that saw it.
     key : tuple of int
         ``(tile index, rank)``: breaks ties the same way in every run.
+    pixels : numpy.ndarray, optional
+        ``(h, w, C)`` image pixels under ``mask``, carried along for measurements.
     """
 
     top: int
@@ -205,6 +215,7 @@ class Candidate:
     whole: bool
     window: tuple[int, int, int, int]
     key: tuple[int, int]
+    pixels: np.ndarray | None = None
 
     @property
     def box(self) -> tuple[int, int, int, int]:
@@ -229,8 +240,8 @@ def _crop(top, left, mask, y0, x0, y1, x1) -> np.ndarray:
 
 def same_nucleus(a: Candidate, b_top: int, b_left: int, b_mask: np.ndarray,
                  b_window: tuple[int, int, int, int]) -> bool:
-    """Whether two detections from two tiles are one nucleus: their masks overlap by
-    ``SAME_NUCLEUS_IOU`` or more within the pixels both tiles saw."""
+    """Whether two detections from two tiles are one nucleus: within the pixels both
+    tiles saw, their masks share ``SAME_NUCLEUS_OVERLAP`` or more of the smaller one."""
     y0, x0 = max(a.window[0], b_window[0]), max(a.window[1], b_window[1])
     y1, x1 = min(a.window[2], b_window[2]), min(a.window[3], b_window[3])
     # Restrict further to the two boxes: only their common area can overlap.
@@ -243,8 +254,8 @@ def same_nucleus(a: Candidate, b_top: int, b_left: int, b_mask: np.ndarray,
         return False
     first = _crop(a.top, a.left, a.mask, y0, x0, y1, x1)
     second = _crop(b_top, b_left, b_mask, y0, x0, y1, x1)
-    union = np.count_nonzero(first | second)
-    return union > 0 and np.count_nonzero(first & second) >= SAME_NUCLEUS_IOU * union
+    smaller = min(np.count_nonzero(first), np.count_nonzero(second))
+    return smaller > 0 and np.count_nonzero(first & second) >= SAME_NUCLEUS_OVERLAP * smaller
 
 
 def _overlapping(box, boxes: np.ndarray) -> np.ndarray:
@@ -288,8 +299,8 @@ def resolve_candidate(candidate: Candidate, around: Neighbourhood) -> Candidate 
     ----------
     candidate : Candidate
     around : Neighbourhood
-        Owned nuclei and candidates of the neighbouring tiles (those of the candidate's
-        own tile are ignored: one tile does not see a nucleus twice).
+        Owned nuclei of the neighbouring tiles, and the candidates of these tiles and of
+        the candidate's own.
 
     Returns
     -------
@@ -305,10 +316,24 @@ def resolve_candidate(candidate: Candidate, around: Neighbourhood) -> Candidate 
             return None
     group = [o for o in (around.candidates[i]
                          for i in _overlapping(candidate.box, around._candidate_boxes))
-             if o.key[0] != tile and same_nucleus(candidate, o.top, o.left, o.mask, o.window)]
+             if o.key != candidate.key
+             and same_nucleus(candidate, o.top, o.left, o.mask, o.window)]
+    others = [o for o in group if o.key[0] != tile]
+    if candidate.whole:
+        confirmed = any(not o.whole for o in others)
+    else:
+        window = candidate.window
+        confirmed = any(o.top < window[0] or o.left < window[1] or o.box[2] > window[2]
+                        or o.box[3] > window[3] for o in others)
+    if not confirmed:
+        # A cut view that no tile sees continue past the cut (a detection along a tile
+        # edge, where the network lacks context), or a whole view that no other tile saw
+        # cut (its owner saw it whole and did not detect it): the better-placed view
+        # decides.
+        return None
     if any(_rank(o) > _rank(candidate) for o in group):
         return None
-    if candidate.whole or not group:
+    if candidate.whole:
         return candidate
     members = [candidate, *(o for o in group if not o.whole)]
     y0 = min(m.top for m in members)
@@ -316,7 +341,15 @@ def resolve_candidate(candidate: Candidate, around: Neighbourhood) -> Candidate 
     y1 = max(m.box[2] for m in members)
     x1 = max(m.box[3] for m in members)
     merged = np.zeros((y1 - y0, x1 - x0), bool)
+    pixels = None
+    if all(m.pixels is not None for m in members):
+        pixels = np.zeros((y1 - y0, x1 - x0, members[0].pixels.shape[2]), np.uint8)
     for m in members:
-        merged |= _crop(m.top, m.left, m.mask, y0, x0, y1, x1)
+        part = _crop(m.top, m.left, m.mask, y0, x0, y1, x1)
+        merged |= part
+        if pixels is not None:
+            h, w = m.mask.shape
+            region = pixels[m.top - y0 : m.top - y0 + h, m.left - x0 : m.left - x0 + w]
+            region[m.mask] = m.pixels[m.mask]
     return Candidate(y0, x0, merged, max(m.score for m in members), False, candidate.window,
-                     candidate.key)
+                     candidate.key, pixels)
