@@ -117,8 +117,11 @@ def run(args: argparse.Namespace) -> int:
     from ..core.errors import InputError
     from ..core.jobs import drain
     from ..core.slide.engine import SUMMARY_NAME, slide_name, write_summary
+    from ..core.slide.reader import open_slide
 
     options = _options(args)
+    for path in args.slides:  # a bad slide is reported before the model loads
+        open_slide(path).close()
     names = [slide_name(path) for path in args.slides]
     repeated = {n for n in names if names.count(n) > 1}
     if repeated:

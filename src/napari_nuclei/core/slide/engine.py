@@ -174,8 +174,8 @@ def start_job(facts: ModelFacts, slide_path: Path, out_dir: Path,
         resumed = prepare_folder(out_dir, plan, options.overwrite)
         job_dir = out_dir / JOB
         if overview.regions is not None:
-            with atomic_path(job_dir / "regions.npy") as tmp:
-                np.save(tmp, overview.regions, allow_pickle=False)
+            with atomic_path(job_dir / "regions.npy") as tmp, open(tmp, "wb") as fh:
+                np.save(fh, overview.regions, allow_pickle=False)
         write_preview(out_dir / PREVIEW_NAME, overview, cores, chosen)
         tissue_mm2 = (overview.tissue_area_px() * pixel.slide_mpp**2 / 1e6
                       if pixel.slide_mpp else None)

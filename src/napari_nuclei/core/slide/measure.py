@@ -147,37 +147,39 @@ def shape_measurements(mask: np.ndarray) -> dict:
 
 
 def polygon(top: int, left: int, mask: np.ndarray, scale: Scale) -> list:
-    """The nucleus outline as a GeoJSON Polygon ring in level-0 pixel coordinates.
+    """The nucleus outline as GeoJSON Polygon rings (outer, then holes) in level-0 pixels.
 
-    The ring follows the outer pixel centres of the mask (OpenCV contours), made valid
-    with shapely when a one-pixel neck makes it touch itself; masks too small for a
-    contour become their box.
+    Rings follow the outer pixel centres of the mask (OpenCV contours of its largest
+    part), made valid with shapely when a one-pixel neck makes a ring touch itself; masks
+    too small for a contour become their box.
     """
     import cv2
     import shapely
     import shapely.affinity
     import shapely.geometry.polygon
 
-    contours, _ = cv2.findContours(mask.astype(np.uint8), cv2.RETR_EXTERNAL,
-                                   cv2.CHAIN_APPROX_SIMPLE)
-    f = scale.factor
+    contours, hierarchy = cv2.findContours(mask.astype(np.uint8), cv2.RETR_CCOMP,
+                                           cv2.CHAIN_APPROX_SIMPLE)
     shape = None
-    if contours:
-        points = max(contours, key=cv2.contourArea)[:, 0, :].astype(np.float64) + 0.5
+    outers = [i for i in range(len(contours)) if hierarchy[0][i][3] < 0]
+    if outers:
+        outer = max(outers, key=lambda i: cv2.contourArea(contours[i]))
+        holes = [contours[i][:, 0, :] + 0.5 for i in range(len(contours))
+                 if hierarchy[0][i][3] == outer and len(contours[i]) >= 3]
+        points = contours[outer][:, 0, :] + 0.5
         if len(points) >= 3:
-            shape = shapely.Polygon(points)
-            if not shape.is_valid:
-                shape = shapely.make_valid(shape)
-                parts = [g for g in getattr(shape, "geoms", [shape]) if g.geom_type == "Polygon"]
-                shape = max(parts, key=lambda g: g.area) if parts else None
-            if shape is not None and shape.area <= 0:
-                shape = None
+            shape = shapely.make_valid(shapely.Polygon(points, holes))
+            parts = [g for part in shapely.get_parts(shape) for g in shapely.get_parts(part)
+                     if g.geom_type == "Polygon" and g.area > 0]
+            shape = max(parts, key=lambda g: g.area) if parts else None
     if shape is None:
         h, w = mask.shape
         shape = shapely.box(0, 0, w, h)
+    f = scale.factor
     shape = shapely.affinity.affine_transform(shape, [1 / f, 0, 0, 1 / f, left / f, top / f])
     shape = shapely.geometry.polygon.orient(shape, 1.0)
-    return [[[round(x, 2), round(y, 2)] for x, y in shape.exterior.coords]]
+    return [[[round(x, 2), round(y, 2)] for x, y in ring.coords]
+            for ring in (shape.exterior, *shape.interiors)]
 
 
 def feature(row: dict, ring: list) -> dict:

@@ -207,9 +207,10 @@ class ArraySlide(Slide):
     or one in-memory image)."""
 
     def __init__(self, path: Path, arrays: list, mpp: float | None, backend: str,
-                 channel_axis_first: bool = False):
+                 channel_axis_first: bool = False, store=None):
         self.backend = backend
         self._arrays = arrays
+        self._store = store
         self._channel_first = channel_axis_first
         shapes = [a.shape[1:3] if channel_axis_first else a.shape[:2] for a in arrays]
         levels = [Level(int(w), int(h), shapes[0][1] / w) for h, w in shapes]
@@ -220,6 +221,10 @@ class ArraySlide(Slide):
         if self._channel_first:
             return np.moveaxis(np.asarray(array[:, y : y + height, x : x + width]), 0, -1)
         return np.asarray(array[y : y + height, x : x + width])
+
+    def close(self):
+        if self._store is not None:
+            self._store.close()
 
 
 def _open_ome_zarr(path: Path) -> ArraySlide:
@@ -276,7 +281,8 @@ def _open_plain_tiff(path: Path) -> ArraySlide:
     arrays = ([group_or_array[k] for k in sorted(group_or_array.array_keys(), key=int)]
               if isinstance(group_or_array, zarr.Group) else [group_or_array])
     channel_first = axes.startswith(("C", "S")) and axes not in ("YXS", "YX")
-    return ArraySlide(path, arrays, None, "tifffile", channel_axis_first=channel_first)
+    return ArraySlide(path, arrays, None, "tifffile", channel_axis_first=channel_first,
+                      store=store)
 
 
 def _open_plain_image(path: Path) -> ArraySlide:

@@ -131,17 +131,14 @@ def rectangle_mask(shape, downsample: float, region, slide: Slide) -> np.ndarray
     if x >= slide.width or y >= slide.height or x + w <= 0 or y + h <= 0:
         raise InputError(slide.path, f"region x={x}, y={y}, {w}x{h} lies outside the slide "
                          f"({slide.width}x{slide.height})")
-    mask = np.zeros(shape, bool)
-    r0, c0 = max(0, int(y // downsample)), max(0, int(x // downsample))
-    r1, c1 = int(-(-(y + h) // downsample)), int(-(-(x + w) // downsample))
-    mask[r0:r1, c0:c1] = True
-    return mask
+    import shapely
+
+    return _rasterize(shape, downsample, [shapely.box(x, y, x + w, y + h)])
 
 
 def geojson_mask(shape, downsample: float, path: Path) -> np.ndarray:
     """An overview mask of the polygons of a GeoJSON file (level-0 coordinates), as QuPath
     exports annotations."""
-    import cv2
     import shapely
 
     path = Path(path)
@@ -152,6 +149,16 @@ def geojson_mask(shape, downsample: float, path: Path) -> np.ndarray:
         geometries = [shapely.geometry.shape(f.get("geometry", f)) for f in features]
     except (OSError, ValueError, TypeError, AttributeError, shapely.errors.GEOSException) as exc:
         raise InputError(path, f"is not a GeoJSON file of regions ({exc})") from None
+    mask = _rasterize(shape, downsample, geometries)
+    if not mask.any():
+        raise InputError(path, "holds no polygon inside the slide")
+    return mask
+
+
+def _rasterize(shape, downsample: float, geometries) -> np.ndarray:
+    """An overview mask of (multi)polygons given in level-0 pixels."""
+    import cv2
+
     mask = np.zeros(shape, np.uint8)
     for geometry in geometries:
         for polygon in getattr(geometry, "geoms", [geometry]):
@@ -162,8 +169,6 @@ def geojson_mask(shape, downsample: float, path: Path) -> np.ndarray:
             for hole in polygon.interiors:
                 inner = np.round(np.asarray(hole.coords) / downsample).astype(np.int32)
                 cv2.fillPoly(mask, [inner], 0)
-    if not mask.any():
-        raise InputError(path, "holds no polygon inside the slide")
     return mask.astype(bool)
 
 
