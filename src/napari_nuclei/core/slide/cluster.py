@@ -99,12 +99,16 @@ class Connection:
 def connect(workers: int = 0, scheduler: str | None = None) -> Connection:
     """Start a local cluster of ``workers`` processes (loopback only, no dashboard), or
     connect to the scheduler at ``scheduler``."""
+    import logging
+
     from distributed import Client, LocalCluster
 
     if scheduler:
         return Connection(Client(scheduler))
+    # Loopback only and no dashboard: nothing listens beyond this machine.
     cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
-                           host="127.0.0.1", dashboard_address=None)
+                           host="127.0.0.1", dashboard_address=None,
+                           silence_logs=logging.ERROR)
     return Connection(Client(cluster), cluster)
 
 

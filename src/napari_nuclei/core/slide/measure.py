@@ -192,3 +192,35 @@ def feature(row: dict, ring: list) -> dict:
         "properties": {"objectType": "detection", "classification": NUCLEUS_CLASS,
                        "measurements": measurements},
     }
+
+
+def measure_prediction(prediction, image: np.ndarray) -> tuple[list[dict], list[dict]]:
+    """Table rows and QuPath features of the nuclei predicted in one ordinary image.
+
+    Parameters
+    ----------
+    prediction : Prediction
+        Nucleus ``i`` gets id ``i + 1``, as in its label image.
+    image : numpy.ndarray
+        The image (grayscale or RGB, any bit depth): H&E densities for colour images,
+        the mean intensity per channel otherwise.
+
+    Returns
+    -------
+    rows, features : list of dict
+    """
+    from ..normalize import to_uint8
+
+    rgb = to_uint8(image)
+    if rgb.ndim == 2:
+        rgb = np.repeat(rgb[:, :, None], 3, axis=2)
+    stain = "he" if image.ndim == 3 else "intensity"
+    scale = Scale(1.0, None)
+    rows, features = [], []
+    for index, (top, left, mask) in enumerate(prediction.crops):
+        pixels = rgb[top : top + mask.shape[0], left : left + mask.shape[1]]
+        row = measure(index + 1, float(prediction.scores[index]), top, left, mask, pixels,
+                      scale, stain)
+        rows.append(row)
+        features.append(feature(row, polygon(top, left, mask, scale)))
+    return rows, features
