@@ -11,6 +11,7 @@ from __future__ import annotations
 import csv
 import time
 from collections.abc import Generator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -32,7 +33,7 @@ from .pixel_size import resolve_pixel_size, run_training_mpp
 from .plan import SlidePlan, ids_per_tile, slide_bytes
 from .reader import Slide, SlideError, open_slide
 from .tissue import make_overview, write_preview
-from .work import predict_tile
+from .work import predict_tile, read_window
 
 SUMMARY_NAME = "summary.csv"
 _SLIDE_SUFFIXES = (".ome.zarr", ".ome.tiff", ".ome.tif", ".zarr", ".tiff", ".tif", ".svs",
@@ -230,11 +231,18 @@ def iter_predict_slide(
         pending = job.pending()
         done = len(plan.selected) - len(pending)
         yield TileDone(plan.slide, done, len(plan.selected), nuclei, -1)
-        for index in pending:
-            nuclei += predict_tile(model, started.slide, plan, job.job_dir, index)
-            job.advance([index])
-            done += 1
-            yield TileDone(plan.slide, done, len(plan.selected), nuclei, index)
+        # One thread reads and decodes the next tile while the network works on this one.
+        with ThreadPoolExecutor(1) as reader:
+            ahead = reader.submit(read_window, started.slide, plan, pending[0]) if pending \
+                else None
+            for k, index in enumerate(pending):
+                pixels = ahead.result()
+                if k + 1 < len(pending):
+                    ahead = reader.submit(read_window, started.slide, plan, pending[k + 1])
+                nuclei += predict_tile(model, started.slide, plan, job.job_dir, index, pixels)
+                job.advance([index])
+                done += 1
+                yield TileDone(plan.slide, done, len(plan.selected), nuclei, index)
         return job.finish(options.outputs, started.tissue_mm2, started_at)
     finally:
         started.slide.close()

@@ -142,7 +142,9 @@ class SlideJob:
     def __init__(self, out_dir: Path, plan: SlidePlan):
         self.out_dir, self.plan = out_dir, plan
         self.job_dir = out_dir / JOB
-        self.cache = RecordCache(self.job_dir, plan, size=max(64, 2 * plan.cols))
+        # Finalizing reads the rows around a tile and painting the rows around those: keep
+        # about eight rows of tiles, so that each record is read from disk about once.
+        self.cache = RecordCache(self.job_dir, plan, size=8 * plan.cols + 16)
         self.labels = LabelsStore(out_dir / LABELS_NAME, plan.height, plan.width, plan.stride,
                                   *((plan.mpp / plan.factor, "micrometer") if plan.mpp
                                     else (1.0 / plan.factor, None)))

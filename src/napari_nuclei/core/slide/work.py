@@ -84,11 +84,21 @@ def _write_parts(job_dir: Path, index: int, suffix: str, nuclei, pixels, plan) -
     write_table_part(parts / f"{index:07d}{suffix}.parquet", rows, plan.stain)
 
 
-def predict_tile(model, slide: Slide, plan: SlidePlan, job_dir: Path, index: int) -> int:
-    """Predict one tile and save its record; returns the number of nuclei it owns."""
+def read_window(slide: Slide, plan: SlidePlan, index: int) -> np.ndarray:
+    """The pixels of tile ``index``'s window at the prediction pixel size."""
+    window = plan.tile_at(index)
+    return read_tile(slide, plan, window.top, window.left, window.bottom, window.right)
+
+
+def predict_tile(model, slide: Slide, plan: SlidePlan, job_dir: Path, index: int,
+                 pixels: np.ndarray | None = None) -> int:
+    """Predict one tile and save its record; returns the number of nuclei it owns.
+
+    ``pixels`` are the window's pixels when already read (by a prefetching thread).
+    """
     window = plan.tile_at(index)
     bounds = (window.top, window.left, window.bottom, window.right)
-    rgb = read_tile(slide, plan, *bounds)
+    rgb = read_window(slide, plan, index) if pixels is None else pixels
     raw = model.infer(to_model_input(rgb), resize=False)
     cut = cut_off(window, raw.boxes)
     mine = centred(window, raw.boxes) & ~cut
