@@ -86,10 +86,11 @@ def build_parser() -> argparse.ArgumentParser:
     gui.add_argument("--run", type=Path, help="a training run to show (and predict with)")
     gui.set_defaults(func=_cmd_gui)
 
-    from .cli_commands import demo, evaluate, predict, train
+    from .cli_commands import demo, evaluate, predict, predict_slide, train
 
     train.add_parser(sub)
     predict.add_parser(sub)
+    predict_slide.add_parser(sub)
     evaluate.add_parsers(sub)
     demo.add_parser(sub)
     return parser

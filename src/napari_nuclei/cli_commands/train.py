@@ -56,6 +56,8 @@ def add_parser(sub) -> None:
     group.add_argument("--keep-checkpoints", type=_keep_count, metavar="N|all",
                        help="periodic checkpoints kept on disk (default 2; the best by "
                        "validation AP, the last and the final model always stay)")
+    group.add_argument("--mpp", type=float, help="pixel size of the training images in "
+                       "microns per pixel (whole slides are predicted at this pixel size)")
     dist = p.add_argument_group("several processes or machines (detectron2 launcher)")
     dist.add_argument("--num-gpus", type=int, default=1,
                       help="processes per machine: one per GPU (on CPU: gloo workers)")
@@ -83,7 +85,7 @@ def _keep_count(text: str) -> int:
 _OVERRIDES = ("max_iter", "base_lr", "warmup_iters", "max_size_train", "ims_per_batch",
               "batch_size_per_image", "checkpoint_period", "eval_period", "min_size_test",
               "score_thresh_test", "detections_per_image", "num_workers", "seed",
-              "val_fraction", "weights", "keep_checkpoints")
+              "val_fraction", "weights", "keep_checkpoints", "mpp")
 DEFAULT_PRESET = "tiny"
 
 

@@ -46,7 +46,7 @@ class RunPlan:
 
 # Settings that may change when a run is resumed; any other change is refused by name.
 RESUMABLE_CHANGES = ("max_iter", "checkpoint_period", "eval_period", "keep_checkpoints",
-                     "device", "num_workers")
+                     "device", "num_workers", "mpp")
 
 
 def _check_new_run_dir(run_dir: Path) -> None:

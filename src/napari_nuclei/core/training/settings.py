@@ -7,6 +7,7 @@ detectron2 config in :mod:`napari_nuclei.core.training.config`. Every run saves 
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -67,6 +68,9 @@ class TrainSettings:
     keep_checkpoints : int
         Periodic checkpoints kept on disk, newest first (0 keeps all); the best by
         validation AP, the last and the final model always stay.
+    mpp : float or None
+        Pixel size of the training images in microns per pixel, when known: whole
+        slides are predicted at this pixel size.
     model_options : tuple of (str, object)
         Extra detectron2 config keys, applied last.
     """
@@ -95,6 +99,7 @@ class TrainSettings:
     val_fraction: float = 0.0
     seed: int = 0
     keep_checkpoints: int = 2
+    mpp: float | None = None
     model_options: tuple[tuple[str, object], ...] = field(default=())
 
     def to_json(self) -> dict:
@@ -152,6 +157,9 @@ class TrainSettings:
         fraction = self.val_fraction
         if not _is_number(fraction) or not 0.0 <= fraction < 1.0:
             raise OptionError("val_fraction", f"must be at least 0 and below 1 (got {fraction!r})")
+        if self.mpp is not None and (not _is_number(self.mpp) or not math.isfinite(self.mpp)
+                                     or self.mpp <= 0):
+            raise OptionError("mpp", f"must be a positive number of microns (got {self.mpp!r})")
         if self.device not in ("auto", "cpu", "cuda"):
             raise OptionError("device", f"must be auto, cpu or cuda (got {self.device!r})")
         return self
@@ -266,12 +274,25 @@ def preset_settings(name: str, **overrides) -> TrainSettings:
 
 
 def save_settings(settings: TrainSettings, run_dir: Path, **extra) -> Path:
-    """Write ``settings.json`` into a run folder, with extra run facts (data paths)."""
+    """Write ``settings.json`` into a run folder, with extra run facts (data paths, and the
+    largest training nucleus, from which prediction tiles take their overlap)."""
     from ..atomic import write_json_atomic
 
+    largest = _largest_nucleus_px(Path(run_dir) / "train_annotations.json")
+    if largest is not None:
+        extra.setdefault("largest_nucleus_px", largest)
     return write_json_atomic(
         Path(run_dir) / SETTINGS_NAME, {**settings.to_json(), **extra}, indent=2
     )
+
+
+def _largest_nucleus_px(coco_json: Path) -> float | None:
+    """The largest box side of the nuclei in a COCO JSON, if it exists."""
+    try:
+        annotations = json.loads(coco_json.read_text(encoding="utf-8"))["annotations"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return max((max(a["bbox"][2:4]) for a in annotations), default=None)
 
 
 def load_run_facts(run_dir: Path) -> dict:
