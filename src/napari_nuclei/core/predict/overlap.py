@@ -9,9 +9,11 @@ that come out larger than drawn ones.
 
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
+
+from ..errors import InputError
+from ..validate import load_json
 
 # Used when the run does not say how large its nuclei were.
 DEFAULT_MIN_OVERLAP = 64
@@ -32,16 +34,18 @@ def largest_training_nucleus(run_dir: str | Path) -> int | None:
     int or None
     """
     run_dir = Path(run_dir)
+    # Run folders are shared: read them with the guarded loader of user files.
     try:
-        facts = json.loads((run_dir / "settings.json").read_text(encoding="utf-8"))
-        if isinstance(facts.get("largest_nucleus_px"), (int, float)):
-            return int(math.ceil(facts["largest_nucleus_px"]))
-    except (OSError, ValueError, AttributeError):
+        facts = load_json(run_dir / "settings.json")
+        largest = facts.get("largest_nucleus_px")
+        if isinstance(largest, (int, float)) and math.isfinite(largest) and largest > 0:
+            return int(math.ceil(largest))
+    except (InputError, AttributeError):
         pass
     try:
-        coco = json.loads((run_dir / "train_annotations.json").read_text(encoding="utf-8"))
+        coco = load_json(run_dir / "train_annotations.json")
         sides = [max(a["bbox"][2], a["bbox"][3]) for a in coco.get("annotations", [])]
-    except (OSError, ValueError, AttributeError, KeyError, TypeError, IndexError):
+    except (InputError, AttributeError, KeyError, TypeError, IndexError):
         return None
     return int(math.ceil(max(sides))) if sides else None
 
