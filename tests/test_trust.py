@@ -390,3 +390,16 @@ def test_pruning_keeps_the_newest_the_best_the_tagged_and_the_final(tmp_path):
     assert sorted(p.name for p in tmp_path.glob("model_*.pth")) == [
         "model_0000019.pth", "model_0000039.pth", "model_0000049.pth", "model_final.pth"]
     assert prune_checkpoints(tmp_path, keep=0) == []  # "all"
+
+
+@pytest.mark.parametrize("option, flag", [
+    (["--score-thresh", "2"], "--score-thresh"), (["--max-dets", "0"], "--max-dets"),
+    (["--test-size", "5"], "--test-size"), (["--tile-size", "10"], "--tile-size"),
+])
+def test_bad_prediction_options_are_one_line(option, flag, tiny_run, tmp_path, capsys):
+    out = tmp_path / "sub.json"
+    status = main(["predict", "--model", str(tiny_run[0]), "--images", str(TEST_IMAGES),
+                   "-o", str(out), *option, "-q"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert status == 2 and len(err) == 1 and err[0].startswith(f"napari-nuclei: error: {flag}:")
+    assert not out.exists()

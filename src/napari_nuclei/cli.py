@@ -93,6 +93,10 @@ def build_parser() -> argparse.ArgumentParser:
     predict_slide.add_parser(sub)
     evaluate.add_parsers(sub)
     demo.add_parser(sub)
+    for command in sub.choices.values():
+        # Errors about a setting name the flag the user typed (max_iter -> --iters).
+        flags = {a.dest: a.option_strings[-1] for a in command._actions if a.option_strings}
+        command.set_defaults(option_flags=flags)
     return parser
 
 

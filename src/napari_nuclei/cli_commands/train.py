@@ -65,9 +65,7 @@ def add_parser(sub) -> None:
     dist.add_argument("--machine-rank", type=int, default=0)
     dist.add_argument("--dist-url", default="auto", help="tcp://HOST:PORT of machine 0")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
-    # Errors about a setting name the flag the user typed (max_iter -> --iters).
-    flags = {a.dest: a.option_strings[-1] for a in p._actions if a.option_strings}
-    p.set_defaults(func=run, option_flags=flags)
+    p.set_defaults(func=run)
 
 
 def _keep_count(text: str) -> int:

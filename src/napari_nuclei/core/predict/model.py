@@ -169,6 +169,20 @@ def _config_for(model: Path, preset: str | None):
     return cfg, model
 
 
+def _check_test_options(min_size_test, score_thresh, max_dets) -> None:
+    """Refuse test-time overrides that cannot work, before the model is built."""
+    from ..errors import OptionError
+
+    for name, value, low in (("test_size", min_size_test, 32),
+                             ("max_dets", max_dets, 1)):
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int)
+                                  or value < low):
+            raise OptionError(name, f"must be a whole number of at least {low} (got {value!r})")
+    if score_thresh is not None and not (isinstance(score_thresh, (int, float))
+                                         and 0.0 <= score_thresh <= 1.0):
+        raise OptionError("score_thresh", f"must be between 0 and 1 (got {score_thresh!r})")
+
+
 def load_model(
     model: str | Path,
     preset: str | None = None,
@@ -210,6 +224,7 @@ def load_model(
     from ..training.checkpointer import NucleiCheckpointer
     from ..training.config import resolve_device
 
+    _check_test_options(min_size_test, score_thresh, max_dets)
     model = Path(model).expanduser()
     if not model.exists():
         raise WeightsError(model, "no such run folder or weights file")

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..dataset import Dataset, ImageRecord
+from ..errors import OptionError
 from ..image_io import read_image
 from ..normalize import to_model_input
 from .instances import Prediction
@@ -76,6 +77,10 @@ def predict_image(
     """
     bgr = to_model_input(image)
     height, width = bgr.shape[:2]
+    if tile_size is not None and (isinstance(tile_size, bool) or not isinstance(tile_size, int)
+                                  or tile_size < 64):
+        raise OptionError("tile_size", f"must be a whole number of at least 64 (got "
+                          f"{tile_size!r})")
     tile = tile_size or model.min_size_test
     if tile_size is None and model.resize_scale(height, width) >= TILE_BELOW_SCALE:
         raw = model.infer(bgr, resize=True)

@@ -20,6 +20,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..errors import OptionError
+
 # A box this close to an inner tile edge is taken to be cut off by it.
 _EDGE_MARGIN = 1.0
 
@@ -65,7 +67,8 @@ def tile_grid(height: int, width: int, tile: int, overlap: int) -> list[Tile]:
     list of Tile
     """
     if overlap >= tile:
-        raise ValueError(f"overlap {overlap} must be smaller than the tile size {tile}")
+        raise OptionError("overlap", f"must be smaller than the tile size ({tile}), "
+                          f"got {overlap}")
     rows, row_cores = _axis(height, tile, overlap)
     cols, col_cores = _axis(width, tile, overlap)
     tiles = []
