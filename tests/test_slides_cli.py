@@ -30,7 +30,7 @@ def labels_of(folder):
 
 @pytest.fixture(scope="module")
 def slide(tmp_path_factory):
-    return make_slide(tmp_path_factory.mktemp("slides") / "case_02.tif", size=1024, seed=1)
+    return make_slide(tmp_path_factory.mktemp("slides") / "case_02.tif", size=768, seed=1)
 
 
 @pytest.fixture(scope="module")
@@ -40,6 +40,14 @@ def in_process(tiny_run, slide, tmp_path_factory):
                            "--csv", "--gzip", "-q")
     assert result.returncode == 0, result.stderr
     return out
+
+
+def test_run_records_its_largest_nucleus_and_unknown_pixel_size(tiny_run):
+    facts = json.loads((tiny_run[0] / "settings.json").read_text())
+    coco = json.loads((tiny_run[0] / "train_annotations.json").read_text())
+    largest = max(max(a["bbox"][2:]) for a in coco["annotations"])
+    assert facts["largest_nucleus_px"] == largest > 0
+    assert facts["mpp"] is None  # unknown stays unknown without train --mpp
 
 
 def test_real_model_writes_every_output(in_process):
