@@ -51,7 +51,8 @@ def _write_measurements(path: Path, tables: list) -> None:
     from ..core.atomic import atomic_path
 
     rows = [{"image": name, **row} for name, image_rows in tables for row in image_rows]
-    columns = list(rows[0]) if rows else ["image", "id"]
+    # Colour and grey images have different stain columns: keep all, empty where absent.
+    columns = list(dict.fromkeys(key for row in rows for key in row)) or ["image", "id"]
     table = pa.table({c: [row.get(c) for row in rows] for c in columns})
     with atomic_path(path) as tmp:
         if path.suffix.lower() == ".csv":

@@ -150,36 +150,48 @@ def polygon(top: int, left: int, mask: np.ndarray, scale: Scale) -> list:
     """The nucleus outline as GeoJSON Polygon rings (outer, then holes) in level-0 pixels.
 
     Rings follow the outer pixel centres of the mask (OpenCV contours of its largest
-    part), made valid with shapely when a one-pixel neck makes a ring touch itself; masks
-    too small for a contour become their box.
+    part), counter-clockwise outside and clockwise inside; a ring that touches itself (a
+    one-pixel neck) is made valid with shapely; masks too small for a contour become
+    their box.
     """
     import cv2
     import shapely
-    import shapely.affinity
-    import shapely.geometry.polygon
 
     contours, hierarchy = cv2.findContours(mask.astype(np.uint8), cv2.RETR_CCOMP,
                                            cv2.CHAIN_APPROX_SIMPLE)
-    shape = None
+    rings = None
     outers = [i for i in range(len(contours)) if hierarchy[0][i][3] < 0]
     if outers:
         outer = max(outers, key=lambda i: cv2.contourArea(contours[i]))
+        points = contours[outer][:, 0, :] + 0.5
         holes = [contours[i][:, 0, :] + 0.5 for i in range(len(contours))
                  if hierarchy[0][i][3] == outer and len(contours[i]) >= 3]
-        points = contours[outer][:, 0, :] + 0.5
         if len(points) >= 3:
-            shape = shapely.make_valid(shapely.Polygon(points, holes))
-            parts = [g for part in shapely.get_parts(shape) for g in shapely.get_parts(part)
-                     if g.geom_type == "Polygon" and g.area > 0]
-            shape = max(parts, key=lambda g: g.area) if parts else None
-    if shape is None:
+            shape = shapely.Polygon(points, holes)
+            if not shape.is_valid:
+                parts = [g for part in shapely.get_parts(shapely.make_valid(shape))
+                         for g in shapely.get_parts(part)
+                         if g.geom_type == "Polygon" and g.area > 0]
+                shape = max(parts, key=lambda g: g.area) if parts else None
+            if shape is not None and shape.area > 0:
+                rings = [np.asarray(shape.exterior.coords),
+                         *(np.asarray(r.coords) for r in shape.interiors)]
+    if rings is None:
         h, w = mask.shape
-        shape = shapely.box(0, 0, w, h)
+        rings = [np.array([(0, 0), (w, 0), (w, h), (0, h), (0, 0)], np.float64)]
     f = scale.factor
-    shape = shapely.affinity.affine_transform(shape, [1 / f, 0, 0, 1 / f, left / f, top / f])
-    shape = shapely.geometry.polygon.orient(shape, 1.0)
-    return [[[round(x, 2), round(y, 2)] for x, y in ring.coords]
-            for ring in (shape.exterior, *shape.interiors)]
+    out = []
+    for k, ring in enumerate(rings):
+        ring = (ring + (left, top)) / f
+        if not np.array_equal(ring[0], ring[-1]):
+            ring = np.vstack([ring, ring[:1]])
+        x, y = ring[:, 0], ring[:, 1]
+        signed_area = np.dot(x[:-1], y[1:]) - np.dot(x[1:], y[:-1])
+        # Counter-clockwise exterior, clockwise holes (RFC 7946, as shapely's orient).
+        if (signed_area < 0) == (k == 0):
+            ring = ring[::-1]
+        out.append(np.round(ring, 2).tolist())
+    return out
 
 
 def feature(row: dict, ring: list) -> dict:
