@@ -36,8 +36,11 @@ PipRunner = Callable[[Sequence[str]], Iterator[str]]
 _IMPORT_CHECK = "import detectron2, detectron2.model_zoo, detectron2.modeling"
 
 
-class EngineInstallError(RuntimeError):
-    """The installation failed; the message says which step and why, in one line."""
+class EngineInstallError(Exception):
+    """The installation failed; the message says which step and why, in one line.
+
+    Not a RuntimeError: napari's workers take those for a deleted worker and drop them.
+    """
 
 
 @dataclass(frozen=True)
