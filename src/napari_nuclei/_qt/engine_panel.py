@@ -46,7 +46,7 @@ class EnginePanel(QWidget):
             Whether the engine is ready.
         """
         status = engine_status()
-        lines = status.problems()
+        lines = status.problems(how="the Install button below")
         self.problems.setText("Training and prediction need:\n" + "\n".join(
             f"• {line}" for line in lines))
         # The installer provides detectron2 and its requirements, not torch.

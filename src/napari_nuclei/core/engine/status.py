@@ -35,6 +35,7 @@ MIN_TORCH = Version("2.1")
 MIN_TORCHVISION = Version("0.16")
 TORCH_INDEX = "https://download.pytorch.org/whl"
 CUDA_TAG = "cu130"
+CLI_INSTALL = "napari-nuclei install-engine (or Install in napari-nuclei's dock)"
 # Modules whose absence means "the engine is missing", not "a bug".
 ENGINE_MODULES = frozenset({"torch", "torchvision", "detectron2", "fvcore", "iopath", "yacs",
                             "omegaconf", "hydra", "termcolor", "tabulate", "cloudpickle",
@@ -210,15 +211,20 @@ class EngineStatus:
         return (self.torch_problem is None and self.detectron2_dir is not None
                 and not self.missing_requirements)
 
-    def problems(self) -> list[str]:
-        """One line per missing piece, each saying how to fix it (empty when ready)."""
+    def problems(self, how: str = CLI_INSTALL) -> list[str]:
+        """One line per missing piece, each saying how to fix it (empty when ready).
+
+        Parameters
+        ----------
+        how : str
+            How to run the installer, where it is shown (the command line, the dock).
+        """
         lines = [self.torch_problem] if self.torch_problem else []
         if self.detectron2_dir is None:
-            lines.append("detectron2 is not installed; install it with: napari-nuclei "
-                         "install-engine (or Install in the dock)")
+            lines.append(f"detectron2 is not installed; install it with: {how}")
         if self.missing_requirements:
             lines.append(f"detectron2 needs {', '.join(self.missing_requirements)}; install "
-                         "them with: napari-nuclei install-engine")
+                         f"them with: {how}")
         return lines
 
     def origin(self) -> str:
