@@ -160,6 +160,17 @@ def test_missing_requirements_are_installed_with_pip(location, monkeypatch):
     assert pip.calls == [["install", "tabulate>=9999"]]
 
 
+def test_replacing_a_package_this_process_has_loaded_asks_for_a_restart(location, monkeypatch):
+    pytest.importorskip("detectron2")
+    import numpy  # noqa: F401  (loaded here, so replacing it needs a restart)
+
+    monkeypatch.setattr(install_module, "runtime_requirements",
+                        lambda: [Requirement("numpy>=9999")])
+    result = drain(install_engine(location, FakePip()))
+    assert result.restart_needed and not result.ready
+    assert "restart" in result.summary()
+
+
 def test_unmet_names_what_is_absent_or_too_old():
     found = unmet([Requirement("numpy>=1"), Requirement("numpy<1"),
                    Requirement("surely-not-a-package-here>=1")])

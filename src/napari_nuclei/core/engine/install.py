@@ -190,7 +190,7 @@ def _imports_here() -> bool:
         importlib.invalidate_caches()
         for module in ("detectron2", "detectron2.model_zoo", "detectron2.modeling"):
             importlib.import_module(module)
-    except ImportError:
+    except Exception:  # any failure: a fresh interpreter decides between restart and error
         return False
     return True
 
@@ -198,8 +198,7 @@ def _imports_here() -> bool:
 def _imports_in_fresh_process() -> str | None:
     """None when a new interpreter imports the engine, else the error's last line."""
     result = subprocess.run([sys.executable, "-c", _IMPORT_CHECK], capture_output=True,
-                            text=True, env={k: v for k, v in os.environ.items()
-                                            if k != "PYTHONSTARTUP"})
+                            text=True)
     if result.returncode == 0:
         return None
     lines = result.stderr.strip().splitlines()
