@@ -55,7 +55,7 @@ HASH="$(sha256sum "$ROOT/pyproject.toml" | cut -c1-16)"
 if [ ! -f "$STAMP" ] || [ "$(cat "$STAMP")" != "$HASH" ] \
         || ! "$PY" -c "import napari_nuclei, napari, PyQt6" >/dev/null 2>&1; then
     log "installing napari-nuclei (editable) with gui, qt, train and testing extras"
-    pip_install -e "$ROOT[gui,qt,train,testing]"
+    pip_install -e "$ROOT[gui,qt,train,slides,testing]"
     echo "$HASH" > "$STAMP"
 fi
 

@@ -95,7 +95,8 @@ def test_test_ids_declare_wrong_size(test_folder, tmp_path, capsys):
     (test_folder / "test_img_ids.json").write_text(json.dumps(ids))
     out = tmp_path / "a.json"
     assert_clean_failure(capsys, ["convert", str(test_folder), "-o", str(out), "-q"],
-                         "declared as 51x20", test_folder / "y.png", out)
+                         "entry 0: declares y.png as 51x20", test_folder / "test_img_ids.json",
+                         out)
 
 
 def test_existing_output_survives_a_failed_run(dsb_root, tmp_path, capsys):

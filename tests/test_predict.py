@@ -120,6 +120,53 @@ def test_tiled_prediction_finds_a_nucleus_across_a_tile_border_once_and_whole():
         assert iou > 0.9, f"nucleus {value} not whole (IoU {iou:.2f})"
 
 
+def _position_coded_image(size):
+    yy, xx = np.mgrid[:size, :size]
+    code = yy * 1000 + xx
+    image = np.stack([code % 256, code // 256 % 256, code // 65536], axis=2)
+    return image[:, :, ::-1].astype(np.uint8).copy()
+
+
+def test_nucleus_wider_than_the_overlap_is_kept_once_whole_and_counted():
+    size, overlap = 704, 32  # three tiles a side, overlapping by exactly 32 pixels
+    tiles = tile_grid(size, size, 256, overlap)
+    assert tiles[0].right - tiles[1].left == overlap
+    border_x = tiles[0].right - overlap // 2  # the middle of the first vertical overlap
+    labels = np.zeros((size, size), np.int32)
+    yy, xx = np.ogrid[:size, :size]
+    # Two ellipses wider than the overlap across the border (each tile sees a part of
+    # them) and a small nucleus.
+    labels[((yy - 100) / 18.0) ** 2 + ((xx - border_x) / 45.0) ** 2 <= 1] = 1
+    labels[disk(labels.shape, (300, 120), 10)] = 2
+    labels[((yy - 420) / 15.0) ** 2 + ((xx - border_x) / 40.0) ** 2 <= 1] = 3
+    model = OracleModel(labels)
+    prediction = predict_image(model, _position_coded_image(size), tile_size=256,
+                               overlap=overlap)
+    assert len(prediction) == 3
+    assert prediction.wider_than_overlap == 2
+    found = prediction.labels()
+    for value in (1, 2, 3):
+        truth = labels == value
+        hits = np.unique(found[truth & (found > 0)])
+        assert len(hits) == 1, f"nucleus {value} split or missed"
+        iou = (truth & (found == hits[0])).sum() / (truth | (found == hits[0])).sum()
+        assert iou > 0.9, f"nucleus {value} not whole (IoU {iou:.2f})"
+
+
+def test_overlap_follows_the_largest_training_nucleus(tmp_path):
+    from napari_nuclei.core.predict.overlap import largest_training_nucleus, overlap_for
+
+    assert largest_training_nucleus(tmp_path) is None
+    assert overlap_for(None, 1000) == 124  # an eighth of the tile without a size
+    (tmp_path / "train_annotations.json").write_text(json.dumps(
+        {"annotations": [{"bbox": [0, 0, 30, 12]}, {"bbox": [5, 5, 8, 41.5]}]}))
+    assert largest_training_nucleus(tmp_path) == 42
+    (tmp_path / "settings.json").write_text(json.dumps({"largest_nucleus_px": 50}))
+    assert largest_training_nucleus(tmp_path) == 50
+    assert overlap_for(50, 1000) == 66
+    assert overlap_for(400, 256) == 128  # at most half the tile
+
+
 def test_prediction_label_image_lets_the_higher_score_win():
     low = (5, 5, np.ones((10, 10), bool))
     high = (10, 10, np.ones((10, 10), bool))

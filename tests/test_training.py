@@ -31,8 +31,10 @@ def train_cli(*args, timeout=600):
 def test_cli_run_writes_config_metrics_and_checkpoints(tiny_run):
     run_dir, result = tiny_run
     for name in ("config.yaml", "settings.json", "metrics.jsonl", "model_final.pth",
-                 "last_checkpoint", "model_0000019.pth", "log.txt"):
+                 "last_checkpoint", "model_0000039.pth", "model_0000059.pth", "log.txt"):
         assert (run_dir / name).is_file(), name
+    # Two periodic checkpoints are kept by default (the best one is among them here).
+    assert not (run_dir / "model_0000019.pth").exists()
     assert "training from scratch with GroupNorm" in result.stderr
     config = (run_dir / "config.yaml").read_text()
     assert "NORM: GN" in config and "DEPTH: 18" in config
@@ -189,36 +191,37 @@ def test_settings_round_trip_through_json():
     assert TrainSettings.from_json(json.loads(json.dumps(settings.to_json()))) == settings
 
 
-def test_weights_none_and_unreachable_zoo_switch_to_group_norm(monkeypatch):
+def test_weights_none_trains_from_scratch_and_an_unreachable_zoo_stops(monkeypatch):
     from detectron2.utils.file_io import PathManager
 
     from napari_nuclei.core.training.weights import resolve_weights
 
-    none = resolve_weights("none", PRESETS["seed"].config_file)
+    none = resolve_weights("none", PRESETS["seed"])
     assert none.group_norm and none.path == "" and "scratch" in none.notice
 
     def offline(*args, **kwargs):
         raise OSError("network unreachable")
 
     monkeypatch.setattr(PathManager, "get_local_path", offline)
-    zoo = resolve_weights("zoo", PRESETS["seed"].config_file)
-    assert zoo.group_norm and zoo.path == "" and "could not be fetched" in zoo.notice
+    # Never a silent switch to random initialisation: the user is told what to do.
+    with pytest.raises(WeightsError, match="could not be downloaded.*--weights none"):
+        resolve_weights("zoo", PRESETS["seed"])
 
 
 def test_weights_from_a_file_and_from_a_run_folder(tiny_run, tmp_path):
     from napari_nuclei.core.training.weights import resolve_weights
 
     run_dir = tiny_run[0]
-    from_run = resolve_weights(str(run_dir), PRESETS["tiny"].config_file)
+    from_run = resolve_weights(str(run_dir), PRESETS["tiny"])
     assert from_run.path.endswith("model_final.pth") and from_run.group_norm
-    from_file = resolve_weights(str(run_dir / "model_0000019.pth"), "unused")
+    from_file = resolve_weights(str(run_dir / "model_0000039.pth"), PRESETS["tiny"])
     assert from_file.group_norm
     with pytest.raises(WeightsError, match="no such|not found"):
-        resolve_weights(str(tmp_path / "missing.pth"), "unused")
+        resolve_weights(str(tmp_path / "missing.pth"), PRESETS["tiny"])
     broken = tmp_path / "broken.pth"
     broken.write_bytes(b"not a checkpoint")
-    with pytest.raises(WeightsError, match="cannot be loaded as model weights"):
-        resolve_weights(str(broken), "unused")
+    with pytest.raises(WeightsError, match="cannot be read as a weights file"):
+        resolve_weights(str(broken), PRESETS["tiny"])
 
 
 def test_bad_weights_path_is_one_clear_line(tmp_path, capsys):
@@ -228,7 +231,8 @@ def test_bad_weights_path_is_one_clear_line(tmp_path, capsys):
                    "--weights", str(broken), "-q"])
     err = capsys.readouterr().err.strip().splitlines()
     assert status == 2
-    assert len(err) == 1 and str(broken) in err[0] and "cannot be loaded" in err[0]
+    assert len(err) == 1 and str(broken) in err[0] and "cannot be read" in err[0]
+    assert not (tmp_path / "r").exists()  # the folder made for the run is gone again
 
 
 def test_existing_run_folder_is_not_overwritten(tiny_run, capsys):

@@ -6,7 +6,8 @@ import argparse
 import sys
 from pathlib import Path
 
-from .core.errors import InputError
+from .core.errors import InputError, OptionError
+from .core.validate import add_limit_options, apply_limit_options
 
 EXIT_BAD_INPUT = 2
 EXIT_STOPPED = 130
@@ -37,6 +38,7 @@ def _cmd_convert(args: argparse.Namespace) -> int:
         conversion = convert_dataset(
             dataset, args.output, workers=args.workers,
             on_progress=lambda p: (bar.update(1), bar.set_postfix_str(p.item)),
+            keep_crowd=True,
         )
     for line in conversion.warning_lines():
         print(f"warning: {line}", file=sys.stderr)
@@ -80,19 +82,25 @@ def build_parser() -> argparse.ArgumentParser:
     convert.add_argument("--workers", type=int, default=None,
                          help="worker processes (default: one per core for large sets)")
     convert.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    add_limit_options(convert)
     convert.set_defaults(func=_cmd_convert)
 
     gui = sub.add_parser("gui", help="open napari with the dock widget and the sample data")
     gui.add_argument("--run", type=Path, help="a training run to show (and predict with)")
     gui.set_defaults(func=_cmd_gui)
 
-    from .cli_commands import demo, evaluate, install_engine, predict, train
+    from .cli_commands import demo, evaluate, install_engine, predict, predict_slide, train
 
     install_engine.add_parser(sub)
     train.add_parser(sub)
     predict.add_parser(sub)
+    predict_slide.add_parser(sub)
     evaluate.add_parsers(sub)
     demo.add_parser(sub)
+    for command in sub.choices.values():
+        # Errors about a setting name the flag the user typed (max_iter -> --iters).
+        flags = {a.dest: a.option_strings[-1] for a in command._actions if a.option_strings}
+        command.set_defaults(option_flags=flags)
     return parser
 
 
@@ -123,6 +131,7 @@ def main(argv: list[str] | None = None) -> int:
     a missing torch or detectron2 prints the command that installs it (status 3).
     """
     args = build_parser().parse_args(argv)
+    apply_limit_options(args)
     _quiet_third_party_warnings()
     if args.command in ENGINE_COMMANDS and (problem := _engine_problem()):
         print(f"napari-nuclei: error: {problem}", file=sys.stderr)
@@ -138,6 +147,10 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_ENGINE_MISSING
     except InputError as exc:
         print(f"napari-nuclei: error: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except OptionError as exc:
+        flag = getattr(args, "option_flags", {}).get(exc.option, exc.option)
+        print(f"napari-nuclei: error: {flag}: {exc.problem}", file=sys.stderr)
         return EXIT_BAD_INPUT
     except KeyboardInterrupt:
         print("napari-nuclei: stopped", file=sys.stderr)

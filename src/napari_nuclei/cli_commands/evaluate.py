@@ -6,6 +6,8 @@ import argparse
 import sys
 from pathlib import Path
 
+from ..core.validate import add_limit_options
+
 _SHOWN = ("AP", "AP50", "AP75", "AP@cap", "AP50@cap", "AP75@cap", "AJI", "precision",
           "recall", "F1", "PQ")
 
@@ -24,6 +26,7 @@ def add_parsers(sub) -> None:
     ev.add_argument("--test-ids", type=Path, help="test_img_ids.json: match ground-truth "
                     "images to submission ids by file name")
     ev.add_argument("-o", "--output", type=Path, help="metrics JSON to write")
+    add_limit_options(ev)
     ev.set_defaults(func=run_evaluate)
 
     ex = sub.add_parser(
@@ -38,11 +41,13 @@ def add_parsers(sub) -> None:
                     "the image folder)")
     ex.add_argument("--submission", action="store_true", help="write a submission list")
     ex.add_argument("-o", "--output", required=True, type=Path)
+    add_limit_options(ex)
     ex.set_defaults(func=run_export)
 
 
-def print_metrics(result: dict, out=sys.stdout) -> None:
-    """A table: one row per image, then the overall row."""
+def print_metrics(result: dict, out=None) -> None:
+    """A table: one row per image, then the overall row (to ``out``, default stdout)."""
+    out = out if out is not None else sys.stdout
     header = f"{'image':<24}" + "".join(f"{k:>10}" for k in _SHOWN) + f"{'GT':>6}{'pred':>6}"
     print(header, file=out)
     rows = [*result["per_image"].items(), ("overall", result["overall"])]
@@ -56,6 +61,7 @@ def print_metrics(result: dict, out=sys.stdout) -> None:
 def run_evaluate(args: argparse.Namespace) -> int:
     """Run ``napari-nuclei evaluate``."""
     from ..core.atomic import write_json_atomic
+    from ..core.errors import InputError
     from ..core.ground_truth import load_ground_truth
     from ..core.metrics import evaluate
     from ..core.submission import read_submission, validate_submission
@@ -63,11 +69,18 @@ def run_evaluate(args: argparse.Namespace) -> int:
     gt = load_ground_truth(args.gt, args.test_ids)
     detections = read_submission(args.pred)
     sizes = {im["id"]: (im["height"], im["width"]) for im in gt["images"]}
-    known = [d for d in detections if isinstance(d, dict) and d.get("image_id") in sizes]
-    validate_submission(known, sizes, args.pred)
+    known = validate_submission(detections, sizes, args.pred, unknown_images_ok=True)
+    if detections and not known:
+        raise InputError(args.pred, "none of its image ids is an image of the ground truth "
+                         f"{args.gt} (pass --test-ids to match images by file name)")
     if len(known) < len(detections):
         print(f"note: {len(detections) - len(known)} detection(s) belong to images without "
               "ground truth and are not scored", file=sys.stderr)
+    n_crowd = sum(ann.get("iscrowd", 0) == 1 for ann in gt["annotations"])
+    if n_crowd:
+        print(f"note: {n_crowd} iscrowd region(s) of the ground truth are ignore regions: "
+              "not nuclei, and detections inside them are not false positives",
+              file=sys.stderr)
     result = evaluate(gt, known)
     print_metrics(result)
     if args.output:

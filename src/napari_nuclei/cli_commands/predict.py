@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 from ..core.training.settings import PRESETS
+from ..core.validate import add_limit_options
 
 
 def add_parser(sub) -> None:
@@ -32,8 +33,31 @@ def add_parser(sub) -> None:
     p.add_argument("--tile-size", type=int, help="predict in tiles of this size (default: "
                    "only images the network would shrink, in tiles of the input size)")
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+    p.add_argument("--measurements", type=Path, help="also write one row per nucleus with "
+                   "its shape and stain measurements (.parquet, or .csv)")
+    p.add_argument("--geojson", type=Path, help="also write <name>.geojson (QuPath "
+                   "detections) per image into this folder")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    add_limit_options(p)
     p.set_defaults(func=run)
+
+
+def _write_measurements(path: Path, tables: list) -> None:
+    """All images' nucleus rows in one Parquet or CSV file (an ``image`` column first)."""
+    import pyarrow as pa
+    import pyarrow.csv as pcsv
+    import pyarrow.parquet as pq
+
+    from ..core.atomic import atomic_path
+
+    rows = [{"image": name, **row} for name, image_rows in tables for row in image_rows]
+    columns = list(rows[0]) if rows else ["image", "id"]
+    table = pa.table({c: [row.get(c) for row in rows] for c in columns})
+    with atomic_path(path) as tmp:
+        if path.suffix.lower() == ".csv":
+            pcsv.write_csv(table, tmp)
+        else:
+            pq.write_table(table, tmp)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -50,7 +74,11 @@ def run(args: argparse.Namespace) -> int:
     ids = image_ids_by_name(dataset, args.test_ids)
     model = load_model(args.model, args.preset, args.checkpoint, args.device, args.test_size,
                        args.score_thresh, args.max_dets)
-    entries, sizes, capped = [], {}, []
+    entries, sizes, capped, measured = [], {}, [], []
+    if args.measurements or args.geojson:
+        from ..core.image_io import read_image
+        from ..core.slide.measure import measure_prediction
+        from ..core.slide.outputs import assemble_geojson, write_features_part
     with tqdm(total=len(dataset), unit="image", desc="predict", file=sys.stderr,
               disable=args.quiet) as bar:
         for step in iter_predict_dataset(model, dataset, tile_size=args.tile_size):
@@ -61,11 +89,22 @@ def run(args: argparse.Namespace) -> int:
             if args.labels_dir:
                 write_label_outputs(args.labels_dir, step.record.name, prediction.labels(),
                                     prediction.features())
+            if args.measurements or args.geojson:
+                rows, features = measure_prediction(prediction, read_image(step.record.path))
+                measured.append((step.record.name, rows))
+                if args.geojson:
+                    lines = args.geojson / f".{step.record.name}.geojsonl"
+                    write_features_part(lines, features)
+                    assemble_geojson([lines], args.geojson / f"{step.record.name}.geojson",
+                                     compress=False)
+                    lines.unlink()
             if prediction.hit_cap:
                 capped.append(step.record.name)
             bar.update(1)
             bar.set_postfix_str(f"{step.record.name}: {len(prediction)} nuclei")
     write_submission(args.output, entries, sizes)
+    if args.measurements:
+        _write_measurements(args.measurements, measured)
     if capped:
         print(f"warning: {len(capped)} image(s) reached the detection cap "
               f"({model.detections_per_image}); their results are truncated: "

@@ -25,7 +25,7 @@ def add_parser(sub) -> None:
     p.add_argument("--out", type=Path, help="run folder to create (default runs/<preset>)")
     p.add_argument("--resume", type=Path, metavar="RUN_DIR",
                    help="continue a stopped run from its last checkpoint")
-    p.add_argument("--preset", choices=sorted(PRESETS), default="tiny",
+    p.add_argument("--preset", choices=sorted(PRESETS), default=None,
                    help="seed: the competition recipe (X101-FPN); r101; fast: R50 for a "
                    "laptop CPU; tiny: for tests and demos (default)")
     p.add_argument("--weights", help="zoo, none, a .pth/.pkl file or a previous run folder")
@@ -53,6 +53,11 @@ def add_parser(sub) -> None:
     group.add_argument("--max-dets", type=int, dest="detections_per_image")
     group.add_argument("--workers", type=int, dest="num_workers", help="data-loading processes")
     group.add_argument("--seed", type=int)
+    group.add_argument("--keep-checkpoints", type=_keep_count, metavar="N|all",
+                       help="periodic checkpoints kept on disk (default 2; the best by "
+                       "validation AP, the last and the final model always stay)")
+    group.add_argument("--mpp", type=float, help="pixel size of the training images in "
+                       "microns per pixel (whole slides are predicted at this pixel size)")
     dist = p.add_argument_group("several processes or machines (detectron2 launcher)")
     dist.add_argument("--num-gpus", type=int, default=1,
                       help="processes per machine: one per GPU (on CPU: gloo workers)")
@@ -63,21 +68,60 @@ def add_parser(sub) -> None:
     p.set_defaults(func=run)
 
 
+def _keep_count(text: str) -> int:
+    if text == "all":
+        return 0
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number or 'all', not {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError("keep at least 1 checkpoint (or 'all')")
+    return value
+
+
 _OVERRIDES = ("max_iter", "base_lr", "warmup_iters", "max_size_train", "ims_per_batch",
               "batch_size_per_image", "checkpoint_period", "eval_period", "min_size_test",
               "score_thresh_test", "detections_per_image", "num_workers", "seed",
-              "val_fraction", "weights")
+              "val_fraction", "weights", "keep_checkpoints", "mpp")
+DEFAULT_PRESET = "tiny"
+
+
+def _overrides(args) -> dict:
+    """The settings given on the command line (None for those left out)."""
+    values = {name: getattr(args, name) for name in _OVERRIDES}
+    values["steps"] = tuple(args.steps) if args.steps is not None else None
+    values["min_size_train"] = (tuple(args.min_size_train)
+                                if args.min_size_train is not None else None)
+    values["preset"] = args.preset
+    return values
 
 
 def _settings(args):
     from ..core.training.settings import preset_settings
 
-    values = {name: getattr(args, name) for name in _OVERRIDES}
-    if args.steps is not None:
-        values["steps"] = tuple(args.steps)
-    if args.min_size_train is not None:
-        values["min_size_train"] = tuple(args.min_size_train)
-    return preset_settings(args.preset, **values)
+    values = _overrides(args)
+    del values["preset"]
+    return preset_settings(args.preset or DEFAULT_PRESET, **values)
+
+
+def _check_process_options(args) -> None:
+    from ..core.errors import OptionError
+
+    for name in ("num_gpus", "num_machines"):
+        if getattr(args, name) < 1:
+            raise OptionError(name, f"must be at least 1 (got {getattr(args, name)})")
+    if not 0 <= args.machine_rank < args.num_machines:
+        raise OptionError("machine_rank", f"must be between 0 and {args.num_machines - 1}")
+
+
+def _refuse_data_on_resume(args) -> None:
+    from ..core.errors import OptionError
+
+    for name in ("data", "val", "image_root", "out"):
+        if getattr(args, name) is not None:
+            raise OptionError(name, "cannot change when a run is resumed: the run keeps its "
+                              "own data and folder")
 
 
 class _ProgressPrinter:
@@ -148,44 +192,67 @@ def _install_stop_handlers(stop: threading.Event, forward_to_children: bool):
 def run(args: argparse.Namespace) -> int:
     """Run ``napari-nuclei train``; returns the exit status (130 when stopped early)."""
     from ..core.jobs import drain
-    from ..core.training.run import iter_training, prepare_run
+    from ..core.training.run import iter_training
 
     resume = args.resume is not None
     if not resume and args.data is None:
         print("napari-nuclei train: error: --data is required (or --resume RUN_DIR)",
               file=sys.stderr)
         return 2
-    run_dir = args.resume if resume else (args.out or Path("runs") / args.preset)
-    settings = None if resume else _settings(args)
+    _check_process_options(args)
+    if resume:
+        _refuse_data_on_resume(args)
+        settings, changes = None, _overrides(args)
+        run_dir = args.resume
+    else:
+        # Checked before anything is created: a bad value leaves no folder behind.
+        settings, changes = _settings(args).validate(), None
+        run_dir = args.out or Path("runs") / settings.preset
     printer = _ProgressPrinter(args.quiet)
     stop = threading.Event()
     processes = args.num_gpus * args.num_machines
     try:
         if processes > 1:
-            from ..core.training.distributed import launch_training
-
-            drain(prepare_run(settings, run_dir, args.data, args.val, args.image_root, resume,
-                              args.device), printer)
-            restore = _install_stop_handlers(stop, forward_to_children=True)
-            try:
-                result = launch_training(run_dir, resume, args.num_gpus, args.num_machines,
-                                         args.machine_rank, args.dist_url, printer)
-            finally:
-                restore()
+            result = _train_in_processes(args, settings, run_dir, changes, printer, stop)
         else:
             restore = _install_stop_handlers(stop, forward_to_children=False)
             try:
                 result = drain(iter_training(settings, run_dir, args.data, args.val,
-                                             args.image_root, resume, args.device, stop),
-                               printer)
+                                             args.image_root, resume, args.device, stop,
+                                             changes), printer)
             finally:
                 restore()
     finally:
         printer.close()
-    where = result.checkpoint.name if result.checkpoint else "no checkpoint"
+    return _report_result(result)
+
+
+def _train_in_processes(args, settings, run_dir, changes, printer, stop):
+    from ..core.jobs import drain
+    from ..core.training.distributed import launch_training
+    from ..core.training.run import prepare_run
+    from ..core.training.run_folder import hold_run_folder
+
+    resume = args.resume is not None
+    with hold_run_folder(run_dir, new=not resume) as folder:
+        drain(prepare_run(settings, folder, args.data, args.val, args.image_root, resume,
+                          args.device, changes), printer)
+        restore = _install_stop_handlers(stop, forward_to_children=True)
+        try:
+            return launch_training(folder, resume, args.num_gpus, args.num_machines,
+                                   args.machine_rank, args.dist_url, printer)
+        finally:
+            restore()
+
+
+def _report_result(result) -> int:
+    from ..core.training.run_folder import folder_size
+
+    where = result.checkpoint.name if result.checkpoint else "no checkpoint written"
+    size = f"{folder_size(result.run_dir) / 2**20:,.0f} MiB on disk"
     if result.stopped:
-        print(f"stopped at iteration {result.iteration}/{result.max_iter} ({where}); "
+        print(f"stopped at iteration {result.iteration}/{result.max_iter} ({where}; {size}); "
               f"continue with: napari-nuclei train --resume {result.run_dir}")
         return 130
-    print(f"trained {result.max_iter} iterations: {result.run_dir} ({where})")
+    print(f"trained {result.max_iter} iterations: {result.run_dir} ({where}; {size})")
     return 0

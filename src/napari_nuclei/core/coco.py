@@ -6,6 +6,8 @@ import numpy as np
 
 from . import rle as rle_utils
 from .labels import iter_label_rles, rles_to_labels
+from .validate.schemas import is_crowd
+from .validate.segmentation import check_segmentation
 
 CATEGORIES = [{"id": 1, "name": "nucleus"}]
 
@@ -42,21 +44,23 @@ def compressed_rle(segmentation, height: int, width: int) -> dict:
     """Any COCO segmentation (polygons, uncompressed or compressed RLE) as compressed RLE
     with string ``counts``.
 
+    The segmentation is checked first (:func:`~.validate.segmentation.check_segmentation`):
+    pycocotools itself would read past its buffers or allocate without bound.
+
     Raises
     ------
-    ValueError, TypeError, KeyError
+    InvalidValue
         For a malformed segmentation or an RLE of another size.
     """
     from pycocotools import mask as mask_utils
 
+    check_segmentation(segmentation, height, width)
     if isinstance(segmentation, list):  # polygons
         rle = mask_utils.merge(mask_utils.frPyObjects(segmentation, height, width))
     elif isinstance(segmentation, dict) and isinstance(segmentation.get("counts"), list):
         rle = mask_utils.frPyObjects(segmentation, height, width)
     else:
         rle = rle_utils.with_bytes_counts(segmentation)
-        if list(rle["size"]) != [height, width]:
-            raise ValueError(f"RLE size {rle['size']} differs from {height}x{width}")
     counts = rle["counts"]
     return {"size": [height, width],
             "counts": counts.decode("ascii") if isinstance(counts, bytes) else counts}
@@ -98,7 +102,7 @@ def coco_to_labels(coco: dict, image_id: int) -> np.ndarray:
     """Paint the annotations of one image of a COCO document into a label image.
 
     Annotations are painted in document order (later ones win overlaps); label values
-    follow that order, starting at 1.
+    follow that order, starting at 1. ``iscrowd`` regions are not nuclei and are left out.
 
     Parameters
     ----------
@@ -115,5 +119,6 @@ def coco_to_labels(coco: dict, image_id: int) -> np.ndarray:
     image = next((im for im in coco["images"] if im["id"] == image_id), None)
     if image is None:
         raise KeyError(f"no image with id {image_id}")
-    rles = [a["segmentation"] for a in coco["annotations"] if a["image_id"] == image_id]
+    rles = [a["segmentation"] for a in coco["annotations"]
+            if a["image_id"] == image_id and not is_crowd(a)]
     return rles_to_labels(rles, image["height"], image["width"])

@@ -21,9 +21,10 @@ from .atomic import write_json_atomic
 from .coco import coco_document, compressed_rle, make_annotation
 from .dataset import Dataset, ImageRecord
 from .errors import DatasetError
-from .image_io import read_image, read_labels, read_mask
+from .image_io import image_size, read_image, read_labels, read_mask
 from .jobs import StepProgress, drain
 from .labels import iter_label_rles
+from .validate.schemas import is_crowd
 
 # Below this many mask files, starting worker processes costs more than it saves.
 _PARALLEL_MIN_FILES = 200
@@ -39,6 +40,7 @@ class ImageAnnotations:
     rles: list[dict]
     empty_files: list[str] = field(default_factory=list)
     overlapping: int = 0
+    crowd_rles: list[dict] = field(default_factory=list)
 
 
 @dataclass
@@ -101,8 +103,9 @@ def annotate_image(record: ImageRecord) -> ImageAnnotations:
     if record.mask_paths:
         return _annotate_masks(record, height, width)
     if record.label_path is not None:
+        _check_size(record.label_path, image_size(record.label_path), record.path, height,
+                    width)
         labels = read_labels(record.label_path)
-        _check_size(record.label_path, labels.shape, record.path, height, width)
         return ImageAnnotations(height, width, [rle for _, rle in iter_label_rles(labels)])
     if record.annotations:
         return _annotate_coco(record, height, width)
@@ -122,8 +125,9 @@ def _annotate_masks(record: ImageRecord, height: int, width: int) -> ImageAnnota
     result = ImageAnnotations(height, width, [])
     covered = np.zeros((height, width), dtype=bool)
     for mask_path in record.mask_paths:
+        # From the header first: a mask declaring a huge size is refused unread.
+        _check_size(mask_path, image_size(mask_path), record.path, height, width)
         mask = read_mask(mask_path)
-        _check_size(mask_path, mask.shape, record.path, height, width)
         box = rle_utils.mask_box(mask)
         if box is None:
             result.empty_files.append(str(mask_path))
@@ -150,12 +154,13 @@ def _annotate_coco(record: ImageRecord, height: int, width: int) -> ImageAnnotat
         if rle_utils.area(rle) == 0:
             result.empty_files.append(f"{record.file_name} annotation {ann.get('id')}")
             continue
-        result.rles.append(rle)
+        # COCO's iscrowd regions mark areas to ignore in evaluation, not nuclei.
+        (result.crowd_rles if is_crowd(ann) else result.rles).append(rle)
     return result
 
 
 def iter_conversion(
-    dataset: Dataset, workers: int | None = None
+    dataset: Dataset, workers: int | None = None, keep_crowd: bool = False
 ) -> Generator[StepProgress, None, Conversion]:
     """Build the COCO dictionary of ``dataset``, yielding progress after each image.
 
@@ -166,6 +171,9 @@ def iter_conversion(
     workers : int, optional
         Worker processes; by default one per core when the dataset has many mask
         files, otherwise none.
+    keep_crowd : bool
+        Write the ``iscrowd: 1`` regions of a COCO input as such (for evaluation).
+        By default they are left out, so that what is trained on holds nuclei only.
 
     Yields
     ------
@@ -197,6 +205,10 @@ def iter_conversion(
         )
         for rle in found.rles:
             annotations.append(make_annotation(len(annotations) + 1, record.image_id, rle))
+        if keep_crowd:
+            for rle in found.crowd_rles:
+                annotations.append(make_annotation(len(annotations) + 1, record.image_id, rle,
+                                                   iscrowd=1))
         empty.extend(found.empty_files)
         overlapping += found.overlapping
         yield StepProgress(done, len(records), record.name)
@@ -221,7 +233,8 @@ def _annotate_all(records, workers):
 
 
 def convert_dataset(
-    dataset: Dataset, output: str | Path, workers: int | None = None, on_progress=None
+    dataset: Dataset, output: str | Path, workers: int | None = None, on_progress=None,
+    keep_crowd: bool = False,
 ) -> Conversion:
     """Convert ``dataset`` and write the COCO JSON atomically to ``output``.
 
@@ -235,11 +248,13 @@ def convert_dataset(
         See :func:`iter_conversion`.
     on_progress : callable, optional
         Called with each :class:`StepProgress`.
+    keep_crowd : bool
+        See :func:`iter_conversion`.
 
     Returns
     -------
     Conversion
     """
-    conversion = drain(iter_conversion(dataset, workers), on_progress)
+    conversion = drain(iter_conversion(dataset, workers, keep_crowd), on_progress)
     write_json_atomic(output, conversion.coco)
     return conversion

@@ -18,18 +18,23 @@ Layouts
 ``images``
     A plain folder of images without annotations.
 
-Opening a dataset only lists files and checks the structure; pixels are read (and
-validated) by the conversion job, which reports problems one file at a time.
+Opening a dataset lists files, checks every JSON entry (:mod:`.validate.schemas`), keeps
+file names inside the dataset folder and compares declared image sizes with the image
+headers; pixels are read (and validated) by the conversion job, which reports problems
+one file at a time.
 """
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from .errors import DatasetError
-from .image_io import IMAGE_SUFFIXES, is_image_file, list_image_files
+from .image_io import IMAGE_SUFFIXES, image_size, is_image_file, list_image_files
+from .validate import in_file, load_json
+from .validate.paths import inside
+from .validate.schemas import check_coco, check_test_ids
+from .validate.segmentation import check_segmentation
 
 TEST_IDS_NAME = "test_img_ids.json"
 LABEL_SUFFIX = "_labels"
@@ -205,10 +210,13 @@ def _open_test(folder: Path) -> Dataset:
     ids_path = folder / TEST_IDS_NAME
     entries = read_test_ids(ids_path)
     records = []
-    for entry in entries:
-        image_path = folder / entry["file_name"]
+    for number, entry in enumerate(entries):
+        with in_file(ids_path, f"entry {number}"):
+            image_path = inside(folder, entry["file_name"])
         if not image_path.is_file():
             raise DatasetError(ids_path, f"lists {entry['file_name']}, which is not in {folder}")
+        check_declared_size(ids_path, f"entry {number}", image_path,
+                            entry["height"], entry["width"])
         records.append(
             ImageRecord(
                 entry["id"],
@@ -232,38 +240,26 @@ def _open_test(folder: Path) -> Dataset:
 
 def read_test_ids(ids_path: Path) -> list[dict]:
     """Read and check ``test_img_ids.json``: ``[{"id", "file_name", "height", "width"}]``."""
-    entries = _load_json(ids_path)
-    if not isinstance(entries, list) or not entries:
-        raise DatasetError(ids_path, 'expected a non-empty list of {"id", "file_name", ...}')
-    seen_ids, seen_names = set(), set()
-    for number, entry in enumerate(entries):
-        where = f"entry {number}"
-        if not isinstance(entry, dict):
-            raise DatasetError(ids_path, f"{where} is not an object")
-        missing = [k for k in ("id", "file_name", "height", "width") if k not in entry]
-        if missing:
-            raise DatasetError(ids_path, f"{where} lacks {', '.join(missing)}")
-        if not all(isinstance(entry[k], int) for k in ("id", "height", "width")):
-            raise DatasetError(ids_path, f"{where}: id, height and width must be integers")
-        if entry["id"] in seen_ids:
-            raise DatasetError(ids_path, f"{where}: id {entry['id']} appears twice")
-        if entry["file_name"] in seen_names:
-            raise DatasetError(ids_path, f"{where}: {entry['file_name']} appears twice")
-        seen_ids.add(entry["id"])
-        seen_names.add(entry["file_name"])
-    return entries
+    return check_test_ids(load_json(ids_path), ids_path)
 
 
-def _load_json(path: Path):
-    try:
-        with open(path, encoding="utf-8") as fh:
-            return json.load(fh)
-    except json.JSONDecodeError as exc:
+def check_declared_size(document: Path, where: str, image_path: Path,
+                        height: int | None, width: int | None) -> tuple[int, int]:
+    """Compare the size a document declares for an image with the image's own header.
+
+    Returns
+    -------
+    tuple of int
+        The image's real ``(height, width)``.
+    """
+    real = image_size(image_path)
+    if height is not None and (height, width) != real:
         raise DatasetError(
-            path, f"not valid JSON ({exc.msg} at line {exc.lineno}, column {exc.colno})"
-        ) from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise DatasetError(path, f"cannot be read ({exc})") from None
+            document,
+            f"{where}: declares {image_path.name} as {height}x{width} (height x width) "
+            f"but the image is {real[0]}x{real[1]}",
+        )
+    return real
 
 
 def _open_labels(folder: Path) -> Dataset:
@@ -298,49 +294,47 @@ def _find_label_file(image_path: Path, folder: Path, labels_dir: Path) -> Path |
 
 
 def _open_coco(json_path: Path, image_root: Path) -> Dataset:
-    data = _load_json(json_path)
-    if not isinstance(data, dict) or not isinstance(data.get("images"), list):
-        raise DatasetError(json_path, 'not a COCO instances file (no "images" list)')
-    annotations = data.get("annotations", [])
-    if not isinstance(annotations, list):
-        raise DatasetError(json_path, '"annotations" must be a list')
-    by_image: dict[int, list[dict]] = {}
-    for number, ann in enumerate(annotations):
-        if not isinstance(ann, dict) or "image_id" not in ann or "segmentation" not in ann:
-            raise DatasetError(json_path, f"annotation {number} lacks image_id or segmentation")
-        by_image.setdefault(ann["image_id"], []).append(ann)
+    data = check_coco(load_json(json_path), json_path)
+    by_image: dict[int, list[tuple[int, dict]]] = {}
+    for number, ann in enumerate(data.get("annotations", [])):
+        by_image.setdefault(ann["image_id"], []).append((number, ann))
     image_root = image_root.expanduser().resolve()
     records = []
-    known_ids = set()
     for number, image in enumerate(data["images"]):
-        if not isinstance(image, dict) or not {"id", "file_name"} <= image.keys():
-            raise DatasetError(json_path, f"image entry {number} lacks id or file_name")
-        image_path = image_root / image["file_name"]
+        with in_file(json_path, f"image entry {number}"):
+            image_path = inside(image_root, image["file_name"])
         if not image_path.is_file():
             raise DatasetError(
                 json_path, f"image {image['file_name']} not found under {image_root}"
             )
-        known_ids.add(image["id"])
+        height, width = check_declared_size(json_path, f"image entry {number}", image_path,
+                                            image.get("height"), image.get("width"))
+        annotations = by_image.get(image["id"], [])
+        if "height" not in image:  # declared sizes were checked with the document
+            for ann_number, ann in annotations:
+                with in_file(json_path, f"annotation {ann_number}"):
+                    check_segmentation(ann["segmentation"], height, width)
         records.append(
             ImageRecord(
                 image["id"],
                 Path(image["file_name"]).stem,
                 image_path,
                 Path(image["file_name"]).as_posix(),
-                annotations=tuple(by_image.get(image["id"], ())),
-                height=image.get("height"),
-                width=image.get("width"),
+                annotations=tuple(ann for _, ann in annotations),
+                height=height,
+                width=width,
             )
-        )
-    orphans = set(by_image) - known_ids
-    if orphans:
-        raise DatasetError(
-            json_path, f"annotations refer to unknown image id(s): {sorted(orphans)[:5]}"
         )
     warnings = []
     categories = data.get("categories") or []
     if len(categories) > 1:
         warnings.append(
             f"{json_path}: {len(categories)} categories; all are treated as nuclei"
+        )
+    n_crowd = sum(ann.get("iscrowd", 0) == 1 for ann in data.get("annotations", []))
+    if n_crowd:
+        warnings.append(
+            f"{json_path}: {n_crowd} iscrowd region(s) are COCO ignore regions, not nuclei: "
+            "never trained on; evaluation ignores detections inside them"
         )
     return Dataset(image_root, "coco", tuple(records), tuple(warnings))

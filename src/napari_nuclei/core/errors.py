@@ -32,3 +32,23 @@ class DatasetError(InputError):
 
 class WeightsError(InputError):
     """A model weights file or run folder that cannot be used."""
+
+
+class OptionError(ValueError):
+    """A setting or command-line option with a value that cannot work.
+
+    Parameters
+    ----------
+    option : str
+        The setting's name (``max_iter``); the CLI shows its flag instead (``--iters``).
+    problem : str
+        What is wrong and what would work.
+    """
+
+    def __init__(self, option: str, problem: str):
+        self.option = option
+        self.problem = problem
+        super().__init__(f"{option}: {problem}")
+
+    def __reduce__(self):
+        return type(self), (self.option, self.problem)

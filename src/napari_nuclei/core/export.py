@@ -7,22 +7,39 @@ from pathlib import Path
 from .atomic import write_json_atomic
 from .coco import coco_document, make_annotation
 from .dataset import Dataset
+from .errors import DatasetError
 from .label_files import HAND_MADE_SCORE, find_label_file, read_corrected
 from .labels import iter_label_rles
 from .submission import image_ids_by_name, submission_entries, write_submission
 
 
 def _label_paths(labels: Path | list[Path], dataset: Dataset) -> dict[str, Path]:
-    """Label file per image name (stem), from a folder or a list of files."""
+    """Label file per image name (stem), from a folder or a list of files.
+
+    Raises
+    ------
+    DatasetError
+        For a folder or file that does not exist, a file that matches no image, or a
+        folder holding no label image of any image of the dataset.
+    """
     if isinstance(labels, Path) and labels.is_dir():
         found = {r.name: find_label_file(labels, r.name) for r in dataset.records}
-        return {name: path for name, path in found.items() if path is not None}
+        paths = {name: path for name, path in found.items() if path is not None}
+        if not paths:
+            raise DatasetError(labels, f"holds no label image of the images of {dataset.root} "
+                               "(expected <image name>.tif or <image name>_labels.*)")
+        return paths
     files = [labels] if isinstance(labels, Path) else list(labels)
+    names = {r.name for r in dataset.records}
     by_stem = {}
     for path in files:
+        if not path.is_file():
+            raise DatasetError(path, "no such label image or folder")
         stem = path.stem[: -len("_labels")] if path.stem.endswith("_labels") else path.stem
+        if stem not in names:
+            raise DatasetError(path, f"matches no image of {dataset.root}")
         by_stem[stem] = path
-    return {r.name: by_stem[r.name] for r in dataset.records if r.name in by_stem}
+    return by_stem
 
 
 def label_image_entries(image_id: int, labels, scores: dict[int, float]) -> list[dict]:
@@ -114,7 +131,7 @@ def export_labels(
     tuple
         ``(images written, nuclei written, image names without a label image)``.
     """
-    from .image_io import read_image
+    from .image_io import image_size
 
     paths = _label_paths(labels, dataset)
     ids = image_ids_by_name(dataset, test_ids)
@@ -124,7 +141,7 @@ def export_labels(
         if path is None:
             missing.append(record.name)
             continue
-        height, width = read_image(record.path).shape[:2]
+        height, width = image_size(record.path)
         label_image, table = read_corrected(path, height, width)
         image_id = ids[Path(record.file_name).name]
         sizes[image_id] = (height, width)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 
@@ -19,7 +18,7 @@ def load_ground_truth(path: Path, test_ids: Path | None = None) -> dict:
         dataset = open_dataset(path)
         if not dataset.annotated:
             raise DatasetError(path, "holds no nuclei annotations to compare against")
-        coco = drain(iter_conversion(dataset)).coco
+        coco = drain(iter_conversion(dataset, keep_crowd=True)).coco
     if test_ids is None:
         return coco
     ids = {Path(e["file_name"]).stem: e["id"] for e in read_test_ids(test_ids)}
@@ -36,23 +35,33 @@ def load_ground_truth(path: Path, test_ids: Path | None = None) -> dict:
 
 
 def read_coco_ground_truth(path: Path) -> dict:
-    """A COCO instances JSON as ground truth (its images need not be present)."""
-    from .coco import coco_document, compressed_rle, make_annotation
-    from .errors import DatasetError
+    """A COCO instances JSON as ground truth (its images need not be present).
 
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-        sizes = {im["id"]: (im["height"], im["width"]) for im in data["images"]}
-        annotations = [
-            make_annotation(number, a["image_id"],
-                            compressed_rle(a["segmentation"], *sizes[a["image_id"]]))
-            for number, a in enumerate(data.get("annotations", []), start=1)
-        ]
-    except json.JSONDecodeError as exc:
-        raise DatasetError(path, f"not valid JSON ({exc.msg} at line {exc.lineno})") from None
-    except (KeyError, TypeError, ValueError) as exc:
-        raise DatasetError(path, f"not a COCO instances file with image sizes and "
-                           f"segmentations ({type(exc).__name__}: {exc})") from None
+    Every image must declare its size. Where the image file is present beside the JSON
+    its header must agree; where it is absent, the declared size is only accepted up to
+    the pixel limit (``--max-pixels``), since scoring allocates label images of that
+    size. ``iscrowd`` regions are kept as COCO's ignore regions.
+    """
+    from .coco import coco_document, compressed_rle, make_annotation
+    from .dataset import check_declared_size
+    from .validate import in_file, load_json
+    from .validate.paths import inside
+    from .validate.schemas import check_coco, is_crowd
+
+    data = check_coco(load_json(path), path, sizes_required=True)
+    for number, image in enumerate(data["images"]):
+        with in_file(path, f"image entry {number}"):
+            image_path = inside(path.parent, image["file_name"])
+        if image_path.is_file():
+            check_declared_size(path, f"image entry {number}", image_path, image["height"],
+                                image["width"])
+    sizes = {im["id"]: (im["height"], im["width"]) for im in data["images"]}
+    annotations = []
+    for number, ann in enumerate(data.get("annotations", []), start=1):
+        with in_file(path, f"annotation {number - 1}"):
+            rle = compressed_rle(ann["segmentation"], *sizes[ann["image_id"]])
+        annotations.append(make_annotation(number, ann["image_id"], rle,
+                                           iscrowd=int(is_crowd(ann))))
     images = [{k: im[k] for k in ("id", "file_name", "height", "width")}
               for im in data["images"]]
     return coco_document(images, annotations)

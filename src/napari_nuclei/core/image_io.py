@@ -4,9 +4,13 @@ Conventions
 -----------
 - Images come back as ``(H, W)`` grayscale or ``(H, W, 3)`` RGB in their stored dtype
   (8- or 16-bit); an alpha channel is dropped.
-- Masks come back as ``(H, W)`` boolean arrays: **any non-zero value in any channel is
-  foreground**, so 0/255, 0/1, 16-bit, RGB-saved and anti-aliased masks all work.
+- Masks come back as ``(H, W)`` boolean arrays: **any non-zero value in any colour
+  channel is foreground**, so 0/255, 0/1, 16-bit, RGB-saved and anti-aliased masks all
+  work. An alpha channel only counts where it varies (an opaque one says nothing).
 - Label images come back as ``(H, W)`` int32, 0 for background.
+- Before any pixel is decoded, the size the file's header declares is checked against
+  the pixel limit (:func:`~napari_nuclei.core.validate.max_pixels`), so a small file
+  declaring a huge image is refused instead of exhausting memory.
 """
 
 from __future__ import annotations
@@ -16,6 +20,8 @@ from pathlib import Path
 import numpy as np
 
 from .errors import DatasetError
+from .validate import InvalidValue, check_pixels, max_pixels
+from .validate.image_header import declared_shape
 
 IMAGE_SUFFIXES = (".png", ".tif", ".tiff", ".jpg", ".jpeg", ".bmp")
 _TIFF_SUFFIXES = (".tif", ".tiff")
@@ -36,12 +42,59 @@ def list_image_files(folder: Path) -> list[Path]:
     return sorted((p for p in folder.iterdir() if is_image_file(p)), key=lambda p: p.name)
 
 
+def _spatial(shape: tuple[int, ...]) -> tuple[int, int] | None:
+    """``(height, width)`` of an array shape as :func:`_decode` will return it."""
+    if len(shape) == 2:
+        return shape[0], shape[1]
+    if len(shape) == 3:
+        if shape[0] in (1, 3, 4) and shape[2] not in (1, 3, 4):  # channel-first
+            return shape[1], shape[2]
+        if shape[2] in (1, 2, 3, 4):  # channel-last
+            return shape[0], shape[1]
+    return None  # a stack of pages: decoded, then refused as not 2D
+
+
+def _checked_header(path: Path) -> tuple[int, int] | None:
+    """The image size its header declares, refused above the pixel limit."""
+    if not path.is_file():
+        raise DatasetError(path, "file not found")
+    try:
+        shape = declared_shape(path)
+    except OSError as exc:
+        raise DatasetError(path, f"cannot be read ({exc.strerror or exc})") from None
+    if shape is None:
+        return None
+    size = _spatial(shape)
+    try:
+        if size is not None:
+            check_pixels(*size)
+        if int(np.prod(shape, dtype=object)) > 4 * max_pixels():
+            raise InvalidValue(f"holds an array of shape {shape}, more values than the "
+                               f"limit of {max_pixels():,} pixels allows (raise it with "
+                               "--max-pixels)")
+    except InvalidValue as exc:
+        raise DatasetError(path, str(exc)) from None
+    return size
+
+
+def image_size(path: str | Path) -> tuple[int, int]:
+    """``(height, width)`` of an image file, from its header when it can tell.
+
+    Raises
+    ------
+    DatasetError
+        For a missing or unreadable file, or one above the pixel limit.
+    """
+    path = Path(path)
+    size = _checked_header(path)
+    return size if size is not None else _decode(path).shape[:2]
+
+
 def _decode(path: Path) -> np.ndarray:
     """Decode any supported file to an array in its stored dtype and channels."""
     import cv2
 
-    if not path.is_file():
-        raise DatasetError(path, "file not found")
+    _checked_header(path)
     if path.suffix.lower() in _TIFF_SUFFIXES:
         import tifffile
 
@@ -72,6 +125,10 @@ def _decode(path: Path) -> np.ndarray:
         array = array[..., 0]
     if array.ndim not in (2, 3):
         raise DatasetError(path, f"expected a 2D image, got an array of shape {array.shape}")
+    try:  # formats whose header could not be read are checked once decoded
+        check_pixels(*array.shape[:2])
+    except InvalidValue as exc:
+        raise DatasetError(path, str(exc)) from None
     return array
 
 
@@ -117,10 +174,15 @@ def read_image(path: str | Path) -> np.ndarray:
 def read_mask(path: str | Path) -> np.ndarray:
     """Read one nucleus mask as a boolean array; any non-zero value is foreground.
 
+    The colour (or gray) channels decide; an alpha channel is ignored when it is the
+    same everywhere (an opaque RGBA mask would otherwise be all foreground). Where alpha
+    varies it marks painted pixels: foreground is colour and alpha both non-zero, or
+    alpha alone when the colour is blank everywhere (black shapes on transparency).
+
     Parameters
     ----------
     path : str or Path
-        A mask image (0/255, 0/1, 16-bit, RGB-saved or anti-aliased).
+        A mask image (0/255, 0/1, 16-bit, RGB(A)-saved or anti-aliased).
 
     Returns
     -------
@@ -128,9 +190,15 @@ def read_mask(path: str | Path) -> np.ndarray:
         ``(H, W)`` bool.
     """
     array = _decode(Path(path))
-    if array.ndim == 3:
+    if array.ndim == 2:
+        return array != 0
+    if array.shape[2] not in (2, 4):
         return array.any(axis=2)
-    return array != 0
+    colour = array[..., :-1].any(axis=2)
+    alpha = array[..., -1]
+    if alpha.min() == alpha.max():
+        return colour
+    return colour & (alpha != 0) if colour.any() else alpha != 0
 
 
 def read_labels(path: str | Path) -> np.ndarray:
@@ -156,7 +224,9 @@ def read_labels(path: str | Path) -> np.ndarray:
     if array.ndim != 2:
         raise DatasetError(path, f"a label image must be single-channel, got shape {array.shape}")
     if not np.issubdtype(array.dtype, np.integer):
-        if np.issubdtype(array.dtype, np.floating) and np.all(np.mod(array, 1) == 0):
+        if (np.issubdtype(array.dtype, np.floating) and np.all(np.isfinite(array))
+                and np.all(np.abs(array) <= np.iinfo(np.int32).max)
+                and np.all(np.mod(array, 1) == 0)):
             array = array.astype(np.int64)
         else:
             raise DatasetError(path, f"a label image must hold integers, got {array.dtype}")

@@ -14,7 +14,8 @@ import numpy as np
 
 from .atomic import atomic_path
 from .errors import DatasetError
-from .image_io import IMAGE_SUFFIXES, read_labels
+from .image_io import IMAGE_SUFFIXES, image_size, read_labels
+from .validate.schemas import read_score_rows
 
 HAND_MADE_SCORE = 1.0
 _LABEL_SUFFIX = "_labels"
@@ -46,16 +47,15 @@ def write_label_outputs(folder: str | Path, name: str, labels: np.ndarray,
 
 
 def read_score_table(path: str | Path) -> dict[int, float]:
-    """``label -> score`` from a CSV with ``label`` and ``score`` columns (empty if none)."""
+    """``label -> score`` from a CSV with ``label`` and ``score`` columns (empty if none).
+
+    Labels must be unique positive integers and scores numbers in [0, 1]
+    (:func:`~.validate.schemas.read_score_rows`).
+    """
     path = Path(path)
     if not path.is_file():
         return {}
-    try:
-        with open(path, newline="", encoding="utf-8") as fh:
-            return {int(row["label"]): float(row["score"]) for row in csv.DictReader(fh)}
-    except (KeyError, ValueError) as exc:
-        raise DatasetError(path, f"not a score table with label and score columns ({exc})")\
-            from None
+    return read_score_rows(path)
 
 
 def find_label_file(labels: Path, image_name: str) -> Path | None:
@@ -76,9 +76,11 @@ def read_corrected(label_path: Path, height: int, width: int):
     DatasetError
         When the label image's size differs from its image.
     """
-    labels = read_labels(label_path)
-    if labels.shape != (height, width):
-        raise DatasetError(label_path, f"size {labels.shape[0]}x{labels.shape[1]} differs "
+    # From the header first: a label image declaring a huge size is refused unread.
+    found = image_size(label_path)
+    if found != (height, width):
+        raise DatasetError(label_path, f"size {found[0]}x{found[1]} differs "
                            f"from its image ({height}x{width})")
+    labels = read_labels(label_path)
     table = read_score_table(label_path.with_suffix(".csv"))
     return labels, table

@@ -15,6 +15,9 @@ def iter_label_rles(labels: np.ndarray) -> Iterator[tuple[int, dict]]:
 
     Each nucleus is encoded from its own box (``scipy.ndimage.find_objects``), so the
     cost follows the nuclei's area, not the number of nuclei times the frame size.
+    ``find_objects`` keeps one entry per value up to the largest, so sparse values
+    (a nucleus labelled 2**31 - 1) are first renumbered 1..n; the values yielded are
+    the original ones.
 
     Parameters
     ----------
@@ -27,13 +30,41 @@ def iter_label_rles(labels: np.ndarray) -> Iterator[tuple[int, dict]]:
         Label values in increasing order with their RLE.
     """
     height, width = labels.shape
-    for index, box in enumerate(ndimage.find_objects(labels)):
+    dense, values = dense_labels(labels)
+    for index, box in enumerate(ndimage.find_objects(dense)):
         if box is None:
             continue
-        value = index + 1
         rows, cols = box
-        crop = labels[box] == value
-        yield value, rle_utils.encode_box_mask(crop, rows.start, cols.start, height, width)
+        crop = dense[box] == index + 1
+        yield int(values[index]), rle_utils.encode_box_mask(crop, rows.start, cols.start,
+                                                            height, width)
+
+
+def dense_labels(labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Labels renumbered 1..n when their values are sparse, and the original values.
+
+    Work sized by the largest label value (``find_objects``, ``bincount``) then stays
+    proportional to the image however large the values are.
+
+    Parameters
+    ----------
+    labels : numpy.ndarray
+        Non-negative integer label image.
+
+    Returns
+    -------
+    tuple of numpy.ndarray
+        ``(dense, values)``: ``dense`` has values 0..n (0 stays background) and
+        ``values[i]`` is the original value of dense label ``i + 1``.
+    """
+    largest = int(labels.max()) if labels.size else 0
+    if largest <= labels.size:  # already bounded by the image: keep it as it is
+        return labels, np.arange(1, largest + 1)
+    values, inverse = np.unique(labels, return_inverse=True)
+    if values[0] != 0:  # no background pixel: shift so that 0 stays unused
+        values = np.concatenate(([0], values))
+        inverse = inverse + 1
+    return inverse.reshape(labels.shape).astype(np.int32), values[1:]
 
 
 def rles_to_labels(

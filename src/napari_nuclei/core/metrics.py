@@ -8,6 +8,9 @@
   aggregated Jaccard index (AJI, Kumar et al. 2017), precision / recall / F1 of one-to-one
   matching at IoU > 0.5 (a match above 0.5 is always unique), and panoptic quality
   PQ = sum of matched IoU / (TP + FP/2 + FN/2).
+- COCO ``iscrowd`` regions are ignore regions, as in ``COCOeval``: they are not nuclei to
+  find, and a detection lying mostly inside one (more than half its area, COCO's
+  crowd overlap) is neither a false positive nor counted among the nuclei metrics.
 """
 
 from __future__ import annotations
@@ -18,8 +21,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from . import rle as rle_utils
 from .coco import coco_to_labels
 from .labels import rles_to_labels
+from .validate.schemas import is_crowd
 
 STOCK_MAX_DETS = 100
 
@@ -140,33 +145,37 @@ def match_labels(gt: np.ndarray, pred: np.ndarray) -> MatchCounts:
     """
     gt_ids, gt_index = np.unique(gt, return_inverse=True)
     pred_ids, pred_index = np.unique(pred, return_inverse=True)
-    n_gt, n_pred = len(gt_ids), len(pred_ids)
-    # One pass over the pixels: intersections of every (gt, pred) pair at once.
-    joint = np.bincount(gt_index.ravel() * n_pred + pred_index.ravel(),
-                        minlength=n_gt * n_pred).reshape(n_gt, n_pred)
-    gt_area, pred_area = joint.sum(axis=1), joint.sum(axis=0)
-    # Drop background rows/columns (label 0 sorts first when present).
+    n_pred = len(pred_ids)
+    # Label 0 (background) sorts first when present; nuclei are numbered from there.
     g0 = 1 if gt_ids[0] == 0 else 0
     p0 = 1 if pred_ids[0] == 0 else 0
-    inter = joint[g0:, p0:].astype(np.int64)
-    gt_area, pred_area = gt_area[g0:], pred_area[p0:]
-    union = gt_area[:, None] + pred_area[None, :] - inter
-    iou = np.where(union > 0, inter / np.maximum(union, 1), 0.0)
+    gt_area = np.bincount(gt_index.ravel(), minlength=len(gt_ids))[g0:]
+    pred_area = np.bincount(pred_index.ravel(), minlength=n_pred)[p0:]
+    # Intersections of the (gt, pred) pairs that share pixels, one pass over the pixels.
+    # Kept sparse: a dense n_gt x n_pred table grows with the product of the nuclei counts
+    # (tens of GB for tens of thousands of tiny nuclei on each side).
+    pairs, inter = np.unique(gt_index.ravel().astype(np.int64) * n_pred + pred_index.ravel(),
+                             return_counts=True)
+    g, p = np.divmod(pairs, n_pred)
+    nuclei = (g >= g0) & (p >= p0)
+    g, p, inter = g[nuclei] - g0, p[nuclei] - p0, inter[nuclei]
+    union = gt_area[g] + pred_area[p] - inter
+    iou = inter / union
 
     matched = iou > 0.5
     tp = int(matched.sum())
     counts = MatchCounts(tp=tp, fp=len(pred_area) - tp, fn=len(gt_area) - tp,
                          matched_iou=float(iou[matched].sum()))
+    # AJI: each true nucleus with its best-IoU prediction (lowest label on ties).
+    order = np.lexsort((p, -iou, g))
+    best = order[np.r_[True, g[order][1:] != g[order][:-1]]] if g.size else order
+    touched = np.zeros(len(gt_area), dtype=bool)
+    touched[g[best]] = True
     used = np.zeros(len(pred_area), dtype=bool)
-    for g in range(len(gt_area)):
-        if len(pred_area) and inter[g].max() > 0:
-            best = int(np.argmax(iou[g]))
-            counts.aji_intersection += int(inter[g, best])
-            counts.aji_union += int(union[g, best])
-            used[best] = True
-        else:
-            counts.aji_union += int(gt_area[g])
-    counts.aji_union += int(pred_area[~used].sum())
+    used[p[best]] = True
+    counts.aji_intersection = int(inter[best].sum())
+    counts.aji_union = (int(union[best].sum()) + int(gt_area[~touched].sum())
+                        + int(pred_area[~used].sum()))
     return counts
 
 
@@ -174,6 +183,23 @@ def prediction_labels(detections: list, height: int, width: int) -> np.ndarray:
     """Label image of one image's detections; the higher score wins overlapping pixels."""
     ordered = sorted(detections, key=lambda d: d["score"])
     return rles_to_labels([d["segmentation"] for d in ordered], height, width)
+
+
+def outside_crowd(detections: list, crowd_rles: list[dict]) -> list:
+    """The detections not lying mostly inside an ``iscrowd`` region.
+
+    Uses COCO's overlap with a crowd region: the intersection over the detection's
+    own area, above one half.
+    """
+    if not crowd_rles or not detections:
+        return detections
+    from pycocotools import mask as mask_utils
+
+    overlap = mask_utils.iou([rle_utils.with_bytes_counts(d["segmentation"]) for d in detections],
+                             [rle_utils.with_bytes_counts(r) for r in crowd_rles],
+                             [1] * len(crowd_rles))
+    keep = np.asarray(overlap).reshape(len(detections), -1).max(axis=1) <= 0.5
+    return [d for d, kept in zip(detections, keep, strict=True) if kept]
 
 
 def evaluate(gt: dict, detections: list) -> dict:
@@ -200,8 +226,12 @@ def evaluate(gt: dict, detections: list) -> dict:
     for det in detections:
         by_image.setdefault(det["image_id"], []).append(det)
     gt_counts: dict[int, int] = {}
+    crowd: dict[int, list] = {}
     for ann in gt["annotations"]:
-        gt_counts[ann["image_id"]] = gt_counts.get(ann["image_id"], 0) + 1
+        if is_crowd(ann):
+            crowd.setdefault(ann["image_id"], []).append(ann["segmentation"])
+        else:
+            gt_counts[ann["image_id"]] = gt_counts.get(ann["image_id"], 0) + 1
     most = max([*gt_counts.values(), *(len(v) for v in by_image.values()), STOCK_MAX_DETS])
     cap = int(np.ceil((most + 1) / 100) * 100)
 
@@ -214,8 +244,9 @@ def evaluate(gt: dict, detections: list) -> dict:
     per_image = {}
     for image in gt["images"]:
         dets = by_image.get(image["id"], [])
+        scored = outside_crowd(dets, crowd.get(image["id"], []))
         counts = match_labels(coco_to_labels(gt, image["id"]),
-                              prediction_labels(dets, image["height"], image["width"]))
+                              prediction_labels(scored, image["height"], image["width"]))
         total = total + counts
         per_image[image["file_name"]] = {
             **ap_block([image["id"]]), **counts.scores(),

@@ -8,17 +8,15 @@ this program.
 
 from __future__ import annotations
 
-import json
-import math
 from collections.abc import Iterable
 from pathlib import Path
 
 from . import rle as rle_utils
 from .atomic import write_json_atomic
-from .dataset import TEST_IDS_NAME, Dataset, read_test_ids
-from .errors import DatasetError, InputError
-
-_KEYS = {"image_id", "category_id", "bbox", "score", "segmentation"}
+from .dataset import TEST_IDS_NAME, Dataset, check_declared_size, read_test_ids
+from .errors import DatasetError
+from .validate import load_json
+from .validate.schemas import check_submission, submission_entries_of
 
 
 def submission_entries(image_id: int, rles: Iterable[dict], scores: Iterable[float]) -> list:
@@ -45,12 +43,14 @@ def submission_entries(image_id: int, rles: Iterable[dict], scores: Iterable[flo
     ]
 
 
-def validate_submission(entries, image_sizes: dict[int, tuple[int, int]], where: str | Path):
+def validate_submission(entries, image_sizes: dict[int, tuple[int, int]], where: str | Path,
+                        unknown_images_ok: bool = False) -> list:
     """Check a submission before it is written or scored.
 
-    Each entry must have the five keys, ``category_id`` 1, an ``image_id`` of a known
-    image, a ``score`` in [0, 1], an RLE of that image's size, and a ``bbox`` equal to the
-    RLE's box.
+    Each entry must be an object with the five keys, an integer ``image_id`` (of a known
+    image unless ``unknown_images_ok``), ``category_id`` 1, a ``score`` in [0, 1], a
+    compressed RLE of that image's size whose runs cover it exactly, and a ``bbox``
+    equal to the RLE's box (:func:`~.validate.schemas.check_detection`).
 
     Parameters
     ----------
@@ -60,45 +60,20 @@ def validate_submission(entries, image_sizes: dict[int, tuple[int, int]], where:
         ``image_id -> (height, width)``.
     where : str or Path
         The file being written or read, named in errors.
+    unknown_images_ok : bool
+        Accept well-formed entries of images outside ``image_sizes`` (not scored).
+
+    Returns
+    -------
+    list of dict
+        The entries of known images.
 
     Raises
     ------
     InputError
         Naming the first bad entry and what is wrong with it.
     """
-    if not isinstance(entries, list):
-        raise InputError(where, "a submission must be a JSON list of detections")
-    for number, entry in enumerate(entries):
-        problem = _entry_problem(entry, image_sizes)
-        if problem:
-            raise InputError(where, f"entry {number}: {problem}")
-
-
-def _entry_problem(entry, image_sizes) -> str:
-    if not isinstance(entry, dict) or not _KEYS <= entry.keys():
-        missing = _KEYS - set(entry) if isinstance(entry, dict) else _KEYS
-        return f"missing {', '.join(sorted(missing))}"
-    if entry["image_id"] not in image_sizes:
-        return f"image_id {entry['image_id']} is not a known image"
-    if entry["category_id"] != 1:
-        return f"category_id must be 1, not {entry['category_id']}"
-    score = entry["score"]
-    if not isinstance(score, int | float) or not math.isfinite(score) or not 0 <= score <= 1:
-        return f"score {score!r} is not in [0, 1]"
-    segmentation = entry["segmentation"]
-    if not isinstance(segmentation, dict) or not isinstance(segmentation.get("counts"), str):
-        return "segmentation must be an RLE with a string 'counts'"
-    height, width = image_sizes[entry["image_id"]]
-    if list(segmentation.get("size", [])) != [height, width]:
-        return f"RLE size {segmentation.get('size')} differs from the image ({height}x{width})"
-    try:
-        box = rle_utils.bbox(segmentation)
-    except Exception as exc:  # pycocotools raises on malformed counts
-        return f"RLE cannot be decoded ({exc})"
-    if len(entry["bbox"]) != 4 or any(abs(a - b) > 1e-3 for a, b in zip(entry["bbox"], box,
-                                                                         strict=True)):
-        return f"bbox {entry['bbox']} does not match its mask's box {box}"
-    return ""
+    return check_submission(entries, image_sizes, where, unknown_images_ok)
 
 
 def write_submission(path: str | Path, entries: list, image_sizes) -> Path:
@@ -108,17 +83,10 @@ def write_submission(path: str | Path, entries: list, image_sizes) -> Path:
 
 
 def read_submission(path: str | Path) -> list:
-    """Load a submission (or the ``annotations`` of a COCO results file)."""
+    """Load a submission (or the ``annotations`` of a COCO results file); its entries are
+    checked by :func:`validate_submission`."""
     path = Path(path)
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError) as exc:
-        raise DatasetError(path, f"cannot be read ({exc})") from None
-    except json.JSONDecodeError as exc:
-        raise DatasetError(path, f"not valid JSON ({exc.msg} at line {exc.lineno})") from None
-    if isinstance(data, dict) and isinstance(data.get("annotations"), list):
-        data = [{**a, "score": a.get("score", 1.0)} for a in data["annotations"]]
-    return data
+    return submission_entries_of(load_json(path), path)
 
 
 def image_ids_by_name(dataset: Dataset, test_ids: str | Path | None = None) -> dict[str, int]:
@@ -128,10 +96,15 @@ def image_ids_by_name(dataset: Dataset, test_ids: str | Path | None = None) -> d
         test_ids = dataset.root / TEST_IDS_NAME
     if test_ids is None:
         return {Path(r.file_name).name: r.image_id for r in dataset.records}
-    entries = read_test_ids(Path(test_ids))
-    ids = {Path(e["file_name"]).name: e["id"] for e in entries}
+    test_ids = Path(test_ids)
+    entries = read_test_ids(test_ids)
+    by_name = {Path(e["file_name"]).name: (number, e) for number, e in enumerate(entries)}
     names = [Path(r.file_name).name for r in dataset.records]
-    missing = [name for name in names if name not in ids]
+    missing = [name for name in names if name not in by_name]
     if missing:
         raise DatasetError(test_ids, f"does not list {', '.join(missing[:5])}")
-    return ids
+    for record in dataset.records:
+        number, entry = by_name[Path(record.file_name).name]
+        check_declared_size(test_ids, f"entry {number}", record.path, entry["height"],
+                            entry["width"])
+    return {name: entry["id"] for name, (_, entry) in by_name.items()}

@@ -28,6 +28,8 @@ class Prediction:
         ``(top, left, mask)`` per nucleus, ``mask`` a tight bool crop.
     hit_cap : bool
         The network returned as many detections as its cap: results may be truncated.
+    wider_than_overlap : int
+        Nuclei that no tile saw whole in its core (wider than the tile overlap), kept once.
     """
 
     height: int
@@ -35,6 +37,7 @@ class Prediction:
     scores: np.ndarray
     crops: list = field(default_factory=list)
     hit_cap: bool = False
+    wider_than_overlap: int = 0
 
     def __len__(self) -> int:
         return len(self.crops)
@@ -89,4 +92,4 @@ class Prediction:
         """The nuclei scoring at least ``score_thresh`` (no need to run the network again)."""
         keep = int(np.searchsorted(-self.scores, -score_thresh, side="right"))
         return Prediction(self.height, self.width, self.scores[:keep], self.crops[:keep],
-                          self.hit_cap)
+                          self.hit_cap, self.wider_than_overlap)

@@ -134,11 +134,21 @@ def chunk_mask_head(roi_heads, chunk: int = MASK_HEAD_CHUNK) -> None:
 
 
 def _config_for(model: Path, preset: str | None):
-    """The config of a run folder, or of a preset for a bare weights file."""
+    """The config of a run folder, or of a preset for a bare weights file.
+
+    A bare file without ``preset`` is built as the preset whose network the file holds,
+    when its parameter names tell (else the ``seed`` network).
+    """
+    from ..training.architecture import presets_for
     from ..training.config import build_config
     from ..training.run import CONFIG_NAME, load_config
     from ..training.settings import preset_settings
-    from ..training.weights import is_run_dir, last_checkpoint, resolve_weights
+    from ..training.weights import (
+        check_architecture,
+        inspect_weights,
+        is_run_dir,
+        last_checkpoint,
+    )
 
     if model.is_dir():
         if not is_run_dir(model) or not (model / CONFIG_NAME).is_file():
@@ -147,10 +157,30 @@ def _config_for(model: Path, preset: str | None):
         if weights is None:
             raise WeightsError(model, "holds no checkpoint yet")
         return load_config(model), weights
-    resolved = resolve_weights(str(model), "")
-    settings = preset_settings(preset or "seed", weights=str(model))
-    cfg = build_config(settings, model.parent, resolved.path, resolved.group_norm)
-    return cfg, Path(resolved.path)
+    if model.suffix not in (".pth", ".pkl", ".pt"):
+        raise WeightsError(model, "expected a run folder or a .pth or .pkl weights file")
+    facts = inspect_weights(model)
+    if preset is None:
+        matching = presets_for(facts.architecture) if facts.architecture else []
+        preset = matching[0] if matching else "seed"
+    settings = preset_settings(preset, weights=str(model))
+    check_architecture(model, facts, settings)
+    cfg = build_config(settings, model.parent, str(model), facts.group_norm)
+    return cfg, model
+
+
+def _check_test_options(min_size_test, score_thresh, max_dets) -> None:
+    """Refuse test-time overrides that cannot work, before the model is built."""
+    from ..errors import OptionError
+
+    for name, value, low in (("test_size", min_size_test, 32),
+                             ("max_dets", max_dets, 1)):
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int)
+                                  or value < low):
+            raise OptionError(name, f"must be a whole number of at least {low} (got {value!r})")
+    if score_thresh is not None and not (isinstance(score_thresh, (int, float))
+                                         and 0.0 <= score_thresh <= 1.0):
+        raise OptionError("score_thresh", f"must be between 0 and 1 (got {score_thresh!r})")
 
 
 def load_model(
@@ -172,7 +202,8 @@ def load_model(
     preset : str, optional
         Architecture of a bare weights file (default ``seed``: X101-FPN).
     checkpoint : str or Path, optional
-        A particular checkpoint of the run (file name or path), instead of the last.
+        A particular checkpoint of the run (a file name within the run folder, or a path),
+        instead of the last.
     device : str
         ``auto``, ``cpu`` or ``cuda``.
     min_size_test, score_thresh, max_dets : optional
@@ -187,11 +218,13 @@ def load_model(
     WeightsError
         When the folder or file cannot be used.
     """
-    from detectron2.checkpoint import DetectionCheckpointer
     from detectron2.modeling import build_model
 
+    from ..training.architecture import describe_config
+    from ..training.checkpointer import NucleiCheckpointer
     from ..training.config import resolve_device
 
+    _check_test_options(min_size_test, score_thresh, max_dets)
     model = Path(model).expanduser()
     if not model.exists():
         raise WeightsError(model, "no such run folder or weights file")
@@ -215,10 +248,8 @@ def load_model(
     cfg.MODEL.WEIGHTS = str(weights)
     cfg.freeze()
     network = build_model(cfg)
-    try:
-        DetectionCheckpointer(network).load(str(weights))
-    except Exception as exc:  # pickle/torch errors for damaged files
-        raise WeightsError(weights, f"cannot be loaded as model weights ({exc})") from None
+    # Reads the file without running code from it; refuses another architecture.
+    NucleiCheckpointer(network, architecture=describe_config(cfg)).load(str(weights))
     network.eval()
     chunk_mask_head(network.roi_heads)
     if cfg.MODEL.DEVICE == "cpu":

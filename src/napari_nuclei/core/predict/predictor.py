@@ -8,12 +8,14 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..dataset import Dataset, ImageRecord
+from ..errors import OptionError
 from ..image_io import read_image
 from ..normalize import to_model_input
 from .instances import Prediction
 from .model import NucleiModel, RawDetections
+from .overlap import tile_overlap
 from .paste import paste_in_box, tight
-from .tiles import owned, tile_grid
+from .tiles import Candidate, Neighbourhood, centred, cut_off, resolve_candidate, tile_grid
 
 # Below this resize factor the network would shrink the image enough to lose small nuclei:
 # such images are predicted in tiles at their own scale instead.
@@ -21,15 +23,13 @@ TILE_BELOW_SCALE = 0.8
 _DUPLICATE_IOU = 0.5
 
 
-def _paste_all(raw: RawDetections, height: int, width: int, keep=None, offset=(0, 0)):
+def _paste_all(raw: RawDetections, height: int, width: int):
     scores, crops = [], []
-    indices = range(len(raw.scores)) if keep is None else np.flatnonzero(keep)
-    for i in indices:
+    for i in range(len(raw.scores)):
         region = tight(*paste_in_box(raw.mask_probs[i], raw.boxes[i], height, width))
         if region is None:
             continue
-        top, left, mask = region
-        crops.append((top + offset[0], left + offset[1], mask))
+        crops.append(region)
         scores.append(float(raw.scores[i]))
     return scores, crops
 
@@ -68,7 +68,8 @@ def predict_image(
     tile_size : int, optional
         Tile side (default: the run's ``MIN_SIZE_TEST``).
     overlap : int, optional
-        Tile overlap (default: an eighth of the tile, at least 64 pixels).
+        Tile overlap (default: from the largest nucleus the run was trained on, see
+        :func:`~napari_nuclei.core.predict.overlap.tile_overlap`).
 
     Returns
     -------
@@ -76,25 +77,46 @@ def predict_image(
     """
     bgr = to_model_input(image)
     height, width = bgr.shape[:2]
+    if tile_size is not None and (isinstance(tile_size, bool) or not isinstance(tile_size, int)
+                                  or tile_size < 64):
+        raise OptionError("tile_size", f"must be a whole number of at least 64 (got "
+                          f"{tile_size!r})")
     tile = tile_size or model.min_size_test
     if tile_size is None and model.resize_scale(height, width) >= TILE_BELOW_SCALE:
         raw = model.infer(bgr, resize=True)
         scores, crops = _paste_all(raw, height, width)
         return Prediction.from_unsorted(height, width, scores, crops, raw.hit_cap)
-    overlap = overlap or max(64, tile // 8)
+    overlap = overlap or tile_overlap(model, tile)
     scores, crops, hit_cap = [], [], False
-    for window in tile_grid(height, width, tile, overlap):
+    owned_nuclei, candidates = [], []
+    for index, window in enumerate(tile_grid(height, width, tile, overlap)):
         pixels = bgr[window.top : window.bottom, window.left : window.right]
         raw = model.infer(pixels, resize=False)
         hit_cap |= raw.hit_cap
-        tile_scores, tile_crops = _paste_all(
-            raw, *pixels.shape[:2], keep=owned(window, raw.boxes),
-            offset=(window.top, window.left),
-        )
-        scores += tile_scores
-        crops += tile_crops
+        cut = cut_off(window, raw.boxes)
+        mine = centred(window, raw.boxes) & ~cut
+        bounds = (window.top, window.left, window.bottom, window.right)
+        for rank in range(len(raw.scores)):
+            region = tight(*paste_in_box(raw.mask_probs[rank], raw.boxes[rank],
+                                         *pixels.shape[:2]))
+            if region is None:
+                continue
+            top, left, mask = region[0] + window.top, region[1] + window.left, region[2]
+            if mine[rank]:
+                owned_nuclei.append((top, left, mask, bounds))
+                scores.append(float(raw.scores[rank]))
+                crops.append((top, left, mask))
+            else:
+                candidates.append(Candidate(top, left, mask, float(raw.scores[rank]),
+                                            not cut[rank], bounds, (index, rank)))
+    around = Neighbourhood(owned_nuclei, candidates)
+    kept = [k for k in (resolve_candidate(c, around) for c in candidates) if k is not None]
+    scores += [k.score for k in kept]
+    crops += [(k.top, k.left, k.mask) for k in kept]
     scores, crops = _drop_duplicates(scores, crops)
-    return Prediction.from_unsorted(height, width, scores, crops, hit_cap)
+    prediction = Prediction.from_unsorted(height, width, scores, crops, hit_cap)
+    prediction.wider_than_overlap = len(kept)
+    return prediction
 
 
 @dataclass(frozen=True)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ..errors import OptionError
 from .settings import TrainSettings
 
 
@@ -14,9 +15,10 @@ def resolve_device(device: str) -> str:
     if device == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
     if device not in ("cpu", "cuda"):
-        raise ValueError(f"device must be auto, cpu or cuda, not {device!r}")
+        raise OptionError("device", f"must be auto, cpu or cuda, not {device!r}")
     if device == "cuda" and not torch.cuda.is_available():
-        raise ValueError("device cuda was asked for but torch sees no CUDA GPU")
+        raise OptionError("device", "cuda was asked for but torch sees no CUDA GPU (use cpu "
+                          "or auto)")
     return device
 
 
@@ -102,4 +104,19 @@ def build_config(
     cfg.SEED = settings.seed
     for key, value in settings.model_options:
         cfg.merge_from_list([key, value])
+    set_keep_checkpoints(cfg, settings.keep_checkpoints)
     return cfg
+
+
+def set_keep_checkpoints(cfg, keep: int) -> None:
+    """Record how many periodic checkpoints the run keeps (0: all) in its config."""
+    from detectron2.config import CfgNode
+
+    if "NUCLEI" not in cfg:
+        cfg.NUCLEI = CfgNode()
+    cfg.NUCLEI.KEEP_CHECKPOINTS = int(keep)
+
+
+def keep_checkpoints(cfg) -> int:
+    """Periodic checkpoints a run keeps (0: all); 0 for configs written before the limit."""
+    return int(cfg.NUCLEI.KEEP_CHECKPOINTS) if "NUCLEI" in cfg else 0

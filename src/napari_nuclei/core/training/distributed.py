@@ -60,13 +60,27 @@ def launch_training(
     -------
     TrainResult
     """
+    import os
+
     from detectron2.engine import launch
 
     from .reports import read_metrics
+    from .run import load_config
     from .weights import last_checkpoint
 
-    launch(_worker, num_processes, num_machines=num_machines, machine_rank=machine_rank,
-           dist_url=dist_url, args=(str(run_dir), resume, on_report))
+    saved = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if load_config(Path(run_dir)).MODEL.DEVICE == "cpu":
+        # detectron2's launcher picks NCCL and binds a GPU whenever CUDA is visible; a run
+        # asked for on the CPU hides the GPUs from its processes so they use gloo.
+        os.environ["CUDA_VISIBLE_DEVICES"] = ""
+    try:
+        launch(_worker, num_processes, num_machines=num_machines, machine_rank=machine_rank,
+               dist_url=dist_url, args=(str(run_dir), resume, on_report))
+    finally:
+        if saved is None:
+            os.environ.pop("CUDA_VISIBLE_DEVICES", None)
+        else:
+            os.environ["CUDA_VISIBLE_DEVICES"] = saved
     reports = read_metrics(run_dir)
     done = reports[-1].iteration if reports else 0
     max_iter = reports[-1].max_iter if reports else 0

@@ -96,14 +96,21 @@ class TrainResult:
 
 
 def read_metrics(run_dir: str | Path) -> list[TrainReport]:
-    """The reports a run folder's ``metrics.jsonl`` holds, in order (empty if none)."""
+    """The reports a run folder's ``metrics.jsonl`` holds, in order (empty if none).
+
+    A line that does not parse (the last one, cut short when a run was killed mid-write)
+    is skipped: the file is a log, and every other line stays usable.
+    """
     path = Path(run_dir) / METRICS_NAME
     if not path.is_file():
         return []
     reports = []
-    for line in path.read_text(encoding="utf-8").splitlines():
-        if line.strip():
-            reports.append(TrainReport(**json.loads(line)))
+    with open(path, encoding="utf-8", errors="replace") as fh:
+        for line in fh:
+            try:
+                reports.append(TrainReport(**json.loads(line)))
+            except (ValueError, TypeError, RecursionError):
+                continue
     return reports
 
 

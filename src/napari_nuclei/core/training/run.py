@@ -19,11 +19,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..atomic import atomic_path, write_json_atomic
-from ..errors import InputError
+from ..errors import InputError, OptionError
 from ..jobs import StepProgress
+from ..validate import load_json
 from .data import TrainingData, prepare_training_data, register
-from .reports import METRICS_NAME, Notice, TrainReport, TrainResult
-from .settings import TrainSettings, load_run_facts, save_settings
+from .reports import METRICS_NAME, Notice, TrainReport, TrainResult, read_metrics
+from .run_folder import hold_run_folder, repair_checkpoint_tag
+from .settings import SETTINGS_NAME, TrainSettings, load_run_facts, save_settings
 from .weights import is_run_dir, last_checkpoint, resolve_weights
 
 CONFIG_NAME = "config.yaml"
@@ -42,10 +44,69 @@ class RunPlan:
     resume: bool
 
 
+# Settings that may change when a run is resumed; any other change is refused by name.
+RESUMABLE_CHANGES = ("max_iter", "checkpoint_period", "eval_period", "keep_checkpoints",
+                     "device", "num_workers", "mpp")
+
+
 def _check_new_run_dir(run_dir: Path) -> None:
     if is_run_dir(run_dir) or last_checkpoint(run_dir) is not None:
         raise InputError(run_dir, "already holds a training run: continue it with --resume "
                          "or choose another output folder")
+
+
+def _absolute(path: str | Path | None) -> Path | None:
+    return None if path is None else Path(path).expanduser().resolve()
+
+
+def _saved_path(run_dir: Path, value: str | None) -> Path | None:
+    """A data path saved in a run folder: absolute, or relative to the folder itself."""
+    if not value:
+        return None
+    path = Path(value).expanduser()
+    return path if path.is_absolute() else (run_dir / path).resolve()
+
+
+def _read_run_facts(run_dir: Path) -> dict:
+    if not is_run_dir(run_dir):
+        raise InputError(run_dir, "is not a training run folder (no settings.json)")
+    try:
+        facts = load_run_facts(run_dir)
+        if not isinstance(facts, dict) or not isinstance(facts.get("data"), str):
+            raise ValueError("no data folder recorded")
+        TrainSettings.from_json(facts).validate()
+    except (InputError, ValueError, TypeError) as exc:
+        why = exc.problem if isinstance(exc, InputError) else str(exc)
+        raise InputError(run_dir / SETTINGS_NAME, f"is damaged ({why}); the run cannot be "
+                         "resumed: start a new run from its last checkpoint with --weights "
+                         f"{run_dir}") from None
+    return facts
+
+
+def _done_iterations(checkpoint: Path | None) -> int:
+    """Iterations a checkpoint holds (0 when there is none)."""
+    if checkpoint is None:
+        return 0
+    from ..safe_load import load_weights_file
+
+    return int(load_weights_file(checkpoint, mmap=True).get("iteration", -1)) + 1
+
+
+def _apply_resume_changes(
+    settings: TrainSettings, changes: dict, done: int
+) -> TrainSettings:
+    refused = sorted(k for k, v in changes.items() if v is not None
+                     and k not in RESUMABLE_CHANGES and getattr(settings, k, v) != v)
+    if refused:
+        raise OptionError(refused[0], "cannot change when a run is resumed (it would no "
+                          "longer be the same run): start a new run, e.g. with --weights "
+                          "RUN_DIR to start from this one")
+    wanted = {k: v for k, v in changes.items() if k in RESUMABLE_CHANGES and v is not None}
+    updated = settings.replace(**wanted).validate()
+    if "max_iter" in wanted and updated.max_iter <= done:
+        raise OptionError("max_iter", f"must be more than the {done} iterations the run "
+                          "has done")
+    return updated
 
 
 def prepare_run(
@@ -56,29 +117,51 @@ def prepare_run(
     image_root: str | Path | None = None,
     resume: bool = False,
     device: str | None = None,
+    resume_changes: dict | None = None,
 ) -> Generator[StepProgress | Notice, None, RunPlan]:
     """Check data and weights, write ``config.yaml`` and ``settings.json``; yield progress.
 
-    For ``resume=True`` the settings, data and config saved in ``run_dir`` are used
-    (only ``device`` may change), so the schedule continues unchanged.
+    For ``resume=True`` the settings, data and config saved in ``run_dir`` are used, so
+    the schedule continues unchanged; ``resume_changes`` may extend the run or change
+    what :data:`RESUMABLE_CHANGES` lists, and any other change is refused. Data paths
+    are saved absolute, so a run resumes from any working directory, and a run folder
+    that was moved or copied resumes in its new place.
 
     Returns
     -------
     RunPlan
+
+    Raises
+    ------
+    InputError, OptionError
+        Before anything is written, for bad settings, data, weights or run folders.
     """
-    from .config import build_config, resolve_device
+    from .config import build_config, resolve_device, set_keep_checkpoints
 
     run_dir = Path(run_dir).expanduser().resolve()
     if resume:
-        if not is_run_dir(run_dir):
-            raise InputError(run_dir, "is not a training run folder (no settings.json)")
-        facts = load_run_facts(run_dir)
+        facts = _read_run_facts(run_dir)
         settings = TrainSettings.from_json(facts)
-        data, val_data, image_root = facts["data"], facts.get("val_data"), facts.get("image_root")
+        data = _saved_path(run_dir, facts["data"])
+        val_data = _saved_path(run_dir, facts.get("val_data"))
+        image_root = _saved_path(run_dir, facts.get("image_root"))
+        start_from, warning = repair_checkpoint_tag(run_dir)
+        if warning:
+            yield Notice("warning", warning)
+        if start_from is None:
+            yield Notice("warning", "the run has no checkpoint yet: it starts again from "
+                         "iteration 0")
+        changes = dict(resume_changes or {}, device=device)
+        settings = _apply_resume_changes(settings, changes, _done_iterations(start_from))
     else:
         if data is None or settings is None:
             raise ValueError("a new run needs settings and data")
+        settings.validate()
+        data, val_data, image_root = _absolute(data), _absolute(val_data), _absolute(image_root)
         _check_new_run_dir(run_dir)
+        # Before the data is read: a wrong weights file is found in a second, not minutes.
+        weights = resolve_weights(settings.weights, settings)
+    resolve_device(settings.device)
     run_dir.mkdir(parents=True, exist_ok=True)
 
     prepared = yield from prepare_training_data(
@@ -91,10 +174,14 @@ def prepare_run(
     test_names = (VAL_NAME,) if prepared.val else ()
     if resume:
         cfg = load_config(run_dir)
-        cfg.MODEL.DEVICE = resolve_device(device or "auto")
+        cfg.MODEL.DEVICE = resolve_device(settings.device)
+        cfg.SOLVER.MAX_ITER = settings.max_iter
+        cfg.SOLVER.CHECKPOINT_PERIOD = settings.checkpoint_period
+        cfg.TEST.EVAL_PERIOD = settings.eval_period if test_names else 0
+        cfg.DATALOADER.NUM_WORKERS = settings.num_workers
+        set_keep_checkpoints(cfg, settings.keep_checkpoints)
         group_norm = cfg.MODEL.RESNETS.NORM == "GN"
     else:
-        weights = resolve_weights(settings.weights, settings.config_file)
         if weights.notice:
             yield Notice("warning", weights.notice)
         group_norm = weights.group_norm
@@ -103,11 +190,12 @@ def prepare_run(
         if settings.eval_period and not test_names:
             yield Notice("info", "no validation images (use --val-fraction or --val): "
                          "validation AP will not be computed")
+    cfg.OUTPUT_DIR = str(run_dir)
     with atomic_path(run_dir / CONFIG_NAME) as tmp:
         tmp.write_text(cfg.dump(), encoding="utf-8")
     write_json_atomic(run_dir / DICTS_NAME, {
         "train": prepared.train, "val": prepared.val,
-        "val_json": str(prepared.val_json) if prepared.val_json else None,
+        "val_json": prepared.val_json.name if prepared.val_json else None,
     })
     save_settings(
         settings, run_dir, data=str(data), val_data=str(val_data) if val_data else None,
@@ -118,12 +206,25 @@ def prepare_run(
 
 
 def load_config(run_dir: Path):
-    """The detectron2 config saved in a run folder (``config.yaml``)."""
+    """The detectron2 config saved in a run folder (``config.yaml``).
+
+    Raises
+    ------
+    InputError
+        When the file is missing or damaged.
+    """
     from detectron2.config import get_cfg
 
     cfg = get_cfg()
     cfg.set_new_allowed(True)
-    cfg.merge_from_file(str(run_dir / CONFIG_NAME))
+    path = Path(run_dir) / CONFIG_NAME
+    try:
+        # detectron2 parses the YAML with safe_load: no code runs from the file.
+        cfg.merge_from_file(str(path))
+    except Exception as exc:  # yaml, key and value errors of a damaged or foreign file
+        if not path.is_file():
+            raise InputError(path, "not found: not a training run folder") from None
+        raise InputError(path, f"is damaged ({type(exc).__name__})") from None
     return cfg
 
 
@@ -143,10 +244,12 @@ def load_plan(run_dir: str | Path, resume: bool) -> RunPlan:
     -------
     RunPlan
     """
-    run_dir = Path(run_dir)
+    run_dir = Path(run_dir).resolve()
     cfg = load_config(run_dir)
-    dicts = json.loads((run_dir / DICTS_NAME).read_text(encoding="utf-8"))
-    val_json = Path(dicts["val_json"]) if dicts["val_json"] else None
+    # The folder named now, not the one the config was written in (it may have moved).
+    cfg.OUTPUT_DIR = str(run_dir)
+    dicts = load_json(run_dir / DICTS_NAME)
+    val_json = _saved_path(run_dir, dicts["val_json"])
     register(TRAIN_NAME, dicts["train"])
     cfg.DATASETS.TRAIN = (TRAIN_NAME,)
     cfg.DATASETS.TEST = ()
@@ -181,18 +284,13 @@ def _run_log(run_dir: Path, rank: int):
 
 def _keep_metrics_before(run_dir: Path, start_iter: int) -> None:
     """On resume, drop report lines past the checkpoint (a killed run may have written
-    iterations that are now trained again)."""
+    iterations that are now trained again) and any line cut short by a kill."""
     path = run_dir / METRICS_NAME
     if not path.is_file():
         return
-    import json
-
-    lines = [
-        line for line in path.read_text(encoding="utf-8").splitlines()
-        if line.strip() and json.loads(line)["iteration"] <= start_iter
-    ]
+    kept = [report for report in read_metrics(run_dir) if report.iteration <= start_iter]
     with atomic_path(path) as tmp:
-        tmp.write_text("".join(line + "\n" for line in lines), encoding="utf-8")
+        tmp.write_text("".join(json.dumps(r.to_json()) + "\n" for r in kept), encoding="utf-8")
 
 
 def _stop_requested(stop: threading.Event | None) -> bool:
@@ -254,7 +352,8 @@ def run_plan(
                 else:
                     finished = True
                     trainer.iter += 1  # as detectron2's loop: after_train sees max_iter
-            except Exception:
+            except (Exception, KeyboardInterrupt):
+                # A failure, or a second Ctrl-C (abort now): the last checkpoint stays.
                 failed = True
                 raise
             finally:
@@ -283,6 +382,7 @@ def iter_training(
     resume: bool = False,
     device: str | None = None,
     stop: threading.Event | None = None,
+    resume_changes: dict | None = None,
 ) -> Generator[StepProgress | Notice | TrainReport, None, TrainResult]:
     """Prepare and run a training in this process, yielding progress, notices and reports.
 
@@ -302,6 +402,8 @@ def iter_training(
         Overrides the settings' device (also when resuming).
     stop : threading.Event, optional
         Set to stop at the next iteration boundary, with a checkpoint.
+    resume_changes : dict, optional
+        Settings to change when resuming (see :data:`RESUMABLE_CHANGES`).
 
     Yields
     ------
@@ -313,5 +415,7 @@ def iter_training(
     """
     if settings is not None and device is not None:
         settings = settings.replace(device=device)
-    plan = yield from prepare_run(settings, run_dir, data, val_data, image_root, resume, device)
-    return (yield from run_plan(plan, stop))
+    with hold_run_folder(run_dir, new=not resume) as folder:
+        plan = yield from prepare_run(settings, folder, data, val_data, image_root, resume,
+                                      device, resume_changes)
+        return (yield from run_plan(plan, stop))

@@ -8,8 +8,11 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from ..errors import OptionError
 
 SETTINGS_NAME = "settings.json"
 
@@ -62,6 +65,12 @@ class TrainSettings:
         validation folder is given.
     seed : int
         Random seed (the split and detectron2's own seeding).
+    keep_checkpoints : int
+        Periodic checkpoints kept on disk, newest first (0 keeps all); the best by
+        validation AP, the last and the final model always stay.
+    mpp : float or None
+        Pixel size of the training images in microns per pixel, when known: whole
+        slides are predicted at this pixel size.
     model_options : tuple of (str, object)
         Extra detectron2 config keys, applied last.
     """
@@ -89,6 +98,8 @@ class TrainSettings:
     num_workers: int = 2
     val_fraction: float = 0.0
     seed: int = 0
+    keep_checkpoints: int = 2
+    mpp: float | None = None
     model_options: tuple[tuple[str, object], ...] = field(default=())
 
     def to_json(self) -> dict:
@@ -107,9 +118,77 @@ class TrainSettings:
             values["model_options"] = tuple(tuple(pair) for pair in values["model_options"])
         return cls(**values)
 
+    def validate(self) -> TrainSettings:
+        """Check that every value can work, before anything is created.
+
+        Returns
+        -------
+        TrainSettings
+            ``self``, for chaining.
+
+        Raises
+        ------
+        OptionError
+            Naming the first setting that cannot work and why.
+        """
+        for name, low, high in _INTEGER_RANGES:
+            _check_integer(name, getattr(self, name), low, high)
+        for name in ("base_lr", "gamma"):
+            value = getattr(self, name)
+            if not _is_number(value) or not math.isfinite(value) or value <= 0:
+                raise OptionError(name, f"must be a positive number (got {value!r})")
+        for name in ("steps", "min_size_train", "anchor_sizes"):
+            values = getattr(self, name)
+            if name != "steps" and not values:
+                raise OptionError(name, "needs at least one value")
+            for value in values:
+                _check_integer(name, value, 1, None)
+        if list(self.steps) != sorted(self.steps):
+            raise OptionError("steps", f"must increase (got {list(self.steps)})")
+        if self.max_size_train < max(self.min_size_train):
+            raise OptionError("max_size_train", "must be at least the largest training size "
+                              f"({max(self.min_size_train)})")
+        if self.max_size_test < self.min_size_test:
+            raise OptionError("max_size_test", f"must be at least the test size "
+                              f"({self.min_size_test})")
+        score = self.score_thresh_test
+        if not _is_number(score) or not 0.0 <= score <= 1.0:
+            raise OptionError("score_thresh_test", f"must be between 0 and 1 (got {score!r})")
+        fraction = self.val_fraction
+        if not _is_number(fraction) or not 0.0 <= fraction < 1.0:
+            raise OptionError("val_fraction", f"must be at least 0 and below 1 (got {fraction!r})")
+        if self.mpp is not None and (not _is_number(self.mpp) or not math.isfinite(self.mpp)
+                                     or self.mpp <= 0):
+            raise OptionError("mpp", f"must be a positive number of microns (got {self.mpp!r})")
+        if self.device not in ("auto", "cpu", "cuda"):
+            raise OptionError("device", f"must be auto, cpu or cuda (got {self.device!r})")
+        return self
+
     def replace(self, **changes) -> TrainSettings:
         """A copy with some values changed; ``None`` values are ignored."""
         return dataclasses.replace(self, **{k: v for k, v in changes.items() if v is not None})
+
+
+# (setting, smallest, largest or None) for the whole-number settings.
+_INTEGER_RANGES = (
+    ("max_iter", 1, None), ("warmup_iters", 0, None), ("max_size_train", 1, None),
+    ("ims_per_batch", 1, None), ("batch_size_per_image", 1, None),
+    ("checkpoint_period", 1, None), ("eval_period", 0, None), ("min_size_test", 1, None),
+    ("max_size_test", 1, None), ("detections_per_image", 1, None), ("num_workers", 0, None),
+    ("seed", 0, None), ("keep_checkpoints", 0, None),
+)
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _check_integer(name: str, value, low: int, high: int | None) -> None:
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise OptionError(name, f"must be a whole number (got {value!r})")
+    if value < low or (high is not None and value > high):
+        bound = f"at least {low}" if high is None else f"between {low} and {high}"
+        raise OptionError(name, f"must be {bound} (got {value})")
 
 
 PRESETS: dict[str, TrainSettings] = {
@@ -195,14 +274,32 @@ def preset_settings(name: str, **overrides) -> TrainSettings:
 
 
 def save_settings(settings: TrainSettings, run_dir: Path, **extra) -> Path:
-    """Write ``settings.json`` into a run folder, with extra run facts (data paths)."""
+    """Write ``settings.json`` into a run folder, with extra run facts (data paths, and the
+    largest training nucleus, from which prediction tiles take their overlap)."""
     from ..atomic import write_json_atomic
 
+    largest = _largest_nucleus_px(Path(run_dir) / "train_annotations.json")
+    if largest is not None:
+        extra.setdefault("largest_nucleus_px", largest)
     return write_json_atomic(
         Path(run_dir) / SETTINGS_NAME, {**settings.to_json(), **extra}, indent=2
     )
 
 
+def _largest_nucleus_px(coco_json: Path) -> float | None:
+    """The largest box side of the nuclei in a COCO JSON, if it exists."""
+    try:
+        annotations = json.loads(coco_json.read_text(encoding="utf-8"))["annotations"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return max((max(a["bbox"][2:4]) for a in annotations), default=None)
+
+
 def load_run_facts(run_dir: Path) -> dict:
-    """The content of a run folder's ``settings.json`` (settings plus run facts)."""
-    return json.loads((Path(run_dir) / SETTINGS_NAME).read_text(encoding="utf-8"))
+    """The content of a run folder's ``settings.json`` (settings plus run facts).
+
+    Run folders are shared, so the file is read with the guarded loader of user files.
+    """
+    from ..validate import load_json
+
+    return load_json(Path(run_dir) / SETTINGS_NAME)

@@ -17,8 +17,12 @@ from detectron2.engine import DefaultTrainer, HookBase, defaults, hooks
 from detectron2.evaluation import COCOEvaluator
 from detectron2.utils import comm
 
+from .architecture import describe_config
+from .checkpointer import NucleiCheckpointer
+from .config import keep_checkpoints
 from .mapper import NucleiMapper
 from .reports import METRICS_NAME, TrainReport
+from .run_folder import prune_checkpoints
 
 # Validation metrics of detectron2's COCO evaluator worth reporting, as fractions.
 _VAL_KEYS = ("AP", "AP50", "AP75")
@@ -116,6 +120,28 @@ class ReportHook(HookBase):
         return reports
 
 
+class CheckpointRetention(HookBase):
+    """Delete periodic checkpoints beyond the newest ``keep`` after each one is written.
+
+    Runs after :class:`ReportHook`, so the validation AP of the newest checkpoint is in
+    ``metrics.jsonl`` when the best one is chosen; also runs after training, for the
+    checkpoint written when a run stops.
+    """
+
+    def __init__(self, run_dir: Path, keep: int, period: int):
+        self.run_dir = Path(run_dir)
+        self.keep = keep
+        self.period = period
+
+    def after_step(self):
+        iteration = self.trainer.iter
+        if (iteration + 1) % self.period == 0 or iteration == self.trainer.max_iter - 1:
+            prune_checkpoints(self.run_dir, self.keep)
+
+    def after_train(self):
+        prune_checkpoints(self.run_dir, self.keep)
+
+
 @contextlib.contextmanager
 def _ddp_without_device_ids_on_cpu(device: str):
     """detectron2 wraps the model in DDP with ``device_ids=[local_rank]``, which only
@@ -190,6 +216,12 @@ class NucleiTrainer(DefaultTrainer):
         return []
 
     def build_hooks(self):
+        # DefaultTrainer made its checkpointer just before asking for hooks; the
+        # checkpoint hook must get the safe one.
+        self.checkpointer = NucleiCheckpointer(
+            self._trainer.model, self.cfg.OUTPUT_DIR,
+            architecture=describe_config(self.cfg), **self.checkpointer.checkpointables,
+        )
         kept = [h for h in super().build_hooks() if not isinstance(h, hooks.PeriodicWriter)]
         self.report_hook = None
         if comm.is_main_process():
@@ -197,4 +229,7 @@ class NucleiTrainer(DefaultTrainer):
                 Path(self.cfg.OUTPUT_DIR) / METRICS_NAME, self.cfg.SOLVER.CHECKPOINT_PERIOD
             )
             kept.append(self.report_hook)
+            kept.append(CheckpointRetention(
+                self.cfg.OUTPUT_DIR, keep_checkpoints(self.cfg), self.cfg.SOLVER.CHECKPOINT_PERIOD
+            ))
         return kept

@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-import pickle
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import WeightsError
-from .settings import SETTINGS_NAME
+from .settings import SETTINGS_NAME, TrainSettings
 
 LAST_CHECKPOINT = "last_checkpoint"
 FINAL_CHECKPOINT = "model_final.pth"
+_PERIODIC = re.compile(r"model_(\d{7})\.pth")
 
 
 @dataclass(frozen=True)
@@ -32,16 +33,54 @@ class ResolvedWeights:
     notice: str = ""
 
 
+@dataclass(frozen=True)
+class WeightsFacts:
+    """What a weights file holds, read without running anything from it.
+
+    Attributes
+    ----------
+    group_norm : bool
+        The network used GroupNorm (no BatchNorm running statistics).
+    architecture : str or None
+        ``"R-50 FPN"`` and the like, None when it cannot be told from the names.
+    """
+
+    group_norm: bool
+    architecture: str | None
+
+
+def periodic_checkpoints(run_dir: Path) -> list[Path]:
+    """A run folder's ``model_NNNNNNN.pth`` files, oldest iteration first."""
+    found = [p for p in Path(run_dir).glob("model_*.pth") if _PERIODIC.fullmatch(p.name)]
+    return sorted(found, key=lambda p: int(_PERIODIC.fullmatch(p.name).group(1)))
+
+
+def checkpoints_newest_first(run_dir: Path) -> list[Path]:
+    """Every checkpoint of a run folder, the final model first, then by iteration."""
+    final = Path(run_dir) / FINAL_CHECKPOINT
+    return ([final] if final.is_file() else []) + periodic_checkpoints(run_dir)[::-1]
+
+
+def tagged_checkpoint(run_dir: Path) -> Path | None:
+    """The file ``last_checkpoint`` names, if that file exists."""
+    tag = Path(run_dir) / LAST_CHECKPOINT
+    try:
+        name = tag.read_text(encoding="utf-8").strip()
+    except (OSError, UnicodeDecodeError):
+        return None
+    candidate = Path(run_dir) / name
+    if name and "/" not in name and "\\" not in name and candidate.is_file():
+        return candidate
+    return None
+
+
 def last_checkpoint(run_dir: Path) -> Path | None:
-    """The checkpoint a run folder's ``last_checkpoint`` file names, else its final model."""
-    run_dir = Path(run_dir)
-    tag = run_dir / LAST_CHECKPOINT
-    if tag.is_file():
-        candidate = run_dir / tag.read_text(encoding="utf-8").strip()
-        if candidate.is_file():
-            return candidate
-    final = run_dir / FINAL_CHECKPOINT
-    return final if final.is_file() else None
+    """The checkpoint a run folder's ``last_checkpoint`` names, else its newest one."""
+    tagged = tagged_checkpoint(run_dir)
+    if tagged is not None:
+        return tagged
+    newest = checkpoints_newest_first(run_dir)
+    return newest[0] if newest else None
 
 
 def is_run_dir(path: Path) -> bool:
@@ -56,25 +95,31 @@ def _uses_group_norm(state: dict) -> bool:
     return has_norm and not any(k.endswith("running_mean") for k in keys)
 
 
-def _check_loadable(path: Path) -> bool:
-    """Open a weights file the way detectron2's checkpointer will, to fail early and clearly.
+def inspect_weights(path: Path) -> WeightsFacts:
+    """Open a weights file the way the checkpointer will (safely), to fail early and clearly.
 
-    Returns whether the weights come from a GroupNorm model.
+    Raises
+    ------
+    WeightsError
+        When the file holds anything but weights, or is damaged.
     """
-    import torch
+    from ..safe_load import load_weights_file
+    from .architecture import describe_state
 
-    try:
-        if path.suffix == ".pkl":
-            with open(path, "rb") as fh:
-                data = pickle.load(fh, encoding="latin1")
-        else:
-            data = torch.load(path, map_location="cpu", weights_only=False)
-    except Exception as exc:  # torch and pickle raise many types for broken files
-        raise WeightsError(path, f"cannot be loaded as model weights ({exc})") from None
-    if not isinstance(data, dict):
-        raise WeightsError(path, f"holds a {type(data).__name__}, not model weights")
-    state = data.get("model", data)
-    return isinstance(state, dict) and _uses_group_norm(state)
+    state = load_weights_file(path, mmap=True)["model"]
+    return WeightsFacts(_uses_group_norm(state), describe_state(state))
+
+
+def check_architecture(path: Path, facts: WeightsFacts, settings: TrainSettings) -> None:
+    """Refuse weights of another network than the one ``settings`` builds."""
+    from .architecture import describe_settings, presets_for
+
+    wanted = describe_settings(settings)
+    if facts.architecture is None or facts.architecture == wanted:
+        return
+    advice = presets_for(facts.architecture)
+    hint = f": pass --preset {advice[0]}" if advice else ""
+    raise WeightsError(path, f"weights for {facts.architecture}, not {wanted}{hint}")
 
 
 def _zoo_weights(config_file: str) -> ResolvedWeights:
@@ -89,29 +134,26 @@ def _zoo_weights(config_file: str) -> ResolvedWeights:
         ) from None
     try:
         # Uses detectron2's download cache; downloads only when not cached yet.
-        return ResolvedWeights(PathManager.get_local_path(url), group_norm=False)
+        local = PathManager.get_local_path(url)
     except Exception as exc:  # no network, proxy, HTTP errors
-        return ResolvedWeights(
-            "",
-            group_norm=True,
-            notice=(
-                f"model-zoo weights could not be fetched ({type(exc).__name__}); training "
-                "from scratch with GroupNorm. Accuracy will be far lower than with "
-                "pretrained weights: download them once (README 'Model-zoo weights') and "
-                "pass the file with --weights."
-            ),
-        )
+        raise WeightsError(
+            url,
+            f"the model-zoo weights could not be downloaded ({type(exc).__name__}): download "
+            "the file (README 'Pretrained weights') and pass it with --weights FILE, or pass "
+            "--weights none to train from scratch",
+        ) from None
+    return ResolvedWeights(local, group_norm=inspect_weights(Path(local)).group_norm)
 
 
-def resolve_weights(weights: str, config_file: str) -> ResolvedWeights:
+def resolve_weights(weights: str, settings: TrainSettings) -> ResolvedWeights:
     """Turn the ``weights`` setting into a local file and a normalisation choice.
 
     Parameters
     ----------
     weights : str
         ``zoo``, ``none``, a ``.pth``/``.pkl`` file or a run folder.
-    config_file : str
-        The model-zoo config, for ``zoo``.
+    settings : TrainSettings
+        The network the weights must fit (its preset's architecture and config file).
 
     Returns
     -------
@@ -120,7 +162,8 @@ def resolve_weights(weights: str, config_file: str) -> ResolvedWeights:
     Raises
     ------
     WeightsError
-        For a missing or unreadable file, or a run folder without checkpoints.
+        For a missing, unreadable or unsafe file, weights of another architecture, a run
+        folder without checkpoints, or model-zoo weights that cannot be fetched.
     """
     if weights == "none":
         return ResolvedWeights(
@@ -129,16 +172,18 @@ def resolve_weights(weights: str, config_file: str) -> ResolvedWeights:
             "(accuracy will be far lower than with pretrained weights)",
         )
     if weights == "zoo":
-        return _zoo_weights(config_file)
+        return _zoo_weights(settings.config_file)
     path = Path(weights).expanduser()
     if path.is_dir():
         checkpoint = last_checkpoint(path)
         if checkpoint is None:
             raise WeightsError(path, "is a folder without a checkpoint (last_checkpoint or "
                                f"{FINAL_CHECKPOINT})")
-        return ResolvedWeights(str(checkpoint), group_norm=_check_loadable(checkpoint))
-    if not path.is_file():
+        path = checkpoint
+    elif not path.is_file():
         raise WeightsError(path, "weights file not found")
-    if path.suffix not in (".pth", ".pkl", ".pt"):
+    elif path.suffix not in (".pth", ".pkl", ".pt"):
         raise WeightsError(path, "expected a .pth or .pkl weights file")
-    return ResolvedWeights(str(path), group_norm=_check_loadable(path))
+    facts = inspect_weights(path)
+    check_architecture(path, facts, settings)
+    return ResolvedWeights(str(path), group_norm=facts.group_norm)

@@ -1,0 +1,205 @@
+"""Benchmark: whole-slide prediction against predict_image on the same tiles.
+
+Builds pyramidal JPEG test slides from the bundled H&E tile (a mosaic of flipped and
+rotated copies with about 30% blank background; 8,000² and 16,000² by default) and
+predicts them with the ``tiny`` preset (random weights, saved once) on CPU. Each
+measurement runs in a fresh process. Prints, from one run each:
+
+- throughput (megapixels of tissue tiles and nuclei per second) of ``predict-slide``
+  (read, predict, stitch, measure, write labels, table and GeoJSON) against
+  ``predict_image`` on the same tissue tiles held in memory (network and mask pasting
+  only), and the overhead of the slide path;
+- peak resident memory (``ru_maxrss``) of each slide, and the ratio of the largest to
+  the smallest;
+- the share of tiles skipped as background;
+- with ``--workers``: the speed-up of a local Dask cluster of two workers (one torch
+  thread each) over one worker on the first slide.
+
+Usage: ``.venv/bin/python benchmarks/bench_slides.py [--sizes 8000 16000] [--workers]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+IMAGE = REPO / "sample_data" / "test" / "he_tile_1000.png"
+TILE = 512
+# Random weights score every detection low: a threshold of 0 with a cap of 200 per 512²
+# tile gives about the nucleus density of H&E at 40x (700 per 1000²).
+MAX_DETS = 200
+SCORE_THRESH = 0.0
+
+
+def make_model(folder: Path) -> Path:
+    """A tiny-preset run folder with random weights (what load_model needs)."""
+    import torch
+    from detectron2.modeling import build_model
+
+    from napari_nuclei.core.training.config import build_config
+    from napari_nuclei.core.training.settings import preset_settings, save_settings
+
+    settings = preset_settings("tiny", device="cpu", min_size_test=TILE)
+    cfg = build_config(settings, folder)
+    torch.manual_seed(0)
+    model = build_model(cfg)
+    folder.mkdir(parents=True, exist_ok=True)
+    torch.save({"model": model.state_dict()}, folder / "model_final.pth")
+    (folder / "config.yaml").write_text(cfg.dump(), encoding="utf-8")
+    (folder / "last_checkpoint").write_text("model_final.pth", encoding="utf-8")
+    save_settings(settings, folder, largest_nucleus_px=40)
+    return folder
+
+
+def _load(run_dir: str):
+    from napari_nuclei.core.predict.model import load_model
+
+    return load_model(run_dir, device="cpu", score_thresh=SCORE_THRESH, max_dets=MAX_DETS)
+
+
+def _peak_mib() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def _warm_imports() -> None:
+    """Import the libraries once before timing (a few seconds, paid once per process)."""
+    import ome_zarr.writer  # noqa: F401
+    import pyarrow.parquet  # noqa: F401
+    import shapely  # noqa: F401
+    import skimage.color  # noqa: F401
+    import skimage.measure  # noqa: F401
+    import tiffslide  # noqa: F401
+    import zarr  # noqa: F401
+
+
+def side_slide(run_dir: str, slide: str, out: str, workers: int) -> dict:
+    """predict-slide, in-process or on a local cluster."""
+    import torch
+
+    _warm_imports()
+    from napari_nuclei.core.jobs import drain
+    from napari_nuclei.core.slide.engine import SlideOptions, iter_predict_slide
+
+    torch.set_num_threads(1)
+    baseline = _peak_mib()
+    start = time.perf_counter()
+    if workers:
+        from napari_nuclei.core.slide.cluster import connect, iter_predict_slide_dask
+
+        connection = connect(workers)
+        load_args = {"model": run_dir, "device": "cpu", "score_thresh": SCORE_THRESH,
+                     "max_dets": MAX_DETS}
+        # Start the workers and load their models before timing, as a running cluster
+        # would have them.
+        connection.register(load_args)
+        start = time.perf_counter()
+        result = drain(iter_predict_slide_dask(connection, load_args, slide, out,
+                                               SlideOptions(tile_size=TILE), block=2))
+        connection.close()
+    else:
+        model = _load(run_dir)
+        start = time.perf_counter()
+        result = drain(iter_predict_slide(model, slide, out, SlideOptions(tile_size=TILE)))
+    seconds = time.perf_counter() - start
+    return {"seconds": seconds, "nuclei": result.nuclei, "tiles": result.tiles,
+            "predicted": result.predicted, "skipped": result.skipped_share,
+            "peak_mib": _peak_mib(), "start_mib": baseline}
+
+
+def side_predict_image(run_dir: str, slide: str, out: str) -> dict:
+    """predict_image on the windows of the same tissue tiles, read into memory first."""
+    import torch
+
+    from napari_nuclei.core.predict.predictor import predict_image
+    from napari_nuclei.core.slide.plan import SlidePlan
+    from napari_nuclei.core.slide.reader import open_slide
+    from napari_nuclei.core.slide.work import read_tile
+
+    torch.set_num_threads(1)
+    plan = SlidePlan.from_json(json.loads((Path(out) / "job" / "job.json").read_text()))
+    model = _load(run_dir)
+    with open_slide(slide) as opened:
+        windows = [read_tile(opened, plan, *(lambda t: (t.top, t.left, t.bottom, t.right))(
+            plan.tile_at(i))) for i in plan.selected]
+    start = time.perf_counter()
+    nuclei = 0
+    for pixels in windows:
+        nuclei += len(predict_image(model, pixels))
+    seconds = time.perf_counter() - start
+    megapixels = sum(w.shape[0] * w.shape[1] for w in windows) / 1e6
+    return {"seconds": seconds, "nuclei": nuclei, "megapixels": megapixels}
+
+
+def run_side(*args) -> dict:
+    out = subprocess.run([sys.executable, __file__, "--side", *map(str, args)],
+                         capture_output=True, text=True)
+    if out.returncode:
+        sys.exit(out.stderr[-3000:])
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", type=int, nargs="+", default=[8000, 16000])
+    parser.add_argument("--workers", action="store_true",
+                        help="also time a local cluster of 1 and of 2 workers")
+    parser.add_argument("--side", nargs="+", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.side:
+        kind, *rest = args.side
+        if kind == "slide":
+            result = side_slide(rest[0], rest[1], rest[2], int(rest[3]))
+        else:
+            result = side_predict_image(*rest)
+        print(json.dumps(result))
+        return
+    from napari_nuclei.core.image_io import read_image
+    from napari_nuclei.core.slide.synthetic import write_test_slide
+
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        run_dir = make_model(tmp / "run")
+        print(f"tiny preset, random weights, tiles {TILE} px, score threshold {SCORE_THRESH}, "
+              f"cap {MAX_DETS}, CPU, one torch thread per process")
+        peaks = {}
+        for size in args.sizes:
+            start = time.perf_counter()
+            slide = write_test_slide(tmp / f"slide_{size}.tif", read_image(IMAGE), size)
+            made = time.perf_counter() - start
+            out = tmp / f"out_{size}"
+            streamed = run_side("slide", run_dir, slide, out, 0)
+            direct = run_side("image", run_dir, slide, out)
+            peaks[size] = streamed["peak_mib"]
+            mp = direct["megapixels"]
+            print(f"{size}x{size} slide ({slide.stat().st_size / 2**20:.0f} MiB, written in "
+                  f"{made:.0f} s): {streamed['predicted']}/{streamed['tiles']} tiles "
+                  f"predicted, {streamed['skipped']:.1%} skipped as background")
+            print(f"  predict-slide: {streamed['seconds']:7.1f} s, {mp / streamed['seconds']:.3f}"
+                  f" MP/s, {streamed['nuclei'] / streamed['seconds']:.1f} nuclei/s "
+                  f"({streamed['nuclei']} nuclei), peak RSS {streamed['peak_mib']:.0f} MiB")
+            print(f"  predict_image: {direct['seconds']:7.1f} s, {mp / direct['seconds']:.3f}"
+                  f" MP/s, {direct['nuclei'] / direct['seconds']:.1f} nuclei/s "
+                  f"({direct['nuclei']} nuclei) on the same {mp:.1f} MP of tissue tiles")
+            print(f"  slide path overhead (read, stitch, measure, write): "
+                  f"{100 * (streamed['seconds'] / direct['seconds'] - 1):.1f}%")
+            if args.workers and size == args.sizes[0]:
+                one = run_side("slide", run_dir, slide, tmp / f"w1_{size}", 1)
+                two = run_side("slide", run_dir, slide, tmp / f"w2_{size}", 2)
+                print(f"  Dask local cluster: 1 worker {one['seconds']:.1f} s, 2 workers "
+                      f"{two['seconds']:.1f} s: speed-up {one['seconds'] / two['seconds']:.2f}x"
+                      f" (same nuclei: {one['nuclei'] == two['nuclei'] == streamed['nuclei']})")
+        if len(peaks) > 1:
+            small, large = min(peaks), max(peaks)
+            print(f"peak RSS {large}² / {small}²: {peaks[large] / peaks[small]:.2f}x "
+                  f"(area {large**2 / small**2:.0f}x)")
+
+
+if __name__ == "__main__":
+    main()

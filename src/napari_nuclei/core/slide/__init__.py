@@ -1,0 +1,1 @@
+"""Whole-slide images: reading, tissue detection, streamed prediction and its outputs."""

@@ -1,0 +1,266 @@
+"""Predict whole slides: a generator that streams tiles through the model into the outputs.
+
+:func:`iter_predict_slide` yields a :class:`TileDone` after every tile and can be closed
+between tiles (the GUI's stop button, Ctrl-C in the CLI); run again with the same
+arguments, it continues where it stopped. :mod:`napari_nuclei.core.slide.cluster` runs
+the same steps on a Dask cluster.
+"""
+
+from __future__ import annotations
+
+import csv
+import time
+from collections.abc import Generator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from ..atomic import atomic_path
+from ..predict.overlap import largest_training_nucleus, model_run_dir, overlap_for
+from ..training.reports import Notice
+from .job import (
+    JOB,
+    PREVIEW_NAME,
+    OutputOptions,
+    SlideJob,
+    SlideResult,
+    load_result,
+    prepare_folder,
+)
+from .pixel_size import resolve_pixel_size, run_training_mpp
+from .plan import SlidePlan, ids_per_tile, slide_bytes
+from .reader import Slide, SlideError, open_slide
+from .tissue import make_overview, write_preview
+from .work import predict_tile, read_window
+
+SUMMARY_NAME = "summary.csv"
+_SLIDE_SUFFIXES = (".ome.zarr", ".ome.tiff", ".ome.tif", ".zarr", ".tiff", ".tif", ".svs",
+                   ".ndpi", ".scn", ".mrxs", ".vms", ".bif", ".png", ".jpg", ".jpeg")
+# Mean channel spread (of 255) under which an overview is taken as grey, not a stain.
+_GREY_SPREAD = 4.0
+
+
+@dataclass(frozen=True)
+class SlideOptions:
+    """How to predict a slide (the ``predict-slide`` options).
+
+    Attributes
+    ----------
+    tile_size : int or None
+        Tile window side in prediction pixels (default: the run's test input size).
+    overlap : int or None
+        Tile overlap (default: from the largest training nucleus).
+    mpp : float or None
+        The slide's pixel size, overriding the file's.
+    tissue_mask : bool
+        Skip background tiles.
+    region : tuple of int or None
+        ``(x, y, w, h)`` in level-0 pixels.
+    regions : Path or None
+        GeoJSON of region polygons (level-0 pixels).
+    stain : str
+        ``auto``, ``he`` or ``intensity``.
+    outputs : OutputOptions
+    overwrite : bool
+        Replace the job of another slide or settings in the output folder.
+    """
+
+    tile_size: int | None = None
+    overlap: int | None = None
+    mpp: float | None = None
+    tissue_mask: bool = True
+    region: tuple[int, int, int, int] | None = None
+    regions: Path | None = None
+    stain: str = "auto"
+    outputs: OutputOptions = field(default_factory=OutputOptions)
+    overwrite: bool = False
+
+
+@dataclass(frozen=True)
+class ModelFacts:
+    """What planning needs to know of the model (without its weights)."""
+
+    model: str
+    checkpoint: str
+    input_size: int
+    detections_per_image: int
+    largest_nucleus: int | None
+    mpp: float | None
+
+    @classmethod
+    def of(cls, model) -> ModelFacts:
+        run_dir = model_run_dir(model)
+        return cls(str(run_dir), str(model.weights), model.min_size_test,
+                   model.detections_per_image,
+                   largest_training_nucleus(run_dir) if run_dir else None,
+                   run_training_mpp(run_dir))
+
+
+@dataclass(frozen=True)
+class TileDone:
+    """Progress of a slide: ``done`` of ``total`` tiles predicted, ``nuclei`` so far;
+    ``tile`` is the tile just predicted (-1 in the first report, before any)."""
+
+    slide: str
+    done: int
+    total: int
+    nuclei: int
+    tile: int
+
+
+def slide_name(path: Path) -> str:
+    """A slide's name without its format suffixes (``a.ome.tif`` -> ``a``)."""
+    name = path.name
+    for suffix in _SLIDE_SUFFIXES:
+        if name.lower().endswith(suffix):
+            return name[: -len(suffix)]
+    return path.stem
+
+
+def _stain(option: str, overview: np.ndarray) -> str:
+    if option != "auto":
+        return option
+    spread = np.abs(overview.astype(np.int16) - overview.mean(axis=2, keepdims=True)).mean()
+    return "he" if spread > _GREY_SPREAD else "intensity"
+
+
+@dataclass
+class StartedJob:
+    """A slide opened and its job folder ready."""
+
+    slide: Slide
+    job: SlideJob
+    plan: SlidePlan
+    notices: list[Notice]
+    tissue_mm2: float | None
+    finished: SlideResult | None = None
+
+
+def start_job(facts: ModelFacts, slide_path: Path, out_dir: Path,
+              options: SlideOptions) -> StartedJob:
+    """Open the slide, plan its tiles, and create or check its job folder.
+
+    Raises
+    ------
+    InputError
+        Bad slide, region, pixel size or output folder.
+    """
+    slide_path = Path(slide_path).expanduser().resolve()
+    slide = open_slide(slide_path)
+    try:
+        pixel = resolve_pixel_size(slide_path, slide.mpp, options.mpp, facts.mpp)
+        notices = [Notice("info" if pixel.model_mpp else "warning",
+                          f"{slide_path.name}: {pixel.message}")]
+        tile = options.tile_size or facts.input_size
+        overlap = options.overlap or overlap_for(facts.largest_nucleus, tile)
+        if overlap >= tile or overlap < 0:
+            raise SlideError(slide_path, f"the overlap ({overlap}) must be smaller than the "
+                             f"tile size ({tile})")
+        overview = make_overview(slide, pixel.slide_mpp, options.tissue_mask, options.region,
+                                 options.regions)
+        draft = SlidePlan(str(slide_path), slide.width, slide.height, slide_bytes(slide_path),
+                          pixel.slide_mpp, pixel.factor, tile, overlap - overlap % 2,
+                          ids_per_tile(facts.detections_per_image),
+                          _stain(options.stain, overview.rgb), (), facts.model,
+                          facts.checkpoint,
+                          overview.downsample if overview.regions is not None else None)
+        cores = draft.cores_level0()
+        chosen = [overview.covers(*core) for core in cores]
+        plan = SlidePlan(**{**draft.__dict__, "selected": tuple(np.flatnonzero(chosen).tolist())})
+        if plan.rows * plan.cols * plan.ids_per_tile >= 2**32:
+            raise SlideError(slide_path, "is too large for 32-bit nucleus ids at this tile "
+                             "size: raise --tile-size")
+        resumed = prepare_folder(out_dir, plan, options.overwrite)
+        job_dir = out_dir / JOB
+        if overview.regions is not None:
+            with atomic_path(job_dir / "regions.npy") as tmp, open(tmp, "wb") as fh:
+                np.save(fh, overview.regions, allow_pickle=False)
+        write_preview(out_dir / PREVIEW_NAME, overview, cores, chosen)
+        tissue_mm2 = (overview.tissue_area_px() * pixel.slide_mpp**2 / 1e6
+                      if pixel.slide_mpp else None)
+        started = StartedJob(slide, SlideJob(out_dir, plan), plan, notices, tissue_mm2)
+        if resumed:
+            started.finished = load_result(out_dir)
+            if started.finished is None:
+                notices.append(Notice("info", f"{slide_path.name}: continuing the job in "
+                                      f"{out_dir}"))
+        if not plan.selected:
+            notices.append(Notice("warning", f"{slide_path.name}: no tissue found "
+                                  "(try --no-tissue-mask)"))
+        return started
+    except BaseException:
+        slide.close()
+        raise
+
+
+def iter_predict_slide(
+    model, slide_path: str | Path, out_dir: str | Path, options: SlideOptions | None = None
+) -> Generator[TileDone | Notice, None, SlideResult]:
+    """Predict one slide tile by tile, in this process.
+
+    Parameters
+    ----------
+    model : NucleiModel
+        From :func:`napari_nuclei.core.predict.model.load_model`.
+    slide_path : str or Path
+    out_dir : str or Path
+        The slide's own output folder.
+    options : SlideOptions, optional
+
+    Yields
+    ------
+    TileDone or Notice
+
+    Returns
+    -------
+    SlideResult
+    """
+    options = options or SlideOptions()
+    started_at = time.perf_counter()
+    out_dir = Path(out_dir)
+    started = start_job(ModelFacts.of(model), Path(slide_path), out_dir, options)
+    try:
+        yield from started.notices
+        if started.finished is not None:
+            return started.finished
+        job, plan = started.job, started.plan
+        job.advance()
+        nuclei = job.nuclei_so_far()
+        pending = job.pending()
+        done = len(plan.selected) - len(pending)
+        yield TileDone(plan.slide, done, len(plan.selected), nuclei, -1)
+        # One thread reads and decodes the next tile while the network works on this one.
+        with ThreadPoolExecutor(1) as reader:
+            ahead = reader.submit(read_window, started.slide, plan, pending[0]) if pending \
+                else None
+            for k, index in enumerate(pending):
+                pixels = ahead.result()
+                if k + 1 < len(pending):
+                    ahead = reader.submit(read_window, started.slide, plan, pending[k + 1])
+                nuclei += predict_tile(model, started.slide, plan, job.job_dir, index, pixels)
+                job.advance([index])
+                done += 1
+                yield TileDone(plan.slide, done, len(plan.selected), nuclei, index)
+        return job.finish(options.outputs, started.tissue_mm2, started_at)
+    finally:
+        started.slide.close()
+
+
+SUMMARY_COLUMNS = ("slide", "output", "tissue_mm2", "tiles", "tiles_predicted",
+                   "tiles_skipped_share", "nuclei", "wider_than_overlap", "seconds")
+
+
+def write_summary(path: Path, results: list[SlideResult]) -> Path:
+    """The cohort summary: one CSV row per slide."""
+    with atomic_path(path) as tmp:
+        with open(tmp, "w", newline="", encoding="utf-8") as fh:
+            writer = csv.writer(fh)
+            writer.writerow(SUMMARY_COLUMNS)
+            for r in results:
+                writer.writerow([r.slide, str(r.out_dir),
+                                 "" if r.tissue_mm2 is None else f"{r.tissue_mm2:.4f}",
+                                 r.tiles, r.predicted, f"{r.skipped_share:.4f}", r.nuclei,
+                                 r.wider_than_overlap, r.seconds])
+    return path

@@ -1,0 +1,245 @@
+"""A slide's output folder: its job state, what is done, and the final outputs.
+
+``OUT/<slide>/job/`` holds ``job.json`` (the plan), one record per predicted tile, the
+final lists and part files, and ``complete.json`` once every output is written. Running
+the same command again continues where it stopped; a folder that holds another slide's
+job, or the same slide with other settings, is refused unless ``overwrite`` is asked.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..atomic import write_json_atomic
+from ..errors import InputError
+from .outputs import (
+    CSV_NAME,
+    GEOJSON_NAME,
+    LABELS_NAME,
+    TABLE_NAME,
+    LabelsStore,
+    assemble_geojson,
+    assemble_table,
+)
+from .plan import SlidePlan
+from .work import FINAL, PAINTED, PARTS, RECORDS, RecordCache, finalize_tile, paint_chunk
+
+JOB = "job"
+PLAN_NAME = "job.json"
+COMPLETE_NAME = "complete.json"
+PREVIEW_NAME = "tissue.png"
+
+
+@dataclass
+class SlideResult:
+    """What a finished slide job produced.
+
+    Attributes
+    ----------
+    slide : str
+    out_dir : Path
+    tiles : int
+        Tiles in the grid.
+    predicted : int
+        Tiles predicted (tissue within the regions).
+    nuclei : int
+    wider_than_overlap : int
+        Nuclei no tile saw whole in its core, kept once from their cut views.
+    capped_tiles : int
+        Tiles where the network hit its detection cap.
+    tissue_mm2 : float or None
+    seconds : float
+        Wall time of the run that finished the job.
+    outputs : dict
+        Name to path of each output.
+    """
+
+    slide: str
+    out_dir: Path
+    tiles: int
+    predicted: int
+    nuclei: int
+    wider_than_overlap: int
+    capped_tiles: int
+    tissue_mm2: float | None
+    seconds: float
+    outputs: dict = field(default_factory=dict)
+
+    @property
+    def skipped_share(self) -> float:
+        return 1 - self.predicted / self.tiles if self.tiles else 0.0
+
+    def to_json(self) -> dict:
+        return {**self.__dict__, "out_dir": str(self.out_dir)}
+
+
+@dataclass(frozen=True)
+class OutputOptions:
+    """Which outputs to write besides the labels and the Parquet table."""
+
+    csv: bool = False
+    geojson: bool = True
+    gzip: bool = False
+
+
+def prepare_folder(out_dir: Path, plan: SlidePlan, overwrite: bool) -> bool:
+    """Create the slide's folder or check that it holds this same job.
+
+    Returns
+    -------
+    bool
+        True when the folder already holds this job (it will be continued).
+
+    Raises
+    ------
+    InputError
+        When the folder holds something else and ``overwrite`` is not set.
+    """
+    plan_path = out_dir / JOB / PLAN_NAME
+    if out_dir.exists() and any(out_dir.iterdir()):
+        if not plan_path.is_file():
+            raise InputError(out_dir, "exists and is not a slide job folder: choose another "
+                             "output folder (nothing was changed)")
+        try:
+            saved = SlidePlan.from_json(json.loads(plan_path.read_text("utf-8")))
+        except (ValueError, KeyError, TypeError):
+            saved = None
+        if saved == plan:
+            return True
+        if not overwrite:
+            if saved is not None and saved.identity() != plan.identity():
+                problem = f"holds the job of another slide ({Path(saved.slide).name})"
+            else:
+                problem = "holds a job of this slide with other settings"
+            raise InputError(out_dir, f"{problem}: use --overwrite to replace it, or "
+                             "another output folder")
+        shutil.rmtree(out_dir)
+    for sub in (RECORDS, FINAL, PARTS, PAINTED):
+        (out_dir / JOB / sub).mkdir(parents=True, exist_ok=True)
+    write_json_atomic(plan_path, plan.to_json(), indent=1)
+    return False
+
+
+def _done(folder: Path, suffix: str = "") -> set[int]:
+    return {int(p.name[:7]) for p in folder.glob(f"*{suffix}") if p.name[:7].isdigit()}
+
+
+class SlideJob:
+    """Which tiles are predicted, finalized and painted; runs the last two steps as soon
+    as their neighbours allow.
+
+    Parameters
+    ----------
+    out_dir : Path
+        The slide's output folder (prepared with :func:`prepare_folder`).
+    plan : SlidePlan
+    """
+
+    def __init__(self, out_dir: Path, plan: SlidePlan):
+        self.out_dir, self.plan = out_dir, plan
+        self.job_dir = out_dir / JOB
+        # Finalizing reads the rows around a tile and painting the rows around those: keep
+        # about eight rows of tiles, so that each record is read from disk about once.
+        self.cache = RecordCache(self.job_dir, plan, size=8 * plan.cols + 16)
+        self.labels = LabelsStore(out_dir / LABELS_NAME, plan.height, plan.width, plan.stride,
+                                  *((plan.mpp / plan.factor, "micrometer") if plan.mpp
+                                    else (1.0 / plan.factor, None)))
+        n_tiles = plan.rows * plan.cols
+        selected = set(plan.selected)
+        self.predicted = _done(self.job_dir / RECORDS, ".npz") | (set(range(n_tiles)) - selected)
+        self.finalized = _done(self.job_dir / FINAL, ".npz") | (set(range(n_tiles)) - selected)
+        self.painted = _done(self.job_dir / PAINTED)
+        self._waiting_finalize = set(range(n_tiles)) - self.finalized
+        self._waiting_paint = set(range(n_tiles)) - self.painted
+
+    @property
+    def complete_path(self) -> Path:
+        return self.job_dir / COMPLETE_NAME
+
+    def pending(self) -> list[int]:
+        """Selected tiles not yet predicted, row by row."""
+        return [t for t in self.plan.selected if t not in self.predicted]
+
+    def nuclei_so_far(self) -> int:
+        import numpy as np
+
+        total = 0
+        for index in sorted(set(self.plan.selected) & self.predicted):
+            with np.load(self.job_dir / RECORDS / f"{index:07d}.npz") as data:
+                total += len(data["ids"])
+        return total
+
+    def advance(self, predicted: list[int] | None = None) -> None:
+        """Record newly predicted tiles, then finalize and paint every tile whose
+        neighbours are ready (all waiting tiles are checked when ``predicted`` is None)."""
+        plan = self.plan
+        if predicted is None:
+            to_finalize = set(self._waiting_finalize)
+        else:
+            self.predicted.update(predicted)
+            to_finalize = {n for t in predicted for n in plan.neighbours(t, 1)}
+        finalized = []
+        for index in sorted(to_finalize & self._waiting_finalize):
+            if all(n in self.predicted for n in plan.neighbours(index, 1)):
+                finalize_tile(self.cache, index)
+                self.finalized.add(index)
+                self._waiting_finalize.discard(index)
+                finalized.append(index)
+        to_paint = (set(self._waiting_paint) if predicted is None
+                    else {n for t in finalized for n in plan.neighbours(t, 2)})
+        for index in sorted(to_paint & self._waiting_paint):
+            if all(n in self.finalized for n in plan.neighbours(index, 2)):
+                paint_chunk(self.cache, self.labels, index)
+                self.painted.add(index)
+                self._waiting_paint.discard(index)
+
+    def finish(self, outputs: OutputOptions, tissue_mm2: float | None,
+               started: float) -> SlideResult:
+        """Write the pyramid, the table and the GeoJSON; mark the job complete."""
+        self.advance()
+        if self._waiting_paint:
+            raise RuntimeError(f"{len(self._waiting_paint)} chunks could not be painted")
+        self.labels.finish()
+        parts = sorted((self.job_dir / PARTS).glob("*.parquet"))
+        table = self.out_dir / TABLE_NAME
+        csv = self.out_dir / CSV_NAME if outputs.csv else None
+        nuclei = assemble_table(parts, self.plan.stain, table, csv)
+        written = {"labels": str(self.labels.path), "table": str(table)}
+        if csv:
+            written["csv"] = str(csv)
+        if outputs.geojson:
+            geojson = self.out_dir / (GEOJSON_NAME + (".gz" if outputs.gzip else ""))
+            assemble_geojson(sorted((self.job_dir / PARTS).glob("*.geojsonl")), geojson,
+                             outputs.gzip)
+            written["geojson"] = str(geojson)
+        written["preview"] = str(self.out_dir / PREVIEW_NAME)
+        capped = self._capped_tiles()
+        wider = sum(len(self.cache.final(i)) for i in self.plan.selected)
+        result = SlideResult(self.plan.slide, self.out_dir, self.plan.rows * self.plan.cols,
+                             len(self.plan.selected), nuclei, wider, capped, tissue_mm2,
+                             round(time.perf_counter() - started, 2), written)
+        write_json_atomic(self.complete_path, result.to_json(), indent=1)
+        return result
+
+    def _capped_tiles(self) -> int:
+        import numpy as np
+
+        capped = 0
+        for index in self.plan.selected:
+            with np.load(self.job_dir / RECORDS / f"{index:07d}.npz") as data:
+                capped += bool(data["hit_cap"])
+        return capped
+
+
+def load_result(out_dir: Path) -> SlideResult | None:
+    """The result of a job already complete in ``out_dir``, if any."""
+    path = out_dir / JOB / COMPLETE_NAME
+    if not path.is_file():
+        return None
+    data = json.loads(path.read_text("utf-8"))
+    data["out_dir"] = Path(data["out_dir"])
+    return SlideResult(**data)

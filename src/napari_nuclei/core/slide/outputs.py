@@ -1,0 +1,168 @@
+"""The outputs of a slide: OME-Zarr labels, the nucleus table and QuPath GeoJSON.
+
+Labels are written chunk by chunk as tiles finish (one chunk per tile core, each written
+once, so parallel writers never share a chunk). Table rows and GeoJSON features are
+written per tile into part files as tiles finish; at the end they are streamed, one tile
+at a time, into ``nuclei.parquet`` (and ``nuclei.csv`` on request) and ``nuclei.geojson``
+(optionally gzipped), so memory stays bounded by a tile whatever the slide size.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gzip
+import json
+from collections.abc import Iterable
+from pathlib import Path
+
+import numpy as np
+
+from ..atomic import atomic_path
+from .measure import table_columns
+
+LABELS_NAME = "nuclei.ome.zarr"
+TABLE_NAME = "nuclei.parquet"
+CSV_NAME = "nuclei.csv"
+GEOJSON_NAME = "nuclei.geojson"
+MIN_PYRAMID_SIDE = 256
+
+
+class LabelsStore:
+    """A multiscale OME-Zarr (NGFF) label image of uint32 nucleus ids.
+
+    Parameters
+    ----------
+    path : Path
+        The ``.ome.zarr`` folder (created, or reopened to resume).
+    height, width : int
+        Size of the full-resolution labels (prediction pixels).
+    chunk : int
+        Chunk side: the tile core side, so each tile writes its own chunk.
+    pixel_size : float
+        Size of a label pixel in ``unit``.
+    unit : str or None
+        ``micrometer`` when the slide's pixel size is known.
+    """
+
+    def __init__(self, path: Path, height: int, width: int, chunk: int,
+                 pixel_size: float = 1.0, unit: str | None = None):
+        import zarr
+
+        self.path = Path(path)
+        self.chunk = chunk
+        self.pixel_size = pixel_size
+        self.unit = unit
+        self.group = zarr.open_group(str(self.path), mode="a", zarr_format=3)
+        if "s0" in self.group:
+            self.base = self.group["s0"]
+        else:
+            self.base = self.group.create_array("s0", shape=(height, width), chunks=(chunk, chunk),
+                                                dtype="uint32", fill_value=0)
+
+    def write_block(self, top: int, left: int, block: np.ndarray) -> None:
+        """Write a chunk-aligned block of labels (all-zero blocks are not stored)."""
+        if block.any():
+            self.base[top : top + block.shape[0], left : left + block.shape[1]] = block
+
+    def finish(self) -> int:
+        """Build the pyramid (nearest-neighbour halving, chunk by chunk) and write the NGFF
+        metadata; returns the number of levels."""
+        from ome_zarr.writer import write_multiscales_metadata
+
+        arrays, source = ["s0"], self.base
+        while min(source.shape) // 2 >= MIN_PYRAMID_SIDE:
+            name = f"s{len(arrays)}"
+            shape = (-(-source.shape[0] // 2), -(-source.shape[1] // 2))
+            target = self.group.create_array(name, shape=shape, chunks=(self.chunk, self.chunk),
+                                             dtype="uint32", fill_value=0, overwrite=True)
+            for y in range(0, shape[0], self.chunk):
+                for x in range(0, shape[1], self.chunk):
+                    block = source[2 * y : 2 * (y + self.chunk) : 2,
+                                   2 * x : 2 * (x + self.chunk) : 2]
+                    if block.any():
+                        target[y : y + block.shape[0], x : x + block.shape[1]] = block
+            arrays.append(name)
+            source = target
+        axis = {"type": "space", **({"unit": self.unit} if self.unit else {})}
+        datasets = [{"path": name, "coordinateTransformations": [
+            {"type": "scale", "scale": [self.pixel_size * 2**i] * 2}]}
+            for i, name in enumerate(arrays)]
+        write_multiscales_metadata(self.group, datasets, axes=[{"name": "y", **axis},
+                                                               {"name": "x", **axis}],
+                                   name="nuclei")
+        ome = dict(self.group.attrs.asdict().get("ome", {}))
+        ome["image-label"] = {"version": ome.get("version", "0.5")}
+        self.group.attrs["ome"] = ome
+        return len(arrays)
+
+
+def write_table_part(path: Path, rows: list[dict], stain: str) -> Path:
+    """Write one tile's table rows as a Parquet file (atomically)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    table = pa.table({name: [row[name] for row in rows] for name in table_columns(stain)},
+                     schema=table_schema(stain))
+    with atomic_path(path) as tmp:
+        pq.write_table(table, tmp)
+    return path
+
+
+def table_schema(stain: str):
+    """Column types of the nucleus table."""
+    import pyarrow as pa
+
+    return pa.schema([(name, pa.uint32() if name == "id" else pa.float64())
+                      for name in table_columns(stain)])
+
+
+def write_features_part(path: Path, features: Iterable[dict]) -> Path:
+    """Write one tile's GeoJSON features, one per line (atomically)."""
+    with atomic_path(path) as tmp:
+        with open(tmp, "w", encoding="utf-8") as fh:
+            for feature in features:
+                fh.write(json.dumps(feature, separators=(",", ":")))
+                fh.write("\n")
+    return path
+
+
+def assemble_table(parts: list[Path], stain: str, path: Path, csv_path: Path | None) -> int:
+    """Stream the table parts (in order) into one Parquet file, and a CSV when asked."""
+    import pyarrow.csv as pcsv
+    import pyarrow.parquet as pq
+
+    schema = table_schema(stain)
+    rows = 0
+    with contextlib.ExitStack() as stack:
+        tmp = stack.enter_context(atomic_path(path))
+        writer = stack.enter_context(pq.ParquetWriter(tmp, schema))
+        csv_writer = None
+        if csv_path is not None:
+            csv_tmp = stack.enter_context(atomic_path(csv_path))
+            csv_writer = stack.enter_context(pcsv.CSVWriter(csv_tmp, schema))
+        for part in parts:
+            table = pq.read_table(part, schema=schema)
+            rows += table.num_rows
+            if table.num_rows:
+                writer.write_table(table)
+                if csv_writer is not None:
+                    csv_writer.write_table(table)
+    return rows
+
+
+def assemble_geojson(parts: list[Path], path: Path, compress: bool) -> int:
+    """Stream the feature parts into one FeatureCollection (gzipped when asked)."""
+    count = 0
+    with atomic_path(path) as tmp:
+        opener = gzip.open if compress else open
+        with opener(tmp, "wt", encoding="utf-8") as out:
+            out.write('{"type":"FeatureCollection","features":[\n')
+            for part in parts:
+                with open(part, encoding="utf-8") as lines:
+                    for line in lines:
+                        if count:
+                            out.write(",\n")
+                        out.write(line.rstrip("\n"))
+                        count += 1
+            out.write("\n]}\n")
+    return count

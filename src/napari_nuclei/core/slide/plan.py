@@ -1,0 +1,144 @@
+"""The plan of a slide job: the tile grid at prediction scale and the tiles to predict.
+
+Prediction pixels are level-0 pixels scaled by ``factor`` (the resampling to the model's
+training pixel size). Tile cores form a regular grid of side ``tile - overlap`` that is
+also the chunk grid of the labels, so every tile writes its own chunk. A plan is plain
+data: it is saved in the job folder (``job.json``) and sent to Dask workers.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ..predict.tiles import Tile, grid_tile, regular_grid
+
+
+@dataclass(frozen=True)
+class SlidePlan:
+    """Everything a worker needs to predict a tile of a slide.
+
+    Attributes
+    ----------
+    slide : str
+        Absolute path of the slide.
+    slide_width, slide_height : int
+        Level-0 size.
+    slide_bytes : int
+        File size (with the path and size, what tells one slide from another).
+    mpp : float or None
+        Level-0 microns per pixel.
+    factor : float
+        Prediction pixels per level-0 pixel.
+    tile, overlap : int
+        Tile window side and overlap, in prediction pixels.
+    ids_per_tile : int
+        Size of each tile's id range: nucleus ids are ``tile * ids_per_tile + k``.
+    stain : str
+        ``he`` (hematoxylin/eosin densities) or ``intensity``.
+    selected : tuple of int
+        The tiles to predict (tissue, within the regions).
+    model : str
+        The model (run folder or weights file) and ``checkpoint`` it was loaded from.
+    checkpoint : str
+    regions_downsample : float or None
+        Level-0 pixels per pixel of ``regions.npy`` in the job folder, when nuclei are
+        kept only inside regions.
+    """
+
+    slide: str
+    slide_width: int
+    slide_height: int
+    slide_bytes: int
+    mpp: float | None
+    factor: float
+    tile: int
+    overlap: int
+    ids_per_tile: int
+    stain: str
+    selected: tuple[int, ...]
+    model: str
+    checkpoint: str
+    regions_downsample: float | None = None
+
+    @property
+    def height(self) -> int:
+        return max(1, round(self.slide_height * self.factor))
+
+    @property
+    def width(self) -> int:
+        return max(1, round(self.slide_width * self.factor))
+
+    @property
+    def stride(self) -> int:
+        return self.tile - self.overlap
+
+    @property
+    def rows(self) -> int:
+        return max(1, self.height // self.stride)
+
+    @property
+    def cols(self) -> int:
+        return max(1, self.width // self.stride)
+
+    def tiles(self) -> list[Tile]:
+        return regular_grid(self.height, self.width, self.tile, self.overlap)
+
+    def tile_at(self, index: int) -> Tile:
+        """Tile ``index`` (row by row) of the grid."""
+        row, col = divmod(index, self.cols)
+        return grid_tile(row, col, self.height, self.width, self.tile, self.overlap)
+
+    def neighbours(self, index: int, radius: int) -> list[int]:
+        """Tile indices within ``radius`` rows and columns of a tile (itself included)."""
+        row, col = divmod(index, self.cols)
+        return [r * self.cols + c
+                for r in range(max(0, row - radius), min(self.rows, row + radius + 1))
+                for c in range(max(0, col - radius), min(self.cols, col + radius + 1))]
+
+    def cores_level0(self) -> list[tuple[float, float, float, float]]:
+        """``(x0, y0, x1, y1)`` of every tile core in level-0 pixels."""
+        f = self.factor
+        return [(t.core[1] / f, t.core[0] / f, t.core[3] / f, t.core[2] / f)
+                for t in self.tiles()]
+
+    def identity(self) -> dict:
+        return {"slide": self.slide, "size": [self.slide_width, self.slide_height],
+                "bytes": self.slide_bytes}
+
+    def to_json(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_json(cls, data: dict) -> SlidePlan:
+        values = {f.name: data[f.name] for f in dataclasses.fields(cls) if f.name in data}
+        values["selected"] = tuple(values["selected"])
+        return cls(**values)
+
+
+def ids_per_tile(detections_per_image: int) -> int:
+    """A power of two above the detection cap: ids stay unique without a central counter."""
+    return 1 << max(4, math.ceil(math.log2(detections_per_image + 1)))
+
+
+def slide_bytes(path: Path) -> int:
+    """Size of a slide on disk (a folder's files summed, for OME-Zarr)."""
+    if path.is_dir():
+        return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+    return path.stat().st_size
+
+
+def regions_keep(regions: np.ndarray | None, downsample: float | None, plan: SlidePlan,
+                 centres_yx: np.ndarray) -> np.ndarray:
+    """Which nuclei (centres in prediction pixels) lie inside the regions."""
+    if regions is None or len(centres_yx) == 0:
+        return np.ones(len(centres_yx), bool)
+    rows = np.clip((centres_yx[:, 0] / plan.factor / downsample).astype(int), 0,
+                   regions.shape[0] - 1)
+    cols = np.clip((centres_yx[:, 1] / plan.factor / downsample).astype(int), 0,
+                   regions.shape[1] - 1)
+    return regions[rows, cols]

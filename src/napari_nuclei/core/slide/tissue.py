@@ -1,0 +1,237 @@
+"""Find tissue at low resolution so that background tiles are skipped; restrict to regions.
+
+Stained tissue is coloured, glass and background are grey or white: Otsu's threshold on
+the saturation of a low-resolution overview (about 8 µm per pixel) separates them. A
+floor on the threshold keeps a blank slide blank instead of splitting its noise in two.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import InputError
+from .reader import Slide
+
+TISSUE_MPP = 8.0  # microns per overview pixel when the slide's pixel size is known
+UNKNOWN_MPP_DOWNSAMPLE = 32.0
+MIN_SATURATION = 20  # of 255: paler than this is background whatever Otsu says
+_STRIP_ROWS = 2048
+
+
+@dataclass
+class Overview:
+    """A low-resolution picture of the slide and what of it is to be worked on.
+
+    Attributes
+    ----------
+    rgb : numpy.ndarray
+        ``(h, w, 3)`` uint8 overview.
+    downsample : float
+        Level-0 pixels per overview pixel.
+    tissue : numpy.ndarray
+        ``(h, w)`` bool, True on tissue (all True with tissue detection off).
+    regions : numpy.ndarray or None
+        ``(h, w)`` bool, the requested regions, or None for the whole slide.
+    """
+
+    rgb: np.ndarray
+    downsample: float
+    tissue: np.ndarray
+    regions: np.ndarray | None = None
+
+    @property
+    def work(self) -> np.ndarray:
+        """Where nuclei are looked for: tissue within the regions."""
+        return self.tissue if self.regions is None else self.tissue & self.regions
+
+    def covers(self, x0: float, y0: float, x1: float, y1: float) -> bool:
+        """Whether a level-0 rectangle holds any pixel to work on."""
+        d = self.downsample
+        work = self.work
+        r0, c0 = int(y0 // d), int(x0 // d)
+        r1, c1 = max(int(-(-y1 // d)), r0 + 1), max(int(-(-x1 // d)), c0 + 1)
+        return bool(work[r0:r1, c0:c1].any())
+
+    def tissue_area_px(self) -> float:
+        """Tissue area in level-0 pixels (within the regions)."""
+        return float(self.work.sum()) * self.downsample**2
+
+
+def read_overview(slide: Slide, downsample: float) -> tuple[np.ndarray, float]:
+    """The slide at about ``downsample``, read from the nearest level in strips.
+
+    Returns
+    -------
+    rgb : numpy.ndarray
+    downsample : float
+        The exact level-0 pixels per overview pixel.
+    """
+    import cv2
+
+    level = slide.best_level(downsample)
+    size = slide.levels[level]
+    factor = downsample / size.downsample
+    out_w = max(1, round(size.width / factor))
+    out_h = max(1, round(size.height / factor))
+    # Strips of whole overview rows, so that only a strip of the level is in memory.
+    rows_per_strip = max(1, int(_STRIP_ROWS / factor))
+    strips = []
+    for row in range(0, out_h, rows_per_strip):
+        rows = min(rows_per_strip, out_h - row)
+        y0 = int(row * size.height / out_h)
+        y1 = int((row + rows) * size.height / out_h) if row + rows < out_h else size.height
+        strip = slide.read(level, 0, y0, size.width, y1 - y0)
+        strips.append(cv2.resize(strip, (out_w, rows), interpolation=cv2.INTER_AREA))
+    rgb = np.concatenate(strips, axis=0)
+    return rgb, slide.width / out_w
+
+
+def detect_tissue(rgb: np.ndarray) -> np.ndarray:
+    """Tissue mask of an overview: Otsu on saturation, smoothed and cleaned.
+
+    Parameters
+    ----------
+    rgb : numpy.ndarray
+        ``(h, w, 3)`` uint8.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(h, w)`` bool.
+    """
+    import cv2
+
+    saturation = cv2.cvtColor(rgb, cv2.COLOR_RGB2HSV)[:, :, 1]
+    saturation = cv2.GaussianBlur(saturation, (3, 3), 0)
+    otsu, _ = cv2.threshold(saturation, 0, 255, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
+    mask = (saturation > max(otsu, MIN_SATURATION)).astype(np.uint8)
+    kernel = np.ones((3, 3), np.uint8)
+    # Closing fills pale gaps (fat, lumen) inside tissue; nuclei there are still wanted.
+    return cv2.morphologyEx(mask, cv2.MORPH_CLOSE, kernel).astype(bool)
+
+
+def parse_region(text: str) -> tuple[int, int, int, int]:
+    """``x,y,w,h`` (level-0 pixels) from the command line."""
+    try:
+        x, y, w, h = (int(float(v)) for v in text.split(","))
+    except ValueError:
+        raise ValueError(f"--region wants x,y,w,h in level-0 pixels, got {text!r}") from None
+    if w <= 0 or h <= 0:
+        raise ValueError(f"--region width and height must be positive, got {text!r}")
+    return x, y, w, h
+
+
+def rectangle_mask(shape, downsample: float, region, slide: Slide) -> np.ndarray:
+    """An overview mask of a level-0 rectangle; the rectangle must overlap the slide."""
+    x, y, w, h = region
+    if x >= slide.width or y >= slide.height or x + w <= 0 or y + h <= 0:
+        raise InputError(slide.path, f"region x={x}, y={y}, {w}x{h} lies outside the slide "
+                         f"({slide.width}x{slide.height})")
+    import shapely
+
+    return _rasterize(shape, downsample, [shapely.box(x, y, x + w, y + h)])
+
+
+def geojson_mask(shape, downsample: float, path: Path) -> np.ndarray:
+    """An overview mask of the polygons of a GeoJSON file (level-0 coordinates), as QuPath
+    exports annotations."""
+    import shapely
+
+    path = Path(path)
+    try:
+        document = json.loads(path.read_text(encoding="utf-8"))
+        features = (document.get("features", [document]) if isinstance(document, dict)
+                    else document)
+        geometries = [shapely.geometry.shape(f.get("geometry", f)) for f in features]
+    except (OSError, ValueError, TypeError, AttributeError, shapely.errors.GEOSException) as exc:
+        raise InputError(path, f"is not a GeoJSON file of regions ({exc})") from None
+    mask = _rasterize(shape, downsample, geometries)
+    if not mask.any():
+        raise InputError(path, "holds no polygon inside the slide")
+    return mask
+
+
+def _rasterize(shape, downsample: float, geometries) -> np.ndarray:
+    """An overview mask of (multi)polygons given in level-0 pixels."""
+    import cv2
+
+    mask = np.zeros(shape, np.uint8)
+    for geometry in geometries:
+        for polygon in getattr(geometry, "geoms", [geometry]):
+            if polygon.geom_type != "Polygon" or polygon.is_empty:
+                continue
+            outer = np.round(np.asarray(polygon.exterior.coords) / downsample).astype(np.int32)
+            cv2.fillPoly(mask, [outer], 1)
+            for hole in polygon.interiors:
+                inner = np.round(np.asarray(hole.coords) / downsample).astype(np.int32)
+                cv2.fillPoly(mask, [inner], 0)
+    return mask.astype(bool)
+
+
+def make_overview(slide: Slide, mpp: float | None, tissue_mask: bool = True,
+                  region=None, regions_geojson: Path | None = None) -> Overview:
+    """Read the overview, detect tissue and apply the requested regions.
+
+    Parameters
+    ----------
+    slide : Slide
+    mpp : float or None
+        Level-0 microns per pixel (sets the overview's resolution).
+    tissue_mask : bool
+        Detect tissue (False: the whole slide counts as tissue).
+    region : tuple of int, optional
+        ``(x, y, w, h)`` level-0 rectangle.
+    regions_geojson : Path, optional
+        GeoJSON file of region polygons.
+    """
+    downsample = TISSUE_MPP / mpp if mpp else UNKNOWN_MPP_DOWNSAMPLE
+    downsample = max(1.0, min(downsample, max(slide.width, slide.height) / 64))
+    rgb, downsample = read_overview(slide, downsample)
+    tissue = detect_tissue(rgb) if tissue_mask else np.ones(rgb.shape[:2], bool)
+    regions = None
+    if region is not None:
+        regions = rectangle_mask(tissue.shape, downsample, region, slide)
+    if regions_geojson is not None:
+        polygons = geojson_mask(tissue.shape, downsample, regions_geojson)
+        regions = polygons if regions is None else regions & polygons
+    return Overview(rgb, downsample, tissue, regions)
+
+
+def write_preview(path: Path, overview: Overview, cores_level0, selected) -> Path:
+    """A PNG of the overview with tissue tinted, the tile grid drawn and the tiles to be
+    predicted outlined.
+
+    Parameters
+    ----------
+    path : Path
+    overview : Overview
+    cores_level0 : sequence of tuple
+        ``(x0, y0, x1, y1)`` per tile in level-0 pixels.
+    selected : sequence of bool
+        Which tiles are predicted.
+    """
+    import cv2
+
+    from ..atomic import atomic_path
+
+    scale = max(1, int(np.ceil(512 / max(overview.rgb.shape[:2]))))
+    picture = cv2.resize(overview.rgb, None, fx=scale, fy=scale,
+                         interpolation=cv2.INTER_NEAREST).astype(np.float32)
+    work = cv2.resize(overview.work.astype(np.uint8), picture.shape[1::-1],
+                      interpolation=cv2.INTER_NEAREST).astype(bool)
+    picture[work] = picture[work] * 0.6 + np.array([0, 160, 60]) * 0.4
+    picture = picture.astype(np.uint8)
+    factor = scale / overview.downsample
+    for (x0, y0, x1, y1), chosen in zip(cores_level0, selected, strict=True):
+        corner0 = (int(x0 * factor), int(y0 * factor))
+        corner1 = (int(x1 * factor) - 1, int(y1 * factor) - 1)
+        colour = (230, 40, 40) if chosen else (150, 150, 150)
+        cv2.rectangle(picture, corner0, corner1, colour, 1)
+    with atomic_path(path) as tmp:
+        ok, data = cv2.imencode(".png", picture[:, :, ::-1])
+        tmp.write_bytes(data.tobytes())
+    return path

@@ -1,0 +1,189 @@
+"""A run folder as a transaction: one writer at a time, checkpoints that load, bounded disk.
+
+- :func:`hold_run_folder` takes the folder's lock (an OS file lock, released by the kernel
+  when the owner dies, so a killed run never leaves a stale lock) and, for a new run,
+  removes the folder again when preparing it fails, so no empty folder blocks the next try.
+- :func:`repair_checkpoint_tag` points ``last_checkpoint`` at the newest checkpoint that
+  loads, for runs killed mid-write or damaged by hand.
+- :func:`prune_checkpoints` keeps the newest periodic checkpoints, the best one by
+  validation AP, the one ``last_checkpoint`` names and the final model.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import socket
+from collections.abc import Iterator
+from pathlib import Path
+
+from ..atomic import atomic_path
+from ..errors import InputError, WeightsError
+from .reports import checkpoint_rows
+from .weights import (
+    FINAL_CHECKPOINT,
+    LAST_CHECKPOINT,
+    checkpoints_newest_first,
+    periodic_checkpoints,
+    tagged_checkpoint,
+)
+
+LOCK_NAME = ".train.lock"
+
+
+class RunFolderBusy(InputError):
+    """Another process is writing to the run folder."""
+
+
+def _lock_file(fh) -> bool:
+    """Take an exclusive, non-blocking lock on an open file; False when someone holds it."""
+    try:
+        import fcntl
+    except ImportError:  # Windows
+        import msvcrt
+
+        try:
+            msvcrt.locking(fh.fileno(), msvcrt.LK_NBLCK, 1)
+        except OSError:
+            return False
+        return True
+    try:
+        fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return False
+    return True
+
+
+def _owner(lock_path: Path) -> str:
+    try:
+        return lock_path.read_text(encoding="utf-8").strip() or "another process"
+    except OSError:
+        return "another process"
+
+
+@contextlib.contextmanager
+def hold_run_folder(run_dir: str | Path, new: bool) -> Iterator[Path]:
+    """Be the only writer of a run folder for the duration of the block.
+
+    Parameters
+    ----------
+    run_dir : str or Path
+        The run folder (created when missing).
+    new : bool
+        A new run: when the block fails before ``settings.json`` is written, a folder
+        this call created is removed again.
+
+    Yields
+    ------
+    Path
+        The resolved run folder.
+
+    Raises
+    ------
+    RunFolderBusy
+        When another process holds the folder (its PID and host are named).
+    """
+    run_dir = Path(run_dir).expanduser().resolve()
+    created = not run_dir.exists()
+    run_dir.mkdir(parents=True, exist_ok=True)
+    lock_path = run_dir / LOCK_NAME
+    fh = open(lock_path, "a+", encoding="utf-8")  # noqa: SIM115 (held for the block)
+    try:
+        if not _lock_file(fh):
+            raise RunFolderBusy(run_dir, f"is in use by {_owner(lock_path)}: wait for it to "
+                                "finish or stop it first")
+        fh.seek(0)
+        fh.truncate()
+        fh.write(f"process {os.getpid()} on {socket.gethostname()}\n")
+        fh.flush()
+        completed = False
+        try:
+            yield run_dir
+            completed = True
+        finally:
+            prepared = (run_dir / "settings.json").is_file()
+            if new and created and not completed and not prepared:
+                shutil.rmtree(run_dir, ignore_errors=True)
+    finally:
+        fh.close()
+
+
+def repair_checkpoint_tag(run_dir: Path) -> tuple[Path | None, str]:
+    """Make ``last_checkpoint`` name the newest checkpoint that loads.
+
+    Parameters
+    ----------
+    run_dir : Path
+        A run folder about to be resumed.
+
+    Returns
+    -------
+    tuple
+        The checkpoint to resume from (None when the run has none yet) and a warning
+        for the user (empty when the folder was in order).
+
+    Raises
+    ------
+    WeightsError
+        When checkpoints exist but none of them loads.
+    """
+    from .weights import inspect_weights
+
+    tagged = tagged_checkpoint(run_dir)
+    candidates = ([tagged] if tagged else []) + [
+        p for p in checkpoints_newest_first(run_dir) if p != tagged]
+    damaged = []
+    for candidate in candidates:
+        try:
+            inspect_weights(candidate)
+        except WeightsError as exc:
+            damaged.append(f"{candidate.name} ({exc.problem})")
+            continue
+        if candidate == tagged:
+            return candidate, ""
+        with atomic_path(run_dir / LAST_CHECKPOINT) as tmp:
+            tmp.write_text(candidate.name, encoding="utf-8")
+        why = (f"damaged: {'; '.join(damaged)}" if damaged
+               else "missing or naming no file")
+        return candidate, f"{LAST_CHECKPOINT} was {why}; resuming from {candidate.name}"
+    if damaged:
+        raise WeightsError(run_dir, f"no checkpoint loads: {'; '.join(damaged)}")
+    return None, ""
+
+
+def prune_checkpoints(run_dir: Path, keep: int) -> list[Path]:
+    """Delete periodic checkpoints beyond the newest ``keep`` (0 keeps all).
+
+    The best checkpoint by validation mask AP, the one ``last_checkpoint`` names and
+    ``model_final.pth`` always stay.
+
+    Returns
+    -------
+    list of Path
+        The files deleted.
+    """
+    if keep <= 0:
+        return []
+    periodic = periodic_checkpoints(run_dir)
+    kept = set(periodic[-keep:])
+    # Ties (all zero early in a run) go to the newest, which is kept anyway.
+    scored = [(ap, order, path) for order, (path, ap) in enumerate(checkpoint_rows(run_dir))
+              if ap is not None]
+    if scored:
+        kept.add(max(scored)[2])
+    tagged = tagged_checkpoint(run_dir)
+    if tagged is not None:
+        kept.add(tagged)
+    deleted = []
+    for path in periodic:
+        if path not in kept and path.name != FINAL_CHECKPOINT:
+            with contextlib.suppress(FileNotFoundError):
+                path.unlink()
+                deleted.append(path)
+    return deleted
+
+
+def folder_size(run_dir: Path) -> int:
+    """Bytes held by the files of a run folder."""
+    return sum(p.stat().st_size for p in Path(run_dir).rglob("*") if p.is_file())

@@ -1,0 +1,40 @@
+"""One gate for every file a user hands in: JSON documents, images, score tables.
+
+Every reader of user files goes through this package, so that a wrong type, an
+impossible value, a path leaving its folder or a size that would exhaust memory is
+refused with one line naming the file, the entry and the problem
+(:class:`~napari_nuclei.core.errors.DatasetError`), before any library sees the data.
+
+Modules
+-------
+``fields``
+    Checks of single values (integers, numbers, texts, boxes) raising
+    :class:`InvalidValue`; :func:`in_file` turns those into a ``DatasetError``.
+``json_input``
+    :func:`load_json`: the only JSON loader for user files (size and depth guard).
+``limits``
+    The largest image and JSON file accepted, raised by ``--max-pixels`` and
+    ``--max-json-mb``.
+``paths``
+    File names from JSON documents that must stay inside their dataset folder.
+``segmentation``
+    COCO polygons and RLE (compressed and uncompressed) checked against the image size.
+``image_header``
+    Image sizes read from file headers, before any pixel is decoded.
+``schemas``
+    The file kinds: ``test_img_ids.json``, COCO instances, submissions, score tables.
+"""
+
+from .fields import InvalidValue, in_file
+from .json_input import load_json
+from .limits import add_limit_options, apply_limit_options, check_pixels, max_pixels
+
+__all__ = [
+    "InvalidValue",
+    "add_limit_options",
+    "apply_limit_options",
+    "check_pixels",
+    "in_file",
+    "load_json",
+    "max_pixels",
+]
