@@ -186,10 +186,15 @@ def _loaded_distributions_replaced(requirements) -> bool:
 
 
 def _imports_here() -> bool:
+    import warnings
+
     try:
         importlib.invalidate_caches()
-        for module in ("detectron2", "detectron2.model_zoo", "detectron2.modeling"):
-            importlib.import_module(module)
+        with warnings.catch_warnings():
+            # torch's and detectron2's deprecation notes at import: nothing a user can act on.
+            warnings.simplefilter("ignore")
+            for module in ("detectron2", "detectron2.model_zoo", "detectron2.modeling"):
+                importlib.import_module(module)
     except Exception:  # any failure: a fresh interpreter decides between restart and error
         return False
     return True
