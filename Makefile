@@ -1,7 +1,8 @@
 # Two commands do all set-up on a fresh machine:
 #   make demo   - install (first time) and run the main job on the bundled sample data
 #   make test   - install (first time) and run the test suite (headless: Xvfb)
-.PHONY: setup demo test napari lint clean
+#   make check-wheel - build the wheel, install it into a fresh venv and run it (make test does too)
+.PHONY: setup demo test check-wheel napari lint clean
 
 VENV := .venv
 CLI := $(VENV)/bin/napari-nuclei
@@ -18,6 +19,9 @@ napari: setup
 
 test: setup
 	@bash scripts/run_tests.sh $(PYTEST_ARGS)
+
+check-wheel: setup
+	@bash scripts/check_wheel.sh
 
 lint: setup
 	@$(VENV)/bin/ruff check src tests benchmarks scripts

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Create or reuse .venv and install everything napari-nuclei needs, idempotently:
-# system packages for a headless Qt/OpenGL viewer, torch, detectron2, the project.
+# system packages for a headless Qt/OpenGL viewer, torch, the project, then detectron2
+# through the project's own installer (napari-nuclei install-engine).
 # A second run checks what is there and installs nothing that already works.
 set -euo pipefail
 
@@ -8,7 +9,6 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 VENV="$ROOT/.venv"
 PYTHON="${PYTHON:-python3}"
 TORCH_SPEC="${TORCH_SPEC:-torch==2.14.1 torchvision==0.29.1}"
-D2_DIST="sal-detectron2==0.7.2"
 log() { printf '[bootstrap] %s\n' "$*"; }
 
 # --- 1. System packages: Xvfb, Mesa and the libraries Qt's xcb platform loads. -----
@@ -59,21 +59,12 @@ if [ ! -f "$STAMP" ] || [ "$(cat "$STAMP")" != "$HASH" ] \
     echo "$HASH" > "$STAMP"
 fi
 
-# --- 5. detectron2: prefer one the venv can already import (a user's source build). --
-if "$PY" -c "import detectron2" >/dev/null 2>&1; then
-    :
-else
-    # Not on PyPI. sal-detectron2 carries upstream detectron2's Python code plus the
-    # model-zoo configs; its compiled _C targets CPython 3.10 and Mask R-CNN FPN does not
-    # need it, so install the pure files into a side folder and put it on sys.path.
-    D2_DIR="$VENV/detectron2-dist"
-    log "installing detectron2 code from $D2_DIST into $D2_DIR"
-    rm -rf "$D2_DIR"
-    pip_install --no-deps --target "$D2_DIR" --python-version 3.10 \
-        --only-binary=:all: "$D2_DIST"
-    SITE="$("$PY" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')"
-    echo "$D2_DIR" > "$SITE/napari_nuclei_detectron2.pth"
-    "$PY" -c "import detectron2, detectron2.model_zoo" \
-        || { log "detectron2 does not import; see README 'Installing detectron2'"; exit 1; }
+# --- 5. detectron2, with the package's own installer: it uses an importable detectron2
+# (a source build) when there is one, else installs detectron2's code into the venv and
+# registers it; it also installs any missing runtime requirement. --check is quick.
+if ! "$VENV/bin/napari-nuclei" install-engine --check >/dev/null 2>&1; then
+    log "installing the detectron2 engine"
+    "$VENV/bin/napari-nuclei" install-engine --quiet \
+        || { log "the engine is not ready; see README 'Installing'"; exit 1; }
 fi
 log "environment ready: $VENV"

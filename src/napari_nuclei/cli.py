@@ -11,6 +11,9 @@ from .core.validate import add_limit_options, apply_limit_options
 
 EXIT_BAD_INPUT = 2
 EXIT_STOPPED = 130
+EXIT_ENGINE_MISSING = 3
+# Sub-commands that run the network: they check torch and detectron2 before starting.
+ENGINE_COMMANDS = frozenset({"train", "predict", "demo"})
 
 
 def _cmd_info(args: argparse.Namespace) -> int:
@@ -86,8 +89,9 @@ def build_parser() -> argparse.ArgumentParser:
     gui.add_argument("--run", type=Path, help="a training run to show (and predict with)")
     gui.set_defaults(func=_cmd_gui)
 
-    from .cli_commands import demo, evaluate, predict, predict_slide, train
+    from .cli_commands import demo, evaluate, install_engine, predict, predict_slide, train
 
+    install_engine.add_parser(sub)
     train.add_parser(sub)
     predict.add_parser(sub)
     predict_slide.add_parser(sub)
@@ -111,17 +115,36 @@ def _quiet_third_party_warnings() -> None:
     logging.getLogger("torch.fx._symbolic_trace").setLevel(logging.ERROR)
 
 
+def _engine_problem() -> str | None:
+    """The first missing engine piece, as one line with its fix; None when all is there."""
+    from .core.engine import engine_status
+
+    problems = engine_status().problems()
+    return problems[0] if problems else None
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the command line; returns the exit status.
 
     Bad input prints one line naming the file and the problem (exit status 2);
-    Ctrl-C or SIGTERM stops the job without leaving partial outputs (status 130).
+    Ctrl-C or SIGTERM stops the job without leaving partial outputs (status 130);
+    a missing torch or detectron2 prints the command that installs it (status 3).
     """
     args = build_parser().parse_args(argv)
     apply_limit_options(args)
     _quiet_third_party_warnings()
+    if args.command in ENGINE_COMMANDS and (problem := _engine_problem()):
+        print(f"napari-nuclei: error: {problem}", file=sys.stderr)
+        return EXIT_ENGINE_MISSING
     try:
         return args.func(args)
+    except ImportError as exc:
+        from .core.engine import engine_error_line
+
+        if (line := engine_error_line(exc)) is None:
+            raise
+        print(f"napari-nuclei: error: {line}", file=sys.stderr)
+        return EXIT_ENGINE_MISSING
     except InputError as exc:
         print(f"napari-nuclei: error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT

@@ -23,6 +23,22 @@ def _qt_binding() -> str:
     return "none installed"
 
 
+def _engine_rows() -> list[tuple[str, str]]:
+    """detectron2's version and where it comes from, and what the engine still lacks."""
+    from .core.engine import engine_status
+
+    status = engine_status()
+    try:
+        import detectron2
+
+        version = f"{detectron2.__version__} from {status.origin()}"
+    except ImportError as exc:
+        version = f"not importable ({exc}); {status.origin()}"
+    rows = [("detectron2", version), ("engine", "ready" if status.ready else "not ready")]
+    rows += [("missing", line) for line in status.problems()]
+    return rows
+
+
 def environment_report() -> list[tuple[str, str]]:
     """Collect ``(name, value)`` pairs describing Python, torch, detectron2, napari and Qt.
 
@@ -48,12 +64,7 @@ def environment_report() -> list[tuple[str, str]]:
     except ImportError as exc:
         rows += [("torch", f"not importable ({exc})"), ("CUDA available", "no (no torch)")]
     rows.append(("torchvision", _version("torchvision") or "not installed"))
-    try:
-        import detectron2
-
-        rows.append(("detectron2", f"{detectron2.__version__} from {detectron2.__path__[0]}"))
-    except ImportError as exc:
-        rows.append(("detectron2", f"not importable ({exc}); see README 'Installing'"))
+    rows += _engine_rows()
     for name, dist in (("napari", "napari"), ("npe2", "npe2"), ("pycocotools", "pycocotools"),
                        ("magicgui", "magicgui"), ("opencv", "opencv-python-headless"),
                        ("numpy", "numpy")):

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 from qtpy.QtWidgets import QScrollArea, QTabWidget, QVBoxLayout, QWidget
 
 from .data_tab import DataTab
+from .engine_panel import EnginePanel
 from .export_tab import ExportTab
 from .predict_tab import PredictTab
 from .state import SessionState
@@ -46,5 +47,7 @@ class NucleiDock(QWidget):
             self.tabs.addTab(_scrollable(tab), title)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
+        self.engine_panel = EnginePanel()  # visible only while the engine is missing
+        layout.addWidget(self.engine_panel)
         layout.addWidget(self.tabs)
         self.setMinimumWidth(440)

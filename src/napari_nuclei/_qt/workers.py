@@ -9,10 +9,13 @@ def notify_error(exc: BaseException) -> None:
     """Show an error as a napari notification: bad input as its own one-line message."""
     from napari.utils.notifications import show_error
 
+    from ..core.engine import engine_error_line
     from ..core.errors import InputError
 
     if isinstance(exc, InputError):
         show_error(str(exc))
+    elif line := engine_error_line(exc):  # a missing engine piece: say how to install it
+        show_error(line)
     else:
         show_error(f"{type(exc).__name__}: {exc}")
 
@@ -68,7 +71,8 @@ def start_job(function: Callable, *args, on_yield=None, on_return=None, on_finis
     """
     from napari.qt.threading import create_worker
 
-    options = {"_start_thread": False}
+    # Errors go to notify_error (below), not re-raised as a traceback on the GUI thread.
+    options = {"_start_thread": False, "_ignore_errors": True}
     if progress:
         options["_progress"] = progress
     worker = create_worker(function, *args, **kwargs, **options)

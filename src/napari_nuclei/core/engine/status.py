@@ -1,0 +1,287 @@
+"""What the training and prediction engine (torch + detectron2) needs, and what is there.
+
+Everything here reads installed-package metadata and import specs: nothing imports torch
+or detectron2, so the check is fast enough to run before every training or prediction and
+when the dock opens.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import site
+import sys
+import sysconfig
+from dataclasses import dataclass
+from importlib import metadata
+from pathlib import Path
+
+from packaging.markers import default_environment
+from packaging.requirements import InvalidRequirement, Requirement
+from packaging.version import InvalidVersion, Version
+
+# detectron2 is not on PyPI. This distribution carries upstream detectron2's Python code
+# and model-zoo configs; its compiled extension targets CPython 3.10 only, and Mask R-CNN
+# with an FPN backbone runs without it, so only the pure code is installed.
+ENGINE_DISTRIBUTION = "sal-detectron2"
+ENGINE_VERSION = "0.7.2"
+ENGINE_WHEEL_PYTHON = "3.10"
+# Where the code goes inside the environment, and the path file that puts it on sys.path.
+ENGINE_FOLDER_NAME = "detectron2-dist"
+ENGINE_PTH_NAME = "napari_nuclei_detectron2.pth"
+# The extra whose requirements are detectron2's (and training's) runtime needs.
+RUNTIME_EXTRA = "train"
+MIN_TORCH = Version("2.1")
+MIN_TORCHVISION = Version("0.16")
+TORCH_INDEX = "https://download.pytorch.org/whl"
+CUDA_TAG = "cu130"
+CLI_INSTALL = "napari-nuclei install-engine (or Install in napari-nuclei's dock)"
+# Modules whose absence means "the engine is missing", not "a bug".
+ENGINE_MODULES = frozenset({"torch", "torchvision", "detectron2", "fvcore", "iopath", "yacs",
+                            "omegaconf", "hydra", "termcolor", "tabulate", "cloudpickle",
+                            "pkg_resources"})
+
+
+@dataclass(frozen=True)
+class EngineLocation:
+    """Where the installer puts detectron2's code and the path file naming it.
+
+    Attributes
+    ----------
+    folder : Path
+        The folder holding the ``detectron2`` package (inside the environment).
+    site_dir : Path
+        A site-packages folder the interpreter reads ``.pth`` files from at start-up.
+    """
+
+    folder: Path
+    site_dir: Path
+
+    @property
+    def pth_file(self) -> Path:
+        return self.site_dir / ENGINE_PTH_NAME
+
+    def holds_engine(self) -> bool:
+        """Whether the folder holds the expected release of detectron2's code."""
+        if not (self.folder / "detectron2" / "__init__.py").is_file():
+            return False
+        found = metadata.distributions(path=[str(self.folder)])
+        return any(dist.metadata["Name"] == ENGINE_DISTRIBUTION
+                   and dist.version == ENGINE_VERSION for dist in found)
+
+
+def default_location() -> EngineLocation:
+    """The running environment's own folder (a venv's or conda env's prefix), or the
+    user's site folder when the environment cannot be written to (a system Python)."""
+    # Resolved, so that a venv reached through a symbolic link is named by its real path.
+    site_dir = Path(sysconfig.get_paths()["purelib"]).resolve()
+    prefix = Path(sys.prefix).resolve()
+    if os.access(site_dir, os.W_OK) and os.access(prefix, os.W_OK):
+        return EngineLocation(prefix / ENGINE_FOLDER_NAME, site_dir)
+    user_site = Path(site.getusersitepackages())
+    return EngineLocation(Path(site.getuserbase()) / "napari-nuclei" / ENGINE_FOLDER_NAME,
+                          user_site)
+
+
+def _version(distribution: str) -> Version | None:
+    try:
+        return Version(metadata.version(distribution))
+    except (metadata.PackageNotFoundError, InvalidVersion):
+        return None
+
+
+def python_command() -> str:
+    """The command that runs this interpreter, quoted for a shell when needed."""
+    exe = sys.executable
+    return f'"{exe}"' if any(c.isspace() for c in exe) else exe
+
+
+def torch_install_commands(upgrade: bool = False) -> tuple[str, str]:
+    """The ``(CPU, NVIDIA GPU)`` commands that install torch into this environment."""
+    pip = f"{python_command()} -m pip install {'-U ' if upgrade else ''}torch torchvision"
+    return f"{pip} --index-url {TORCH_INDEX}/cpu", f"{pip} --index-url {TORCH_INDEX}/{CUDA_TAG}"
+
+
+def installed_torch() -> dict[str, Version | None]:
+    """Installed versions of torch and torchvision (None: not installed)."""
+    found = {}
+    for name in ("torch", "torchvision"):
+        version = _version(name)
+        if version is None and importlib.util.find_spec(name) is not None:
+            version = Version("0")  # importable, but without metadata: no version known
+        found[name] = version
+    return found
+
+
+def torch_problem(versions: dict[str, Version | None] | None = None) -> str | None:
+    """One line saying what is wrong with torch and the commands that fix it, or None.
+
+    Parameters
+    ----------
+    versions : dict, optional
+        ``{"torch": version, "torchvision": version}`` (default: what is installed).
+    """
+    versions = installed_torch() if versions is None else versions
+    for name, least in (("torch", MIN_TORCH), ("torchvision", MIN_TORCHVISION)):
+        found = versions.get(name)
+        if found is None:
+            what, upgrade = f"{name} is not installed", False
+            break
+        if found != Version("0") and found.release < least.release:
+            what, upgrade = f"{name} {found} is older than the {least} detectron2 needs", True
+            break
+    else:
+        return None
+    cpu, cuda = torch_install_commands(upgrade)
+    return f"{what}; install it with: {cpu}  (NVIDIA GPU: {cuda})"
+
+
+def runtime_requirements(extra: str = RUNTIME_EXTRA) -> list[Requirement]:
+    """The requirements of the package's ``extra`` that apply here, torch excluded (the
+    user chooses the torch build; see :func:`torch_problem`)."""
+    try:
+        declared = metadata.requires("napari-nuclei") or []
+    except metadata.PackageNotFoundError:
+        return []
+    environment = {**default_environment(), "extra": extra}
+    wanted = []
+    for line in declared:
+        try:
+            requirement = Requirement(line)
+        except InvalidRequirement:
+            continue
+        if requirement.marker is None or "extra" not in str(requirement.marker):
+            continue
+        if not requirement.marker.evaluate(environment):
+            continue
+        if requirement.name.lower() in ("torch", "torchvision"):
+            continue
+        wanted.append(requirement)
+    return wanted
+
+
+def requirement_spec(requirement: Requirement) -> str:
+    """The requirement as pip takes it on its command line, without the extra marker."""
+    extras = f"[{','.join(sorted(requirement.extras))}]" if requirement.extras else ""
+    return f"{requirement.name}{extras}{requirement.specifier}"
+
+
+def unmet(requirements: list[Requirement]) -> list[Requirement]:
+    """Those of ``requirements`` that are not installed in a version they accept."""
+    missing = []
+    for requirement in requirements:
+        installed = _version(requirement.name)
+        if installed is None or not requirement.specifier.contains(installed,
+                                                                   prereleases=True):
+            missing.append(requirement)
+    return missing
+
+
+@dataclass(frozen=True)
+class EngineStatus:
+    """The engine as this process sees it.
+
+    Attributes
+    ----------
+    torch_problem : str or None
+        One line with the fix when torch is missing or too old.
+    detectron2_dir : Path or None
+        The ``detectron2`` package folder this process would import, if any.
+    source : str
+        ``"napari-nuclei"`` (installed by ``napari-nuclei install-engine``), ``"own"``
+        (another installation, such as a source build) or ``"missing"``.
+    installed_not_on_path : bool
+        The installer's folder holds detectron2 but this process started before it was
+        registered (the next start picks it up).
+    missing_requirements : tuple of str
+        Runtime requirements not installed in an accepted version.
+    location : EngineLocation
+        Where the installer puts detectron2.
+    """
+
+    torch_problem: str | None
+    detectron2_dir: Path | None
+    source: str
+    installed_not_on_path: bool
+    missing_requirements: tuple[str, ...]
+    location: EngineLocation
+
+    @property
+    def ready(self) -> bool:
+        return (self.torch_problem is None and self.detectron2_dir is not None
+                and not self.missing_requirements)
+
+    def problems(self, how: str = CLI_INSTALL) -> list[str]:
+        """One line per missing piece, each saying how to fix it (empty when ready).
+
+        Parameters
+        ----------
+        how : str
+            How to run the installer, where it is shown (the command line, the dock).
+        """
+        lines = [self.torch_problem] if self.torch_problem else []
+        if self.detectron2_dir is None:
+            lines.append(f"detectron2 is not installed; install it with: {how}")
+        if self.missing_requirements:
+            lines.append(f"detectron2 needs {', '.join(self.missing_requirements)}; install "
+                         f"them with: {how}")
+        return lines
+
+    def origin(self) -> str:
+        """Where detectron2 comes from, in words."""
+        if self.source == "napari-nuclei":
+            return f"{self.detectron2_dir} (installed by napari-nuclei install-engine)"
+        if self.source == "own":
+            return f"{self.detectron2_dir} (an installation of your own)"
+        if self.installed_not_on_path:
+            return (f"installed in {self.location.folder}, importable after restarting this "
+                    "program")
+        return "not installed"
+
+
+def _detectron2_dir() -> Path | None:
+    try:
+        spec = importlib.util.find_spec("detectron2")
+    except (ImportError, ValueError):
+        return None
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    return Path(list(spec.submodule_search_locations)[0]).resolve()
+
+
+def engine_status(location: EngineLocation | None = None) -> EngineStatus:
+    """Check torch, detectron2 and detectron2's runtime needs without importing them.
+
+    Parameters
+    ----------
+    location : EngineLocation, optional
+        Where the installer puts detectron2 (default: :func:`default_location`).
+
+    Returns
+    -------
+    EngineStatus
+    """
+    location = location or default_location()
+    found = _detectron2_dir()
+    if found is None:
+        source = "missing"
+    elif found.parent == location.folder.resolve():
+        source = "napari-nuclei"
+    else:
+        source = "own"
+    missing = tuple(requirement_spec(r) for r in unmet(runtime_requirements()))
+    return EngineStatus(torch_problem(), found, source,
+                        found is None and location.holds_engine(), missing, location)
+
+
+def engine_error_line(exc: BaseException) -> str | None:
+    """For an import error caused by a missing engine piece, the line that says how to fix
+    it; None for any other error."""
+    if not isinstance(exc, ImportError):
+        return None
+    name = (getattr(exc, "name", None) or "").split(".")[0]
+    if name not in ENGINE_MODULES:
+        return None
+    problems = engine_status().problems()
+    return problems[0] if problems else (
+        f"{exc}; reinstall the engine with: napari-nuclei install-engine")
