@@ -67,6 +67,22 @@ class TrainForm(QWidget):
         self.val_fraction.setValue(0.34 if name == "tiny" else 0.2)
         self.weights.setCurrentIndex(1 if preset.weights == "none" else 0)
 
+    def show_settings(self, settings: TrainSettings) -> None:
+        """Fill the form with a run's settings (Open run…)."""
+        if settings.preset in PRESETS:
+            self.preset.setCurrentText(settings.preset)
+        self.iterations.setValue(settings.max_iter)
+        self.lr.setValue(settings.base_lr)
+        self.steps.setText(", ".join(str(s) for s in settings.steps))
+        self.input_size.setValue(settings.min_size_train[-1])
+        self.batch.setValue(settings.ims_per_batch)
+        self.checkpoint_period.setValue(settings.checkpoint_period)
+        self.val_fraction.setValue(settings.val_fraction)
+        source = {"zoo": 0, "none": 1}.get(settings.weights, 2)
+        self.weights.setCurrentIndex(source)
+        self.weights_path.set_text(settings.weights if source == 2 else "", emit=False)
+        self.device.setCurrentText(settings.device)
+
     def settings(self) -> TrainSettings:
         """The settings the form shows.
 

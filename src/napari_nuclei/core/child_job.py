@@ -19,7 +19,7 @@ POLL_SECONDS = 0.1
 LOG_TAIL_LINES = 6
 
 
-class ChildJobFailed(RuntimeError):
+class ChildJobFailed(Exception):
     """The child process raised, or died without a result; the message is one line."""
 
 
@@ -36,6 +36,7 @@ def _child_main(target: str, kwargs: dict, connection, stop, log_path, pass_stop
     import importlib
     import os
     import sys
+    import warnings
 
     if log_path is not None:
         # Crashes (faulthandler) and tracebacks go to a file the parent can show.
@@ -43,6 +44,9 @@ def _child_main(target: str, kwargs: dict, connection, stop, log_path, pass_stop
         os.dup2(log.fileno(), 2)
         sys.stderr = log
         faulthandler.enable(log)
+        # Libraries' deprecation notes would crowd out the lines that name a crash.
+        for category in (DeprecationWarning, FutureWarning, UserWarning):
+            warnings.filterwarnings("ignore", category=category)
     module_name, function_name = target.split(":")
     job = getattr(importlib.import_module(module_name), function_name)(
         **kwargs, **({"stop": stop} if pass_stop else {}))

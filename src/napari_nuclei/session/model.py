@@ -74,6 +74,11 @@ class ImageState:
         labels = prediction.above(score_thresh).labels()
         return cls(name, image_path, prediction, score_thresh, labels, labels.copy())
 
+    def share(self, labels: np.ndarray) -> None:
+        """Use ``labels`` (the same pixels, in the array a layer paints into) from now on."""
+        self.labels = labels
+        self.tracker.current = labels
+
     @property
     def edits(self) -> EditCounts:
         return self.tracker.counts
@@ -197,8 +202,9 @@ class Session:
         return self._edited(name, self.images[name].tracker.changed(regions))
 
     def labels_rewritten(self, name: str) -> EditCounts:
-        """The labels changed where strokes painted before (undo, redo)."""
-        return self._edited(name, self.images[name].tracker.recheck())
+        """The labels may have changed where strokes painted before (undo, redo)."""
+        tracker = self.images[name].tracker
+        return self._edited(name, tracker.counts) if tracker.recheck() else tracker.counts
 
     def labels_replaced(self, name: str, labels: np.ndarray) -> EditCounts:
         """The whole label image was replaced by ``labels``."""
