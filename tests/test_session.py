@@ -45,9 +45,10 @@ def test_edit_tracker_counts_strokes_and_undo():
     # Undo rewrites the data in place without saying where: recheck finds it.
     current[20:25, 20:25] = 0
     current[2:6, 2:6] = 1
-    assert str(tracker.recheck()) == "0 added, 0 removed, 1 edited"
+    assert tracker.recheck() and str(tracker.counts) == "0 added, 0 removed, 1 edited"
+    assert not tracker.recheck()  # nothing changed since
     current[14:17, 14:17] = predicted[14:17, 14:17]
-    assert not tracker.recheck().any
+    assert tracker.recheck() and not tracker.counts.any
 
 
 def test_hand_drawn_nucleus_with_a_hidden_predictions_label_scores_one(session):

@@ -89,6 +89,7 @@ class EditTracker:
         self.predicted_values = frozenset(self._extent)
         self._status: dict[int, str] = {}
         self._painted: list[Box] = []
+        self._digest = 0
 
     def reset(self, current: np.ndarray) -> None:
         """Start over from a whole new label image (the layer's data was replaced)."""
@@ -111,11 +112,25 @@ class EditTracker:
         self._update(regions)
         return self.counts
 
-    def recheck(self) -> EditCounts:
+    def recheck(self) -> bool:
         """Recount after a change whose region is unknown (napari's undo and redo write
-        only where strokes painted before): every painted region is looked at again."""
+        only where strokes painted before): every painted region is looked at again.
+
+        Returns
+        -------
+        bool
+            Whether the painted regions changed since they were last looked at.
+        """
+        import zlib
+
+        digest = 0
+        for region in self._painted:
+            digest = zlib.crc32(np.ascontiguousarray(self.current[region]), digest)
+        if digest == self._digest:
+            return False
+        self._digest = digest
         self._update(self._painted)
-        return self.counts
+        return True
 
     def _update(self, regions) -> None:
         candidates = set(self._status)
