@@ -118,6 +118,10 @@ def test_open_run_restores_settings_and_refuses_other_folders(dock, tiny_run, tm
     assert chosen is not None and chosen.parent == tiny_run[0]
     assert "val AP" in train.checkpoints.currentItem().text()
     assert chosen.name in widget.predict_tab.model_label.text()
+    train.plot.save_png(tmp_path / "loss.png")
+    import cv2
+
+    assert cv2.imread(str(tmp_path / "loss.png")).shape[1] >= 1600
 
 
 def test_dock_and_command_line_give_the_same_submission(dock, qtbot, tiny_run, tmp_path):

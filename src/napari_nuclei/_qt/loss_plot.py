@@ -17,7 +17,8 @@ from matplotlib.figure import Figure
 from ..core.plots import TrainingPlot
 
 _UPDATE_INTERVAL_S = 0.5
-_HEADROOM = 1.5  # room above the curves, so that the axes seldom need redrawing
+_HEADROOM = 1.5
+SAVED_WIDTH_PX = 1600  # room above the curves, so that the axes seldom need redrawing
 
 
 class LossPlot(FigureCanvasQTAgg):
@@ -73,14 +74,17 @@ class LossPlot(FigureCanvasQTAgg):
         self.blit(self.figure.bbox)
 
     def save_png(self, path: str | Path) -> None:
-        """Save the plot as it is shown."""
+        """Save the plot as it is shown, at least ``SAVED_WIDTH_PX`` pixels wide."""
         from ..core.atomic import atomic_path
 
         for artist in self.plot.moving_artists:
             artist.set_animated(False)  # animated artists are left out of savefig
         try:
             with atomic_path(path) as tmp:
-                self.figure.savefig(tmp, format="png", facecolor=self.figure.get_facecolor())
+                # Wide enough for a slide, whatever the size of the dock.
+                dpi = max(self.figure.dpi, SAVED_WIDTH_PX / self.figure.get_figwidth())
+                self.figure.savefig(tmp, format="png", dpi=dpi,
+                                    facecolor=self.figure.get_facecolor())
         finally:
             for artist in self.plot.moving_artists:
                 artist.set_animated(True)

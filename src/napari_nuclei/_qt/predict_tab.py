@@ -8,7 +8,6 @@ from qtpy.QtCore import Qt, QTimer
 from qtpy.QtWidgets import (
     QHBoxLayout,
     QLabel,
-    QListWidget,
     QMessageBox,
     QProgressBar,
     QPushButton,
@@ -18,6 +17,7 @@ from qtpy.QtWidgets import (
 )
 
 from ..core.predict.outputs import LOWEST_SCORE
+from .image_list import PredictedImageList
 from .image_source import source_in_view
 from .predicted_layers import PredictedLayers
 from .workers import open_chosen_dataset, relay, start_job
@@ -47,7 +47,6 @@ class PredictTab(QWidget):
         self.ask = ask_yes_no
         self.model_label = QLabel("Model: none yet (train one, or open a run in Train)")
         self.hint = QLabel("")
-        self.save_state = QLabel("Corrections are autosaved into the output folder.")
         self.current_button = QPushButton("Predict current image")
         self.folder_button = QPushButton("Predict test folder")
         self.stop_button = QPushButton("Stop")
@@ -56,10 +55,9 @@ class PredictTab(QWidget):
         self.threshold.setRange(int(LOWEST_SCORE * 100), 100)
         self.threshold_label = QLabel("")
         self.progress = QProgressBar()
-        self.images = QListWidget()
-        self.images.setToolTip("Click an image to show it with its nuclei")
-        self.add_button = QPushButton("Add corrected images to training set")
-        for label in (self.model_label, self.hint, self.save_state):
+        self.image_list = PredictedImageList(session, self.layers)
+        self.images, self.add_button = self.image_list.rows, self.image_list.add_button
+        for label in (self.model_label, self.hint):
             label.setWordWrap(True)
         buttons, slider = QHBoxLayout(), QHBoxLayout()
         for button in (self.current_button, self.folder_button, self.stop_button):
@@ -68,8 +66,7 @@ class PredictTab(QWidget):
         slider.addWidget(self.threshold_label)
         layout = QVBoxLayout(self)
         for item in (self.model_label, buttons, slider, self.progress, self.hint,
-                     QLabel("Predicted images (nuclei, corrections):"), self.images,
-                     self.save_state, self.add_button):
+                     self.image_list):
             (layout.addLayout if isinstance(item, QHBoxLayout) else layout.addWidget)(item)
         self._threshold_timer = QTimer(self, singleShot=True, interval=THRESHOLD_DELAY_MS)
         self._threshold_timer.timeout.connect(self._on_threshold_due)
@@ -77,14 +74,10 @@ class PredictTab(QWidget):
         self.folder_button.clicked.connect(self._on_predict_folder)
         self.stop_button.clicked.connect(self._on_stop)
         self.threshold.valueChanged.connect(self._on_threshold_moved)
-        self.images.currentTextChanged.connect(self._on_image_chosen)
-        self.add_button.clicked.connect(self._on_add_to_training)
-        self.layers.saved.connect(self.save_state.setText)
+        self.image_list.message.connect(self.hint.setText)
         for signal in (session.events.run_dir, session.events.checkpoint):
             signal.connect(self._on_model_changed)
         session.events.score_thresh.connect(self._on_score_thresh)
-        for signal in (session.image_added, session.image_changed, session.image_removed):
-            signal.connect(self._list_images)
         self._on_score_thresh(session.score_thresh)
 
     # -- model and threshold ------------------------------------------------------------
@@ -187,45 +180,3 @@ class PredictTab(QWidget):
         if result.prediction.hit_cap:
             show_warning(f"{result.name}: the detection cap was reached; some nuclei "
                          "are missing")
-
-    # -- the list of predicted images ---------------------------------------------------
-    def _list_images(self, _name=None) -> None:
-        current = self.images.currentItem()
-        chosen = current.text().split(" · ")[0] if current else None
-        self.images.blockSignals(True)
-        self.images.clear()
-        for name, image in self.session.images.items():
-            state = "unsaved" if image.dirty else ("saved" if image.saved_to else "")
-            edits = image.edits
-            nuclei = len(image.tracker.predicted_values) + edits.added - edits.removed
-            text = f"{name} · {nuclei} nuclei · {edits}" + (f" · {state}" if state else "")
-            self.images.addItem(text)
-            if name == chosen:
-                self.images.setCurrentRow(self.images.count() - 1)
-        self.images.blockSignals(False)
-
-    def _on_image_chosen(self, text: str) -> None:
-        if text:
-            self.layers.show(text.split(" · ")[0])
-
-    def _on_add_to_training(self) -> None:
-        from ..session.actions import add_to_training, images_snapshot
-
-        if self.session.train_dir is None:
-            self.hint.setText("Choose a training folder in the Data section first.")
-            return
-        tests = frozenset(n for n, i in self.session.images.items()
-                          if self.session.test_dir and i.image_path
-                          and self.session.test_dir in i.image_path.parents)
-        start_job(add_to_training, self.session.train_dir, images_snapshot(self.session),
-                  tests, on_return=self._on_added)
-
-    def _on_added(self, result) -> None:
-        added, refused = result
-        text = (f"Added {len(added)} corrected image(s) to the training set: {', '.join(added)}"
-                if added else "No corrected image to add yet: correct a predicted image first")
-        if refused:
-            text += (f". Not added, being test images (training on them would leak the "
-                     f"test set): {', '.join(refused)}")
-        self.hint.setText(text)
-        self.session.events.train_dir.emit(self.session.train_dir, self.session.train_dir)

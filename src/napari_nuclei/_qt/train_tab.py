@@ -15,15 +15,13 @@ from qtpy.QtWidgets import (
     QFileDialog,
     QHBoxLayout,
     QLabel,
-    QListWidget,
-    QListWidgetItem,
     QProgressBar,
     QPushButton,
     QVBoxLayout,
     QWidget,
 )
 
-from ..core.training.reports import checkpoint_rows
+from .checkpoint_list import CheckpointList
 from .loss_plot import LossPlot
 from .train_form import TrainForm
 from .workers import notify_error, relay, start_job
@@ -57,24 +55,23 @@ class TrainTab(QWidget):
         self.open_button, self.save_plot_button = QPushButton("Open run…"), QPushButton(
             "Save plot…")
         self.stop_button.setEnabled(False)
-        self.checkpoints = QListWidget()
-        self.best_button = QPushButton("Use best checkpoint (validation AP)")
+        self.checkpoint_list = CheckpointList(session)
+        self.checkpoints = self.checkpoint_list.rows
+        self.best_button = self.checkpoint_list.best_button
         buttons = QHBoxLayout()
         for button in (self.start_button, self.stop_button, self.resume_button,
                        self.open_button, self.save_plot_button):
             buttons.addWidget(button)
         layout = QVBoxLayout(self)
         for item in (self.form, buttons, self.progress, self.status, self.plot,
-                     QLabel("Checkpoints (click one to predict with it):"), self.checkpoints,
-                     self.best_button):
+                     self.checkpoint_list):
             (layout.addLayout if isinstance(item, QHBoxLayout) else layout.addWidget)(item)
         self.start_button.clicked.connect(self._on_start)
         self.stop_button.clicked.connect(self._on_stop)
         self.resume_button.clicked.connect(self._on_resume)
         self.open_button.clicked.connect(self._on_open_run)
         self.save_plot_button.clicked.connect(self._on_save_plot)
-        self.checkpoints.itemClicked.connect(self._on_checkpoint_clicked)
-        self.best_button.clicked.connect(self._on_use_best)
+        self.checkpoint_list.message.connect(self.status.setText)
 
     @property
     def run_dir(self) -> Path:
@@ -210,27 +207,7 @@ class TrainTab(QWidget):
         return True
 
     def _list_checkpoints(self, run_dir: Path) -> None:
-        self.checkpoints.clear()
-        for path, ap in checkpoint_rows(run_dir, self._read_metrics()):
-            text = path.name + (f"   val AP {ap:.3f}" if ap is not None else "")
-            item = QListWidgetItem(text)
-            item.setData(256, (path, ap))
-            self.checkpoints.addItem(item)
-
-    def _on_checkpoint_clicked(self, item) -> None:
-        path, _ = item.data(256)
-        self.session.use_run(path.parent, path)
-        self.status.setText(f"Predict will use {path.name}")
-
-    def _on_use_best(self) -> None:
-        rows = [self.checkpoints.item(i) for i in range(self.checkpoints.count())]
-        scored = [row for row in rows if row.data(256)[1] is not None]
-        if not scored:
-            self.status.setText("No checkpoint has a validation AP (set a validation fraction)")
-            return
-        best = max(scored, key=lambda row: row.data(256)[1])
-        self.checkpoints.setCurrentItem(best)
-        self._on_checkpoint_clicked(best)
+        self.checkpoint_list.show_run(run_dir, self._read_metrics())
 
     def _on_save_plot(self) -> None:
         path, _ = QFileDialog.getSaveFileName(self, "Save plot", "loss.png", "PNG (*.png)")
