@@ -33,3 +33,21 @@ def crash():
     yield "started"
     print("last words before the crash", file=sys.stderr, flush=True)
     os._exit(3)
+
+
+def _square(x, queue):
+    queue.put(x * x)
+
+
+def with_worker_process():
+    """Start a process of its own, as training's data loaders do."""
+    import multiprocessing
+
+    context = multiprocessing.get_context("spawn")
+    queue = context.Queue()
+    worker = context.Process(target=_square, args=(7, queue))
+    worker.start()
+    yield "started"
+    result = queue.get(timeout=60)
+    worker.join()
+    return result

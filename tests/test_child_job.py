@@ -45,3 +45,8 @@ def test_a_dead_child_is_reported_with_its_last_log_lines(tmp_path):
     job = ChildJob("jobs_for_child:crash", {}, log_path=tmp_path / "child.log").start()
     with pytest.raises(ChildJobFailed, match="exit code 3.*last words before the crash"):
         drain(job.reports())
+
+
+def test_a_job_may_start_processes_of_its_own():
+    job = ChildJob("jobs_for_child:with_worker_process", {}).start()
+    assert drain(job.reports()) == 49

@@ -62,8 +62,8 @@ def test_training_runs_in_a_child_process_stops_with_a_checkpoint_and_resumes(
         dock, qtbot, tmp_path):
     _, widget = dock
     train = widget.train_tab
-    train.form.iterations.setValue(200)
-    train.form.val_fraction.setValue(0.0)
+    train.form.iterations.value = 200
+    train.form.val_fraction.value = 0.0
     train.form.output.set_text(str(tmp_path / "run"), emit=False)
     train.start_button.click()
     qtbot.waitUntil(lambda: len(train.plot.reports) >= 3, timeout=300_000)
@@ -95,7 +95,7 @@ def test_training_runs_in_a_child_process_stops_with_a_checkpoint_and_resumes(
 def test_a_dying_training_process_is_reported_and_napari_lives_on(dock, qtbot, tmp_path):
     _, widget = dock
     train = widget.train_tab
-    train.form.iterations.setValue(200)
+    train.form.iterations.value = 200
     train.form.output.set_text(str(tmp_path / "run"), emit=False)
     train.start_button.click()
     qtbot.waitUntil(lambda: len(train.plot.reports) >= 1, timeout=300_000)
@@ -111,7 +111,9 @@ def test_open_run_restores_settings_and_refuses_other_folders(dock, tiny_run, tm
     assert not train.open_run(tmp_path)
     assert "not a training run" in train.status.text()
     assert train.open_run(tiny_run[0])
-    assert train.form.iterations.value() == 60 and train.form.preset.currentText() == "tiny"
+    assert train.form.iterations.value == 60 and train.form.preset.value == "tiny"
+    # Every field of the form says what it does and when to change it.
+    assert all(len(widget.tooltip or "") > 30 for widget in train.form.form)
     assert train.checkpoints.count() >= 3
     train.best_button.click()
     chosen = widget.session.checkpoint

@@ -78,7 +78,7 @@ class TrainTab(QWidget):
         text = self.form.output.text()
         if not text:
             stamp = time.strftime("%Y%m%d-%H%M%S")
-            text = str(Path.home() / "napari-nuclei-runs" / f"{self.form.preset.currentText()}"
+            text = str(Path.home() / "napari-nuclei-runs" / f"{self.form.preset.value}"
                        f"-{stamp}")
             self.form.output.set_text(text, emit=False)
         return Path(text)

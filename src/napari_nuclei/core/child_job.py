@@ -30,6 +30,21 @@ def _log_tail(log_path: Path | None, lines: int = LOG_TAIL_LINES) -> str:
     return " | ".join(text.splitlines()[-lines:])
 
 
+def _stop_when_orphaned(stop) -> None:
+    """Ask the job to stop (training: with a checkpoint) if the parent process dies."""
+    import os
+    import threading
+
+    parent = os.getppid()
+
+    def watch():
+        while not stop.wait(1.0):
+            if os.getppid() != parent:
+                stop.set()
+
+    threading.Thread(target=watch, name="parent watch", daemon=True).start()
+
+
 def _child_main(target: str, kwargs: dict, connection, stop, log_path, pass_stop: bool):
     """Body of the child process: drain the job, sending reports, result or error."""
     import faulthandler
@@ -47,6 +62,7 @@ def _child_main(target: str, kwargs: dict, connection, stop, log_path, pass_stop
         # Libraries' deprecation notes would crowd out the lines that name a crash.
         for category in (DeprecationWarning, FutureWarning, UserWarning):
             warnings.filterwarnings("ignore", category=category)
+    _stop_when_orphaned(stop)
     module_name, function_name = target.split(":")
     job = getattr(importlib.import_module(module_name), function_name)(
         **kwargs, **({"stop": stop} if pass_stop else {}))
@@ -99,7 +115,9 @@ class ChildJob:
         self._process = context.Process(
             target=_child_main, args=(target, kwargs, sender, self._stop, self.log_path,
                                       pass_stop),
-            name=f"napari-nuclei {target.rsplit(':', 1)[-1]}", daemon=True)
+            name=f"napari-nuclei {target.rsplit(':', 1)[-1]}",
+            # Not a daemon: training starts data-loading processes of its own.
+            daemon=False)
         self._sender = sender
 
     def start(self) -> ChildJob:
