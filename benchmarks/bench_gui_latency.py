@@ -169,11 +169,12 @@ def predict_in_process(viewer, meter, checkpoint: Path, rounds: int, test_dir: P
         viewer.add_image(pixels, name=f"in-process {name}", rgb=pixels.ndim == 3)
         viewer.add_labels(prediction.above(0.3).labels(), name=f"in-process {name} nuclei")
 
+    finished = []
     meter.start()
-    for _ in range(rounds):
-        worker = start_job(_predict_in_thread, checkpoint.parent, checkpoint, paths,
-                           on_yield=on_result)
-        spin(lambda w=worker: not w.is_running)
+    for round_number in range(1, rounds + 1):
+        start_job(_predict_in_thread, checkpoint.parent, checkpoint, paths,
+                  on_yield=on_result, on_finish=lambda: finished.append(True))
+        spin(lambda n=round_number: len(finished) >= n)
     return meter.stop()
 
 

@@ -124,6 +124,14 @@ def test_open_run_restores_settings_and_refuses_other_folders(dock, tiny_run, tm
     import cv2
 
     assert cv2.imread(str(tmp_path / "loss.png")).shape[1] >= 1600
+    # The plot follows napari's theme.
+    from napari.utils.theme import get_theme
+
+    dark = train.plot.figure.get_facecolor()
+    widget.viewer.theme = "light" if widget.viewer.theme == "dark" else "dark"
+    assert train.plot.figure.get_facecolor() != dark
+    expected = get_theme(widget.viewer.theme).background.as_hex()
+    assert __import__("matplotlib").colors.to_hex(train.plot.figure.get_facecolor()) == expected
 
 
 def test_dock_and_command_line_give_the_same_submission(dock, qtbot, tiny_run, tmp_path):

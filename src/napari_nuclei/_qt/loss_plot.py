@@ -38,6 +38,17 @@ class LossPlot(FigureCanvasQTAgg):
         self.mpl_connect("draw_event", self._on_draw)
         self.redraw()
 
+    def set_theme(self, text_colour: str, background: str) -> None:
+        """Recolour the figure (napari's theme changed) and redraw."""
+        self.figure.set_facecolor(background)
+        plot = self.plot
+        for axes in (plot.loss_axes, plot.lr_axes, plot.ap_axes):
+            axes.tick_params(colors=text_colour)
+            for label in (axes.xaxis.label, axes.yaxis.label):
+                label.set_color(text_colour)
+        plot.title.set_color(text_colour)
+        self.redraw()
+
     def set_reports(self, reports: list) -> None:
         """Replace the data (a run opened from its ``metrics.jsonl``) and redraw."""
         self.reports = list(reports)

@@ -187,7 +187,7 @@ class PredictedLayers(QObject):
 
         self.autosave_timer.stop()
         self._on_count_due()
-        if self._saving is not None:
-            self._saving.await_workers() if hasattr(self._saving, "await_workers") else None
+        # A save still running in a worker is not waited for: every file is written
+        # atomically, so saving the same image here too leaves one whole file either way.
         if self.session.images and self.session.unsaved():
             self._on_saved(save_session(session_snapshot(self.session)))

@@ -46,6 +46,7 @@ class TrainTab(QWidget):
         self.form = TrainForm()
         theme = get_theme(viewer.theme)
         self.plot = LossPlot(theme.text.as_hex(), theme.background.as_hex())
+        viewer.events.theme.connect(self._on_theme)
         self.progress = QProgressBar()
         self.progress.setFormat("not started")
         self.status = QLabel("")
@@ -82,6 +83,12 @@ class TrainTab(QWidget):
                        f"-{stamp}")
             self.form.output.set_text(text, emit=False)
         return Path(text)
+
+    def _on_theme(self, event) -> None:
+        from napari.utils.theme import get_theme
+
+        theme = get_theme(event.value)
+        self.plot.set_theme(theme.text.as_hex(), theme.background.as_hex())
 
     def _on_start(self) -> None:
         from ..core.training.weights import is_run_dir
