@@ -11,6 +11,7 @@ argument (training) receive the event and finish their step with a checkpoint.
 from __future__ import annotations
 
 import multiprocessing
+import threading
 from collections.abc import Generator
 from pathlib import Path
 from typing import Any
@@ -119,6 +120,9 @@ class ChildJob:
             # Not a daemon: training starts data-loading processes of its own.
             daemon=False)
         self._sender = sender
+        # The relay thread and the GUI thread both wait on the process: one at a time, or
+        # the one that did not reap it would take it for alive.
+        self._lock = threading.Lock()
 
     def start(self) -> ChildJob:
         """Start the child process."""
@@ -137,18 +141,21 @@ class ChildJob:
         return self._stop.is_set()
 
     def is_alive(self) -> bool:
-        return self._process.is_alive()
+        with self._lock:
+            return self._process.is_alive()
 
     def join(self, timeout: float | None = None) -> bool:
         """Wait for the child to end; True when it has."""
-        self._process.join(timeout)
-        return not self._process.is_alive()
+        with self._lock:
+            self._process.join(timeout)
+            return not self._process.is_alive()
 
     def kill(self) -> None:
         """End the child at once (its last checkpoint stays)."""
-        if self._process.is_alive():
-            self._process.kill()
-            self._process.join()
+        with self._lock:
+            if self._process.is_alive():
+                self._process.kill()
+                self._process.join()
 
     def reports(self) -> Generator[Any, None, Any]:
         """Yield the job's reports as they arrive; return its result.
@@ -161,7 +168,7 @@ class ChildJob:
         """
         while True:
             if not self._receiver.poll(POLL_SECONDS):
-                if self._process.is_alive():
+                if self.is_alive():
                     continue
                 if not self._receiver.poll(0):
                     break
@@ -172,12 +179,12 @@ class ChildJob:
             if kind == "report":
                 yield payload
             elif kind == "result":
-                self._process.join()
+                self.join()
                 return payload
             else:
-                self._process.join()
+                self.join()
                 raise payload
-        self._process.join()
+        self.join()
         tail = _log_tail(self.log_path)
         raise ChildJobFailed(f"the {self._process.name} process ended unexpectedly "
                              f"(exit code {self._process.exitcode})"
