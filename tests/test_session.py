@@ -78,8 +78,12 @@ def test_threshold_and_new_predictions_never_discard_corrections(session, predic
         session.apply_threshold("img", 0.9)
     with pytest.raises(EditedImageError):
         session.add_prediction("img", None, prediction)
+    changed, removed = [], []
+    session.image_changed.connect(changed.append)
+    session.image_removed.connect(removed.append)
     replaced = session.add_prediction("img", None, prediction, replace_edits=True)
     assert not replaced.edited
+    assert changed == ["img"] and removed == []  # the image's layer is reused
 
 
 def test_use_run_takes_the_runs_threshold_and_refuses_other_folders(tmp_path):

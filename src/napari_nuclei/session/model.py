@@ -172,11 +172,10 @@ class Session:
         if previous is not None and previous.edited and not replace_edits:
             raise EditedImageError(f"{name} has corrections ({previous.edits})")
         image = ImageState.predicted(name, image_path, prediction, self.score_thresh)
-        if previous is not None:
-            self.images.pop(name)
-            self.image_removed.emit(name)
         self.images[name] = image
-        self.image_added.emit(name)
+        # A new prediction of a known image changes it in place (its layer is reused:
+        # removing and adding layers costs napari a garbage collection and a redraw).
+        (self.image_changed if previous is not None else self.image_added).emit(name)
         return image
 
     def apply_threshold(self, name: str, score_thresh: float) -> ImageState:
