@@ -64,11 +64,10 @@ def prediction_picture(run_dir: Path, out: Path) -> None:
     settle = time.monotonic() + 3
     wait(lambda: time.monotonic() > settle)
     dock.predict_tab.current_button.click()
-    wait(lambda: "he_tile_1000" in dock.state.data.predicted)
+    wait(lambda: "he_tile_1000" in dock.session.images)
     wait(lambda: not dock.predict_tab.worker.is_running)
-    layer = dock.state.data.predicted["he_tile_1000"].layer
+    layer = dock.predict_tab.layers.labels["he_tile_1000"]
     layer.opacity = 0.5
-    viewer.layers.selection.active = layer
     for _ in range(20):
         QApplication.processEvents()
     viewer.screenshot(str(out / "predicted_he.png"), canvas_only=False)

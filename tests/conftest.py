@@ -11,6 +11,11 @@ import cv2
 import numpy as np
 import pytest
 
+# This test process hosts napari (with Mesa's OpenGL) and, in other tests, torch. Triton,
+# which torch imports when present, crashes a process holding Mesa's LLVM, so the tests
+# hide it; the plugin itself never imports torch into napari's process.
+sys.modules.setdefault("triton", None)
+
 REPO = Path(__file__).resolve().parents[1]
 SAMPLE_DATA = REPO / "sample_data"
 

@@ -1,11 +1,12 @@
 """The dock widget in a real viewer (Xvfb): data, training, prediction, correction, export."""
 
 import json
-import time
+import shutil
+import subprocess
+import sys
 
 import numpy as np
 import pytest
-from qtpy.QtCore import QTimer
 
 from conftest import SAMPLE_DATA
 
@@ -13,22 +14,34 @@ pytestmark = pytest.mark.gui
 
 
 @pytest.fixture
-def dock(make_napari_viewer):
+def dock(make_napari_viewer, qtbot, tmp_path):
     from napari_nuclei._qt.dock import NucleiDock
 
     viewer = make_napari_viewer()
     _, widget = viewer.window.add_plugin_dock_widget("napari-nuclei", "Nuclei segmentation")
     assert isinstance(widget, NucleiDock)
-    widget.data_tab.set_paths(SAMPLE_DATA, SAMPLE_DATA / "test", SAMPLE_DATA / "test_gt")
+    widget.data_tab.set_paths(SAMPLE_DATA, SAMPLE_DATA / "test", SAMPLE_DATA / "test_gt",
+                              tmp_path / "session")
     yield viewer, widget
     for tab in (widget.train_tab, widget.predict_tab):
-        if tab.worker is not None:
-            tab.worker.quit()
-            tab.worker.await_workers() if hasattr(tab.worker, "await_workers") else None
+        if tab.job is not None:
+            tab.job.kill()
+    workers = (widget.train_tab.worker, widget.predict_tab.worker, widget.export_tab.worker,
+               widget.predict_tab.layers._saving)
+    qtbot.waitUntil(lambda: not any(w is not None and w.is_running for w in workers))
 
 
 def _wait_idle(qtbot, worker, timeout=600_000):
     qtbot.waitUntil(lambda: not worker.is_running, timeout=timeout)
+
+
+def _predict_folder(qtbot, widget, tiny_run):
+    assert widget.train_tab.open_run(tiny_run[0])
+    predict = widget.predict_tab
+    predict.folder_button.click()
+    qtbot.waitUntil(lambda: len(widget.session.images) == 2, timeout=300_000)
+    _wait_idle(qtbot, predict.worker)
+    return predict
 
 
 def test_data_section_checks_and_opens_images(dock, qtbot):
@@ -40,61 +53,192 @@ def test_data_section_checks_and_opens_images(dock, qtbot):
     assert data.summary.text().startswith("3 images")
     data._on_open_image(data.images.item(0))
     assert [layer.name for layer in viewer.layers][-2:] == ["fluo_r0c0", "fluo_r0c0 nuclei"]
+    # Another training folder makes the check stale: it cannot be saved as that folder's.
+    data.set_paths(train=SAMPLE_DATA / "test_gt")
+    assert not data.save_button.isEnabled()
 
 
-def test_training_from_the_widget_updates_the_plot_and_stops_with_a_checkpoint(
+def test_training_runs_in_a_child_process_stops_with_a_checkpoint_and_resumes(
         dock, qtbot, tmp_path):
     _, widget = dock
     train = widget.train_tab
-    train.form.iterations.setValue(200)
-    train.form.val_fraction.setValue(0.0)
+    train.form.iterations.value = 200
+    train.form.val_fraction.value = 0.0
     train.form.output.set_text(str(tmp_path / "run"), emit=False)
-
-    # Responsiveness: a 20 ms timer on the GUI thread, watched while the worker trains.
-    gaps, last = [], [time.perf_counter()]
-
-    def tick():
-        now = time.perf_counter()
-        gaps.append(now - last[0])
-        last[0] = now
-
-    timer = QTimer()
-    timer.timeout.connect(tick)
-    timer.start(20)
     train.start_button.click()
     qtbot.waitUntil(lambda: len(train.plot.reports) >= 3, timeout=300_000)
-    last[0] = time.perf_counter()
-    gaps.clear()
-    qtbot.waitUntil(lambda: len(train.plot.reports) >= 12, timeout=300_000)
-    timer.stop()
-    lines = train.plot.figure.axes[0].get_lines()
-    assert len(lines[0].get_xdata()) >= 3  # the plot holds the data it was given
+    assert train.training
     train.stop_button.click()
-    _wait_idle(qtbot, train.worker)
-    done = len(train.plot.reports)
-    assert done < 200
+    qtbot.waitUntil(lambda: train.result is not None, timeout=300_000)
+    done = train.result.iteration
+    assert train.result.stopped and done < 200
     assert (tmp_path / "run" / f"model_{done - 1:07d}.pth").is_file()
     assert "Stopped at iteration" in train.status.text()
-    worst = max(gaps)
-    print(f"worst GUI-thread timer gap during training: {worst * 1000:.0f} ms "
-          f"over {len(gaps)} ticks")
-    assert worst < 0.2
-    # Resume continues the same run.
-    train.form.iterations.setValue(200)
+    # Start refuses to overwrite the run, in the dock's words; Resume continues it.
+    train.start_button.click()
+    assert "continue it with Resume" in train.status.text()
     train.resume_button.click()
     qtbot.waitUntil(lambda: train.plot.reports[-1].iteration > done, timeout=300_000)
-    train.stop_button.click()
-    _wait_idle(qtbot, train.worker)
+    # Closing napari asks; keeping it open leaves the run going.
+    widget.predict_tab.ask = lambda *_: False
+    assert not widget.close_guard.may_close() and train.training
+    # Closing anyway stops the child with a checkpoint that Resume can continue from.
+    widget.predict_tab.ask = lambda *_: True
+    first = train.result
+    assert widget.close_guard.may_close()
+    assert not train.training
+    qtbot.waitUntil(lambda: train.result is not first, timeout=300_000)
+    last = train.result.iteration
+    assert last > done and (tmp_path / "run" / f"model_{last - 1:07d}.pth").is_file()
 
 
-def test_checkpoint_list_and_best_choice(dock, tiny_run):
+def test_a_dying_training_process_is_reported_and_napari_lives_on(dock, qtbot, tmp_path):
     _, widget = dock
-    widget.train_tab.open_run(tiny_run[0])
-    assert widget.train_tab.checkpoints.count() >= 3
-    widget.train_tab.best_button.click()
-    chosen = widget.state.data.checkpoint
+    train = widget.train_tab
+    train.form.iterations.value = 200
+    train.form.output.set_text(str(tmp_path / "run"), emit=False)
+    train.start_button.click()
+    qtbot.waitUntil(lambda: len(train.plot.reports) >= 1, timeout=300_000)
+    train.job.kill()
+    qtbot.waitUntil(lambda: "Training ended with an error" in train.status.text(),
+                    timeout=60_000)
+    assert "ended unexpectedly" in train.status.text()
+
+
+def test_open_run_restores_settings_and_refuses_other_folders(dock, tiny_run, tmp_path):
+    _, widget = dock
+    train = widget.train_tab
+    assert not train.open_run(tmp_path)
+    assert "not a training run" in train.status.text()
+    assert train.open_run(tiny_run[0])
+    assert train.form.iterations.value == 60 and train.form.preset.value == "tiny"
+    # Every field of the form says what it does and when to change it.
+    assert all(len(widget.tooltip or "") > 30 for widget in train.form.form)
+    assert train.checkpoints.count() >= 3
+    train.best_button.click()
+    chosen = widget.session.checkpoint
     assert chosen is not None and chosen.parent == tiny_run[0]
-    assert "val AP" in widget.train_tab.checkpoints.currentItem().text()
+    assert "val AP" in train.checkpoints.currentItem().text()
+    assert chosen.name in widget.predict_tab.model_label.text()
+    train.plot.save_png(tmp_path / "loss.png")
+    import cv2
+
+    assert cv2.imread(str(tmp_path / "loss.png")).shape[1] >= 1600
+    # The plot follows napari's theme.
+    from napari.utils.theme import get_theme
+
+    dark = train.plot.figure.get_facecolor()
+    widget.viewer.theme = "light" if widget.viewer.theme == "dark" else "dark"
+    assert train.plot.figure.get_facecolor() != dark
+    expected = get_theme(widget.viewer.theme).background.as_hex()
+    assert __import__("matplotlib").colors.to_hex(train.plot.figure.get_facecolor()) == expected
+
+
+def test_dock_and_command_line_give_the_same_submission(dock, qtbot, tiny_run, tmp_path):
+    _, widget = dock
+    predict = _predict_folder(qtbot, widget, tiny_run)
+    assert predict.threshold.value() == 30  # the tiny run's own test threshold
+    cli_out = tmp_path / "cli.json"
+    result = subprocess.run(
+        [sys.executable, "-m", "napari_nuclei.cli", "predict", "--model", str(tiny_run[0]),
+         "--images", str(SAMPLE_DATA / "test"), "-o", str(cli_out), "-q"],
+        capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr
+    widget.export_tab.export_submission(str(tmp_path / "dock.json"))
+    qtbot.waitUntil(lambda: "Wrote" in widget.export_tab.result.text(), timeout=60_000)
+    dock_entries = json.loads((tmp_path / "dock.json").read_text())
+    cli_entries = json.loads(cli_out.read_text())
+    assert len(dock_entries) == len(cli_entries) > 0
+    assert sorted(e["bbox"] for e in dock_entries) == sorted(e["bbox"] for e in cli_entries)
+
+
+def test_corrections_are_counted_autosaved_and_exported(dock, qtbot, tiny_run, tmp_path):
+    viewer, widget = dock
+    predict = _predict_folder(qtbot, widget, tiny_run)
+    session = widget.session
+    # One image at a time: the last one predicted, or the one chosen in the list.
+    first, last = list(session.images)
+    assert predict.layers.labels[last].visible and not predict.layers.labels[first].visible
+    predict.images.setCurrentRow(list(session.images).index("fluo_r1c1"))
+    image = session.images["fluo_r1c1"]
+    layer = predict.layers.labels["fluo_r1c1"]
+    assert layer.data is image.labels and layer.visible
+    assert not predict.layers.labels["he_tile_1000"].visible
+    assert {"score", "area", "bbox_x"} <= set(layer.features.columns)
+
+    # The slider re-filters the image in view only, once it rests.
+    viewer.layers.selection.active = viewer.layers[layer.name]
+    shown = len(np.unique(layer.data))
+    other = predict.layers.labels["he_tile_1000"].data.copy()
+    predict.threshold.setValue(90)
+    qtbot.waitUntil(lambda: len(np.unique(predict.layers.labels["fluo_r1c1"].data)) < shown)
+    np.testing.assert_array_equal(predict.layers.labels["he_tile_1000"].data, other)
+    predict.threshold.setValue(30)
+    qtbot.waitUntil(lambda: len(np.unique(predict.layers.labels["fluo_r1c1"].data)) == shown)
+    layer = predict.layers.labels["fluo_r1c1"]
+    image = session.images["fluo_r1c1"]
+
+    # Paint a nucleus with the label napari's M would pick: the highest shown + 1, which
+    # is a prediction hidden by the threshold.
+    hidden = int(layer.data.max()) + 1
+    assert hidden <= len(image.prediction)
+    top, left = _empty_spot(layer.data, 14)
+    layer.brush_size = 5
+    layer.paint((top + 7, left + 7), hidden)
+    qtbot.waitUntil(lambda: str(image.edits) == "1 added, 0 removed, 0 edited")
+    layer.undo()
+    qtbot.waitUntil(lambda: not image.edited)
+    layer.redo()
+    qtbot.waitUntil(lambda: str(image.edits) == "1 added, 0 removed, 0 edited")
+    # Erase nucleus 1 of the other image too: every edited image is autosaved.
+    other = predict.layers.labels["he_tile_1000"]
+    other.data_setitem(np.nonzero(other.data == 1), 0)
+    qtbot.waitUntil(
+        lambda: str(session.images["he_tile_1000"].edits) == "0 added, 1 removed, 0 edited")
+    corrected = tmp_path / "session" / "corrected"
+    qtbot.waitUntil(lambda: not session.unsaved(), timeout=30_000)
+    assert sorted(p.name for p in corrected.glob("*.tif")) == ["fluo_r1c1.tif",
+                                                               "he_tile_1000.tif"]
+    assert not list((SAMPLE_DATA / "test").glob("*corrected*"))
+    np.testing.assert_array_equal(
+        __import__("tifffile").imread(corrected / "fluo_r1c1.tif"), layer.data)
+
+    widget.export_tab.export_submission(str(tmp_path / "submission.json"))
+    qtbot.waitUntil(lambda: "Wrote" in widget.export_tab.result.text(), timeout=60_000)
+    entries = json.loads((tmp_path / "submission.json").read_text())
+    drawn = [e for e in entries if e["image_id"] == 1 and e["score"] == 1.0]
+    rows, cols = np.nonzero(layer.data == hidden)
+    own_box = [cols.min(), rows.min(), np.ptp(cols) + 1, np.ptp(rows) + 1]
+    assert len(drawn) == 1 and drawn[0]["bbox"] == [int(v) for v in own_box]
+
+    widget.export_tab.evaluate()
+    qtbot.waitUntil(lambda: "AJI" in widget.export_tab.result.text(), timeout=60_000)
+
+    # Predicting again asks first; saying no keeps the corrections.
+    predict.ask = lambda *_: False
+    predict.folder_button.click()
+    qtbot.waitUntil(lambda: "Kept the corrections" in predict.hint.text(), timeout=300_000)
+    _wait_idle(qtbot, predict.worker)
+    assert session.images["fluo_r1c1"].edited
+
+
+def test_session_is_restored_from_its_output_folder(dock, qtbot, tiny_run, tmp_path):
+    viewer, widget = dock
+    predict = _predict_folder(qtbot, widget, tiny_run)
+    layer = predict.layers.labels["fluo_r1c1"]
+    layer.data_setitem(np.nonzero(layer.data == 2), 0)
+    assert widget.close_guard.may_close()  # closing saves what is pending
+    assert (tmp_path / "session" / "session.json").is_file()
+    edited = layer.data.copy()
+
+    widget.session.run_dir = None
+    widget.data_tab.open_session(tmp_path / "session")
+    assert widget.session.run_dir == tiny_run[0].resolve()
+    restored = predict.layers.labels["fluo_r1c1"]
+    assert restored.unique_id != layer.unique_id
+    assert restored.unique_id in {lyr.unique_id for lyr in viewer.layers}
+    np.testing.assert_array_equal(restored.data, edited)
+    assert str(widget.session.images["fluo_r1c1"].edits) == "0 added, 1 removed, 0 edited"
 
 
 def _empty_spot(labels, size):
@@ -106,74 +250,33 @@ def _empty_spot(labels, size):
     raise AssertionError("no background left in the image")
 
 
-def test_predict_correct_autosave_and_export(dock, qtbot, tiny_run, tmp_path):
-    viewer, widget = dock
-    widget.train_tab.open_run(tiny_run[0])
-    predict = widget.predict_tab
-    predict.threshold.setValue(30)
-    predict.folder_button.click()
-    qtbot.waitUntil(lambda: len(widget.state.data.predicted) == 2, timeout=300_000)
-    _wait_idle(qtbot, predict.worker)
-    predicted = widget.state.data.predicted["fluo_r1c1"]
-    layer = predicted.layer
-    assert layer.name == "fluo_r1c1 nuclei (predicted)"
-    assert {"score", "area", "bbox_x"} <= set(layer.features.columns)
-    assert len(layer.features) == len(np.unique(layer.data)) - 1 > 0
-
-    # Raising the threshold re-filters without running the network.
-    before = len(np.unique(layer.data))
-    predict.threshold.setValue(90)
-    assert len(np.unique(layer.data)) < before
-    predict.threshold.setValue(30)
-
-    # A correction: erase nucleus 1, paint a new one.
-    edited = np.asarray(layer.data).copy()
-    edited[edited == 1] = 0
-    top, left = _empty_spot(edited, 10)
-    edited[top : top + 10, left : left + 10] = 5000
-    layer.data = edited
-    assert "1 added, 1 removed, 0 edited" in predict.edits.text()
-    autosaved = SAMPLE_DATA / "test" / "napari_nuclei_corrected" / "fluo_r1c1.tif"
-    try:
-        qtbot.waitUntil(autosaved.is_file, timeout=10_000)
-
-        out = tmp_path / "submission.json"
-        widget.export_tab.export_submission(str(out))
-        entries = json.loads(out.read_text())
-        assert {e["image_id"] for e in entries} == {1, 2}
-        assert any(e["score"] == 1.0 for e in entries if e["image_id"] == 1)
-        assert "Wrote" in widget.export_tab.result.text()
-
-        viewer.layers.selection.active = layer
-        widget.export_tab.export_coco(str(tmp_path / "nuclei.json"))
-        coco = json.loads((tmp_path / "nuclei.json").read_text())
-        assert len(coco["annotations"]) == len(np.unique(edited)) - 1
-
-        result = widget.export_tab.evaluate()
-        assert result is not None and "AJI" in widget.export_tab.result.text()
-    finally:
-        for path in autosaved.parent.glob("*"):
-            path.unlink()
-        autosaved.parent.rmdir()
-
-
-def test_add_corrected_images_to_training_set(dock, qtbot, tiny_run, tmp_path):
-    import shutil
-
+def test_predict_current_image_acts_on_the_image_in_view(dock, qtbot, tiny_run, tmp_path):
     viewer, widget = dock
     train_copy = tmp_path / "data"
     shutil.copytree(SAMPLE_DATA / "train", train_copy / "train")
     widget.data_tab.set_paths(train=train_copy)
-    widget.train_tab.open_run(tiny_run[0])
+    assert widget.train_tab.open_run(tiny_run[0])
     viewer.open_sample("napari-nuclei", "fluorescence")
-    viewer.layers.selection.active = viewer.layers["fluo_r0c0"]
-    widget.predict_tab.current_button.click()
-    qtbot.waitUntil(lambda: "fluo_r0c0" in widget.state.data.predicted, timeout=300_000)
-    _wait_idle(qtbot, widget.predict_tab.worker)
-    layer = widget.state.data.predicted["fluo_r0c0"].layer
-    edited = np.asarray(layer.data).copy()
-    edited[:12, :12] = 7777
-    layer.data = edited
-    widget.predict_tab.add_button.click()
+    hidden = viewer.add_image(np.zeros((64, 64), np.uint8), name="hidden", visible=False)
+    viewer.layers.selection.active = viewer.layers["fluo_r0c0 nuclei"]  # ground truth
+    predict = widget.predict_tab
+    predict.current_button.click()
+    qtbot.waitUntil(lambda: "fluo_r0c0" in widget.session.images, timeout=300_000)
+    _wait_idle(qtbot, predict.worker)
+    assert "hidden" not in widget.session.images and not hidden.visible
+    assert not viewer.layers["fluo_r0c0 nuclei"].visible  # ground truth not drawn over
+    layer = predict.layers.labels["fluo_r0c0"]
+    layer.data_setitem(tuple(np.mgrid[:12, :12].reshape(2, -1)), 7777)
+    qtbot.waitUntil(lambda: widget.session.images["fluo_r0c0"].edited)
+    predict.add_button.click()
+    qtbot.waitUntil(lambda: "Added 1" in predict.hint.text(), timeout=60_000)
     masks = list((train_copy / "train" / "fluo_r0c0" / "masks").glob("*.png"))
-    assert len(masks) == len(np.unique(edited)) - 1
+    assert len(masks) == len(np.unique(layer.data)) - 1
+
+    # A stack is predicted plane by plane: the plane in view.
+    stack = np.stack([viewer.layers["fluo_r0c0"].data] * 3)
+    viewer.add_image(stack, name="stack")
+    viewer.dims.set_current_step(0, 1)
+    predict.current_button.click()
+    qtbot.waitUntil(lambda: "stack[1]" in widget.session.images, timeout=300_000)
+    _wait_idle(qtbot, predict.worker)

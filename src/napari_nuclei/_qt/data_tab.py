@@ -1,7 +1,8 @@
-"""Data section: choose training / test / ground-truth folders, check, browse, convert."""
+"""Data section: choose folders and the session's output folder, check, browse, convert."""
 
 from __future__ import annotations
 
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -23,21 +24,31 @@ from .workers import notify_error, open_chosen_dataset, start_job
 if TYPE_CHECKING:
     import napari
 
+    from ..session import Session
+
+FIELDS = ("train_dir", "test_dir", "gt_dir", "output_dir")
+
 
 class DataTab(QWidget):
     """Pick folders, see a summary with validation warnings, open images as layers."""
 
-    def __init__(self, viewer: napari.viewer.Viewer, state, parent=None):
+    def __init__(self, viewer: napari.viewer.Viewer, session: Session, parent=None):
         super().__init__(parent)
-        self.viewer, self.state = viewer, state
-        self.conversion = None
+        self.viewer, self.session = viewer, session
+        self.conversion = self.job = None
         self.train_field = FolderField("train/<id>/images + masks (or label images, COCO)")
         self.test_field = FolderField("folder of images with test_img_ids.json")
         self.gt_field = FolderField("optional: ground truth of the test images")
+        self.output_field = FolderField("corrections and the session are saved here")
+        self.fields = dict(zip(FIELDS, (self.train_field, self.test_field, self.gt_field,
+                                        self.output_field), strict=True))
         form = QFormLayout()
-        form.addRow("Training data", self.train_field)
-        form.addRow("Test images", self.test_field)
-        form.addRow("Ground truth", self.gt_field)
+        for label, key in (("Training data", "train_dir"), ("Test images", "test_dir"),
+                           ("Ground truth", "gt_dir"), ("Output folder", "output_dir")):
+            form.addRow(label, self.fields[key])
+        self.open_session_button = QPushButton("Open session…")
+        self.open_session_button.setToolTip("Restore the folders, model, predictions and "
+                                            "corrections saved in an output folder")
         self.check_button = QPushButton("Check training data")
         self.save_button = QPushButton("Save as COCO JSON…")
         self.save_button.setEnabled(False)
@@ -48,26 +59,36 @@ class DataTab(QWidget):
         self.images.setToolTip("Double-click an image to open it (with its nuclei)")
         layout = QVBoxLayout(self)
         layout.addLayout(form)
-        for widget in (self.check_button, self.progress, self.summary, self.save_button,
+        for widget in (self.open_session_button, self.check_button, self.progress,
+                       self.summary, self.save_button,
                        QLabel("Images (double-click to open):"), self.images):
             layout.addWidget(widget)
-        self.train_field.changed.connect(lambda p: self._on_folder_changed("train_dir", p))
-        self.test_field.changed.connect(lambda p: self._on_folder_changed("test_dir", p))
-        self.gt_field.changed.connect(lambda p: self._on_folder_changed("gt_dir", p))
+        for key, field in self.fields.items():
+            field.changed.connect(lambda p, k=key: self._on_field_edited(k, p))
+            getattr(session.events, key).connect(partial(self._on_session_folder, key))
+        self.open_session_button.clicked.connect(self._on_open_session)
         self.check_button.clicked.connect(self._on_check)
         self.save_button.clicked.connect(self._on_save)
         self.images.itemDoubleClicked.connect(self._on_open_image)
 
-    def _on_folder_changed(self, key: str, path: str) -> None:
-        self.state.set_folders(**{key: path or None})
-        self._list_images()
+    def _on_field_edited(self, key: str, path: str) -> None:
+        setattr(self.session, key, Path(path).expanduser() if path else None)
+
+    def _on_session_folder(self, key: str, value) -> None:
+        self.fields[key].set_text(str(value) if value else "", emit=False)
+        if key in ("train_dir", "test_dir"):
+            self._list_images()
+        if key == "train_dir":  # a check of another folder no longer applies
+            self.conversion = None
+            self.save_button.setEnabled(False)
+            self.summary.setText("Not checked yet.")
 
     def _datasets(self):
         from ..core.dataset import open_dataset
 
         found = []
-        for label, path in (("train", self.state.data.train_dir),
-                            ("test", self.state.data.test_dir)):
+        for label, path in (("train", self.session.train_dir),
+                            ("test", self.session.test_dir)):
             if path is None:
                 continue
             try:
@@ -84,10 +105,31 @@ class DataTab(QWidget):
                 item.setData(256, (record, dataset.annotated))  # 256: Qt.UserRole
                 self.images.addItem(item)
 
+    def _on_open_session(self) -> None:
+        path = QFileDialog.getExistingDirectory(self, "Open a session (its output folder)")
+        if path:
+            self.open_session(Path(path))
+
+    def open_session(self, folder: Path) -> None:
+        """Restore the session saved in an output folder."""
+        from napari.utils.notifications import show_warning
+
+        from ..session.actions import restore_session
+
+        try:
+            problems = restore_session(self.session, folder)
+        except Exception as exc:
+            notify_error(exc)
+            return
+        for line in problems:
+            show_warning(f"Not restored: {line}")
+        self.summary.setText(f"Session restored from {folder}: "
+                             f"{len(self.session.images)} predicted image(s).")
+
     def _on_check(self) -> None:
         from ..core.convert import iter_conversion
 
-        dataset = open_chosen_dataset(self.state.data.train_dir, self.summary.setText,
+        dataset = open_chosen_dataset(self.session.train_dir, self.summary.setText,
                                       "training")
         if dataset is None:
             return
@@ -107,15 +149,14 @@ class DataTab(QWidget):
         self.save_button.setEnabled(True)
 
     def _on_save(self) -> None:
-        from napari.utils.notifications import show_info
-
         from ..core.atomic import write_json_atomic
 
         path, _ = QFileDialog.getSaveFileName(self, "Save COCO JSON", "annotations.json",
                                               "JSON (*.json)")
         if path and self.conversion is not None:
-            write_json_atomic(path, self.conversion.coco)
-            show_info(f"Saved {self.conversion.n_annotations} nuclei to {path}")
+            conversion = self.conversion
+            start_job(write_json_atomic, path, conversion.coco, on_return=lambda _p: (
+                self.summary.setText(f"Saved {conversion.n_annotations} nuclei to {path}")))
 
     def _on_open_image(self, item) -> None:
         from .._layers import record_layer_data
@@ -130,9 +171,8 @@ class DataTab(QWidget):
             getattr(self.viewer, f"add_{kind}")(data, **kwargs)
 
     def set_paths(self, train: Path | None = None, test: Path | None = None,
-                  gt: Path | None = None) -> None:
+                  gt: Path | None = None, output: Path | None = None) -> None:
         """Fill the folders (used by the sample-data launcher and tests)."""
-        for field, value in ((self.train_field, train), (self.test_field, test),
-                             (self.gt_field, gt)):
+        for key, value in zip(FIELDS, (train, test, gt, output), strict=True):
             if value is not None:
-                field.set_text(str(value))
+                setattr(self.session, key, Path(value))

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from qtpy.QtCore import QTimer
 from qtpy.QtWidgets import QScrollArea, QTabWidget, QVBoxLayout, QWidget
 
+from ..session import Session
+from .close_guard import CloseGuard
 from .data_tab import DataTab
 from .engine_panel import EnginePanel
 from .export_tab import ExportTab
 from .predict_tab import PredictTab
-from .state import SessionState
 from .train_tab import TrainTab
 
 if TYPE_CHECKING:
@@ -25,7 +27,7 @@ def _scrollable(widget: QWidget) -> QScrollArea:
 
 
 class NucleiDock(QWidget):
-    """One tab per step of the workflow; the tabs share a :class:`SessionState`.
+    """One tab per step of the workflow, all bound to one :class:`Session`.
 
     Parameters
     ----------
@@ -36,11 +38,11 @@ class NucleiDock(QWidget):
     def __init__(self, napari_viewer: napari.viewer.Viewer, parent=None):
         super().__init__(parent)
         self.viewer = napari_viewer
-        self.state = SessionState(self)
-        self.data_tab = DataTab(napari_viewer, self.state)
-        self.train_tab = TrainTab(napari_viewer, self.state)
-        self.predict_tab = PredictTab(napari_viewer, self.state)
-        self.export_tab = ExportTab(napari_viewer, self.state)
+        self.session = Session()
+        self.data_tab = DataTab(napari_viewer, self.session)
+        self.train_tab = TrainTab(napari_viewer, self.session)
+        self.predict_tab = PredictTab(napari_viewer, self.session)
+        self.export_tab = ExportTab(napari_viewer, self.session)
         self.tabs = QTabWidget()
         for title, tab in (("Data", self.data_tab), ("Train", self.train_tab),
                            ("Predict", self.predict_tab), ("Export", self.export_tab)):
@@ -50,4 +52,17 @@ class NucleiDock(QWidget):
         self.engine_panel = EnginePanel()  # visible only while the engine is missing
         layout.addWidget(self.engine_panel)
         layout.addWidget(self.tabs)
-        self.setMinimumWidth(440)
+        self.setMinimumWidth(400)
+        self.close_guard = CloseGuard(self)
+        # Once napari has placed the dock, watch its window's close request.
+        QTimer.singleShot(0, self._on_placed)
+
+    def _on_placed(self) -> None:
+        if self.window() is not self:
+            self.close_guard.watch(self.window())
+
+    def closeEvent(self, event) -> None:  # noqa: N802 (Qt's name)
+        if self.close_guard.may_close():
+            event.accept()
+        else:
+            event.ignore()

@@ -1,50 +1,45 @@
-"""Export section: labels as COCO JSON, the submission for the test folder, evaluation."""
+"""Export section: labels as COCO JSON, the submission for the test folder, evaluation.
+
+The files are written and the scores computed in workers, from copies of the labels.
+"""
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import TYPE_CHECKING
 
-import numpy as np
 from qtpy.QtWidgets import QFileDialog, QLabel, QPushButton, QVBoxLayout, QWidget
 
-from .workers import notify_error
+from .workers import start_job
 
 if TYPE_CHECKING:
     import napari
 
+    from ..session import Session
 
-def submission_for_test_folder(state, test_ids: Path | None = None):
-    """Entries for every predicted test image (corrected labels where the user edited).
 
-    Returns ``(entries, image sizes, names of test images not predicted)``.
-    """
-    from ..core.dataset import open_dataset
-    from ..core.export import prediction_entries
-    from ..core.submission import image_ids_by_name
+def _write_coco(path: str, labels, attributes: dict) -> str:
+    import numpy as np
 
-    dataset = open_dataset(state.data.test_dir)
-    ids = image_ids_by_name(dataset, test_ids)
-    entries, sizes, missing = [], {}, []
-    for record in dataset.records:
-        predicted = state.data.predicted.get(record.name)
-        if predicted is None:
-            missing.append(record.name)
-            continue
-        image_id = ids[Path(record.file_name).name]
-        sizes[image_id] = (predicted.prediction.height, predicted.prediction.width)
-        entries += prediction_entries(image_id, predicted.prediction, predicted.score_thresh,
-                                      predicted.predicted_labels,
-                                      np.asarray(predicted.layer.data))
-    return entries, sizes, missing
+    from .._writer import write_labels_coco
+
+    write_labels_coco(path, labels, attributes)
+    return f"Wrote {path}: {len(np.unique(labels)) - 1} nuclei"
+
+
+def _scores_line(result: dict) -> str:
+    o = result["overall"]
+    return (f"AP {o['AP']:.3f} · AP50 {o['AP50']:.3f} · AJI {o['AJI']:.3f} · F1 {o['F1']:.3f} "
+            f"({o['gt_nuclei']} true nuclei, {o['predicted_nuclei']} predicted)")
 
 
 class ExportTab(QWidget):
     """Hand-in files, validated before they are written, and scores against ground truth."""
 
-    def __init__(self, viewer: napari.viewer.Viewer, state, parent=None):
+    def __init__(self, viewer: napari.viewer.Viewer, session: Session, parent=None):
         super().__init__(parent)
-        self.viewer, self.state = viewer, state
+        self.viewer, self.session = viewer, session
+        self.worker = None
+        self.last_evaluation: dict | None = None
         self.coco_button = QPushButton("Export selected labels as COCO JSON…")
         self.submission_button = QPushButton("Export submission for the test folder…")
         self.evaluate_button = QPushButton("Evaluate against ground truth")
@@ -64,11 +59,27 @@ class ExportTab(QWidget):
         path, _ = QFileDialog.getSaveFileName(self, "Save as", default, "JSON (*.json)")
         return path
 
+    def _run(self, function, *args, on_return) -> None:
+        self.result.setText("Working…")
+        for button in (self.coco_button, self.submission_button, self.evaluate_button):
+            button.setEnabled(False)
+        self.worker = start_job(function, *args, on_return=on_return,
+                                on_finish=self._on_finished, on_error=self._on_error)
+
+    def _on_finished(self) -> None:
+        for button in (self.coco_button, self.submission_button, self.evaluate_button):
+            button.setEnabled(True)
+
+    def _on_error(self, exc: BaseException) -> None:
+        from .workers import notify_error, one_line
+
+        self.result.setText(one_line(exc))
+        notify_error(exc)
+
     def export_coco(self, path: str) -> None:
         """Write the selected Labels layer as COCO instances JSON."""
+        import numpy as np
         from napari.layers import Labels
-
-        from .._writer import write_labels_coco
 
         layer = self.viewer.layers.selection.active
         if not path:
@@ -76,53 +87,34 @@ class ExportTab(QWidget):
         if not isinstance(layer, Labels):
             self.result.setText("Select a Labels layer first.")
             return
-        try:
-            write_labels_coco(path, layer.data, layer.as_layer_data_tuple()[1])
-        except Exception as exc:
-            notify_error(exc)
-            return
-        self._done(f"Wrote {path}: {len(np.unique(layer.data)) - 1} nuclei")
+        self._run(_write_coco, path, np.array(layer.data), layer.as_layer_data_tuple()[1],
+                  on_return=self._done)
 
     def export_submission(self, path: str) -> None:
         """Write the submission for the whole test folder (validated first)."""
-        from ..core.submission import write_submission
+        from ..session.actions import images_snapshot, write_test_submission
 
         if not path:
             return
-        if self.state.data.test_dir is None:
+        if self.session.test_dir is None:
             self.result.setText("Choose a test folder in the Data section first.")
             return
-        try:
-            entries, sizes, missing = submission_for_test_folder(self.state)
-            write_submission(path, entries, sizes)
-        except Exception as exc:
-            notify_error(exc)
-            return
-        note = f"; not predicted yet: {', '.join(missing)}" if missing else ""
-        self._done(f"Wrote {path}: {len(entries)} nuclei in {len(sizes)} images{note}")
+        self._run(write_test_submission, path, self.session.test_dir,
+                  images_snapshot(self.session), on_return=self._done)
 
-    def evaluate(self) -> dict | None:
+    def evaluate(self) -> None:
         """Score the current predictions (with corrections) against the ground truth."""
-        from ..core.ground_truth import load_ground_truth
-        from ..core.metrics import evaluate
+        from ..session.actions import evaluate_test_folder, images_snapshot
 
-        data = self.state.data
-        if data.gt_dir is None or data.test_dir is None:
+        if self.session.gt_dir is None or self.session.test_dir is None:
             self.result.setText("Choose a test folder and its ground truth in Data first.")
-            return None
-        try:
-            entries, _, _ = submission_for_test_folder(self.state)
-            ids = data.test_dir / "test_img_ids.json"
-            gt = load_ground_truth(data.gt_dir, ids if ids.is_file() else None)
-            result = evaluate(gt, entries)
-        except Exception as exc:
-            notify_error(exc)
-            return None
-        o = result["overall"]
-        self.result.setText(f"AP {o['AP']:.3f} · AP50 {o['AP50']:.3f} · AJI {o['AJI']:.3f} · "
-                            f"F1 {o['F1']:.3f} ({o['gt_nuclei']} true nuclei, "
-                            f"{o['predicted_nuclei']} predicted)")
-        return result
+            return
+        self._run(evaluate_test_folder, self.session.test_dir, self.session.gt_dir,
+                  images_snapshot(self.session), on_return=self._on_evaluated)
+
+    def _on_evaluated(self, result: dict) -> None:
+        self.last_evaluation = result
+        self.result.setText(_scores_line(result))
 
     def _done(self, message: str) -> None:
         from napari.utils.notifications import show_info

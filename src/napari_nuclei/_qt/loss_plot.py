@@ -17,7 +17,8 @@ from matplotlib.figure import Figure
 from ..core.plots import TrainingPlot
 
 _UPDATE_INTERVAL_S = 0.5
-_HEADROOM = 1.5  # room above the curves, so that the axes seldom need redrawing
+_HEADROOM = 1.5
+SAVED_WIDTH_PX = 1600  # room above the curves, so that the axes seldom need redrawing
 
 
 class LossPlot(FigureCanvasQTAgg):
@@ -35,6 +36,17 @@ class LossPlot(FigureCanvasQTAgg):
         self._last_update = 0.0
         self.setMinimumHeight(280)
         self.mpl_connect("draw_event", self._on_draw)
+        self.redraw()
+
+    def set_theme(self, text_colour: str, background: str) -> None:
+        """Recolour the figure (napari's theme changed) and redraw."""
+        self.figure.set_facecolor(background)
+        plot = self.plot
+        for axes in (plot.loss_axes, plot.lr_axes, plot.ap_axes):
+            axes.tick_params(colors=text_colour)
+            for label in (axes.xaxis.label, axes.yaxis.label):
+                label.set_color(text_colour)
+        plot.title.set_color(text_colour)
         self.redraw()
 
     def set_reports(self, reports: list) -> None:
@@ -73,14 +85,17 @@ class LossPlot(FigureCanvasQTAgg):
         self.blit(self.figure.bbox)
 
     def save_png(self, path: str | Path) -> None:
-        """Save the plot as it is shown."""
+        """Save the plot as it is shown, at least ``SAVED_WIDTH_PX`` pixels wide."""
         from ..core.atomic import atomic_path
 
         for artist in self.plot.moving_artists:
             artist.set_animated(False)  # animated artists are left out of savefig
         try:
             with atomic_path(path) as tmp:
-                self.figure.savefig(tmp, format="png", facecolor=self.figure.get_facecolor())
+                # Wide enough for a slide, whatever the size of the dock.
+                dpi = max(self.figure.dpi, SAVED_WIDTH_PX / self.figure.get_figwidth())
+                self.figure.savefig(tmp, format="png", dpi=dpi,
+                                    facecolor=self.figure.get_facecolor())
         finally:
             for artist in self.plot.moving_artists:
                 artist.set_animated(True)

@@ -1,15 +1,14 @@
-"""Predict section: run the chosen model, add Labels layers, re-filter, track corrections."""
+"""Predict section: predict what is in view or the test folder, in a child process."""
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import TYPE_CHECKING
 
-import numpy as np
 from qtpy.QtCore import Qt, QTimer
 from qtpy.QtWidgets import (
     QHBoxLayout,
     QLabel,
+    QMessageBox,
     QProgressBar,
     QPushButton,
     QSlider,
@@ -17,187 +16,167 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
-from .predict_jobs import LOWEST_SCORE, ModelCache, predict_images
-from .state import PredictedImage
-from .workers import open_chosen_dataset, start_job
+from ..core.predict.outputs import LOWEST_SCORE
+from .image_list import PredictedImageList
+from .image_source import source_in_view
+from .predicted_layers import PredictedLayers
+from .workers import open_chosen_dataset, relay, start_job
 
 if TYPE_CHECKING:
     import napari
 
-AUTOSAVE_DELAY_MS = 1500
-AUTOSAVE_FOLDER = "napari_nuclei_corrected"
+    from ..session import Session
+
+THRESHOLD_DELAY_MS = 150
 
 
-def layer_features(prediction, labels) -> dict:
-    """The prediction's table for the nuclei visible in ``labels``, with the ``index``
-    column napari uses to match rows to label values."""
-    table = prediction.features(labels)
-    return {"index": table["label"], **table}
+def ask_yes_no(parent, question: str) -> bool:
+    """Ask before replacing or discarding anything (tests replace this function)."""
+    answer = QMessageBox.question(parent, "napari-nuclei", question)
+    return answer == QMessageBox.StandardButton.Yes
 
 
 class PredictTab(QWidget):
-    """Predict the current image or the test folder; correct with napari's label tools."""
+    """Buttons, score threshold and the list of predicted images."""
 
-    def __init__(self, viewer: napari.viewer.Viewer, state, parent=None):
+    def __init__(self, viewer: napari.viewer.Viewer, session: Session, parent=None):
         super().__init__(parent)
-        self.viewer, self.state = viewer, state
-        self.cache = ModelCache()
-        self.worker = None
+        self.viewer, self.session = viewer, session
+        self.layers = PredictedLayers(viewer, session, self)
+        self.worker = self.job = None
+        self.ask = ask_yes_no
         self.model_label = QLabel("Model: none yet (train one, or open a run in Train)")
-        self.model_label.setWordWrap(True)
+        self.hint = QLabel("")
         self.current_button = QPushButton("Predict current image")
         self.folder_button = QPushButton("Predict test folder")
         self.stop_button = QPushButton("Stop")
         self.stop_button.setEnabled(False)
         self.threshold = QSlider(Qt.Orientation.Horizontal)
         self.threshold.setRange(int(LOWEST_SCORE * 100), 100)
-        self.threshold.setValue(50)
-        self.threshold_label = QLabel("score ≥ 0.50")
+        self.threshold_label = QLabel("")
         self.progress = QProgressBar()
-        self.edits = QLabel("Corrections: none yet")
-        self.add_button = QPushButton("Add corrected images to training set")
-        buttons = QHBoxLayout()
+        self.image_list = PredictedImageList(session, self.layers)
+        self.images, self.add_button = self.image_list.rows, self.image_list.add_button
+        for label in (self.model_label, self.hint):
+            label.setWordWrap(True)
+        buttons, slider = QHBoxLayout(), QHBoxLayout()
         for button in (self.current_button, self.folder_button, self.stop_button):
             buttons.addWidget(button)
-        slider = QHBoxLayout()
         slider.addWidget(self.threshold)
         slider.addWidget(self.threshold_label)
         layout = QVBoxLayout(self)
-        for item in (self.model_label, buttons, slider, self.progress, self.edits,
-                     self.add_button):
+        for item in (self.model_label, buttons, slider, self.progress, self.hint,
+                     self.image_list):
             (layout.addLayout if isinstance(item, QHBoxLayout) else layout.addWidget)(item)
-        layout.addStretch()
-        self._autosave_timer = QTimer(self, singleShot=True, interval=AUTOSAVE_DELAY_MS)
-        self._autosave_timer.timeout.connect(self.autosave)
+        self._threshold_timer = QTimer(self, singleShot=True, interval=THRESHOLD_DELAY_MS)
+        self._threshold_timer.timeout.connect(self._on_threshold_due)
         self.current_button.clicked.connect(self._on_predict_current)
         self.folder_button.clicked.connect(self._on_predict_folder)
-        self.stop_button.clicked.connect(lambda: self.worker and self.worker.quit())
-        self.threshold.valueChanged.connect(self._on_threshold)
-        self.add_button.clicked.connect(self._on_add_to_training)
-        state.model_changed.connect(self._on_model_changed)
+        self.stop_button.clicked.connect(self._on_stop)
+        self.threshold.valueChanged.connect(self._on_threshold_moved)
+        self.image_list.message.connect(self.hint.setText)
+        for signal in (session.events.run_dir, session.events.checkpoint):
+            signal.connect(self._on_model_changed)
+        session.events.score_thresh.connect(self._on_score_thresh)
+        self._on_score_thresh(session.score_thresh)
 
-    @property
-    def score_threshold(self) -> float:
-        return self.threshold.value() / 100
+    # -- model and threshold ------------------------------------------------------------
+    def _on_model_changed(self, _value=None) -> None:
+        run, checkpoint = self.session.run_dir, self.session.checkpoint
+        name = checkpoint.name if checkpoint else "last checkpoint"
+        self.model_label.setText(f"Model: {run} ({name})" if run else
+                                 "Model: none yet (train one, or open a run in Train)")
 
-    def _on_model_changed(self) -> None:
-        data = self.state.data
-        name = data.checkpoint.name if data.checkpoint else "last checkpoint"
-        self.model_label.setText(f"Model: {data.run_dir or ''} ({name})")
+    def _on_score_thresh(self, value: float) -> None:
+        self.threshold.blockSignals(True)
+        self.threshold.setValue(round(value * 100))
+        self.threshold.blockSignals(False)
+        self.threshold_label.setText(f"score ≥ {value:.2f}")
 
-    def _start(self, images, total: int) -> None:
-        data = self.state.data
-        if data.run_dir is None and data.checkpoint is None:
-            self.model_label.setText("Choose a model first: train one or open a run in Train.")
+    def _on_threshold_moved(self, value: int) -> None:
+        self.threshold_label.setText(f"score ≥ {value / 100:.2f}")
+        self._threshold_timer.start()  # re-filter once the slider rests
+
+    def _on_threshold_due(self) -> None:
+        from ..session import EditedImageError
+
+        self.session.score_thresh = self.threshold.value() / 100
+        name = self.layers.shown_name()
+        if name is None:
             return
-        self.progress.setRange(0, total)
+        try:
+            self.session.apply_threshold(name, self.session.score_thresh)
+        except EditedImageError as exc:
+            self.hint.setText(f"{exc}")
+
+    # -- prediction ---------------------------------------------------------------------
+    def _start(self, sources) -> None:
+        from ..core.child_job import ChildJob
+
+        if self.session.run_dir is None:
+            self.hint.setText("Choose a model first: train one or open a run in Train.")
+            return
+        self.progress.setRange(0, len(sources))
         self.progress.setValue(0)
         self._set_running(True)
-        self.worker = start_job(predict_images, self.cache, data.run_dir, data.checkpoint,
-                                images, on_yield=self._on_predicted,
+        log = self.session.output_folder() / "logs" / "predict.log"
+        self.job = ChildJob("napari_nuclei.core.predict.outputs:iter_predict_sources",
+                            {"model_path": self.session.run_dir, "sources": sources,
+                             "checkpoint": self.session.checkpoint, "keep_pixels": True},
+                            log_path=log).start()
+        self.worker = start_job(relay, self.job, on_yield=self._on_predicted,
                                 on_finish=lambda: self._set_running(False),
-                                progress={"total": total, "desc": "predicting"})
+                                progress={"total": len(sources), "desc": "predicting"})
 
     def _set_running(self, running: bool) -> None:
         self.current_button.setEnabled(not running)
         self.folder_button.setEnabled(not running)
         self.stop_button.setEnabled(running)
 
-    def _on_predict_current(self) -> None:
-        from napari.layers import Image
+    def _on_stop(self) -> None:
+        if self.job is not None:
+            self.job.stop()
+            self.hint.setText("Stopping after this image…")
 
-        layer = self.viewer.layers.selection.active
-        if not isinstance(layer, Image):
-            images = [lyr for lyr in self.viewer.layers if isinstance(lyr, Image)]
-            layer = images[-1] if images else None
-        if layer is None:
-            self.model_label.setText("Open an image first (Data section or File ▸ Open).")
+    def _on_predict_current(self) -> None:
+        try:
+            found = source_in_view(self.viewer, self.layers)
+        except ValueError as exc:
+            self.hint.setText(str(exc))
             return
-        source = layer.metadata.get("source_file") or layer.source.path
-        self._start([(layer.name, np.asarray(layer.data), Path(source) if source else None)], 1)
+        source, layer = found
+        self.layers.register_image(source.name, layer)
+        self._start([source])
 
     def _on_predict_folder(self) -> None:
-        dataset = open_chosen_dataset(self.state.data.test_dir, self.model_label.setText,
-                                      "test")
-        if dataset is None:
-            return
-        images = [(r.name, None, r.path) for r in dataset.records]
-        self._start(images, len(images))
+        from ..core.predict.outputs import ImageSource
+
+        dataset = open_chosen_dataset(self.session.test_dir, self.hint.setText, "test")
+        if dataset is not None:
+            self._start([ImageSource(r.name, r.path) for r in dataset.records])
 
     def _on_predicted(self, result) -> None:
-        name, path, pixels, prediction = result
-        self.progress.setValue(self.progress.value() + 1)
-        if not any(getattr(lyr, "name", None) == name for lyr in self.viewer.layers):
-            self.viewer.add_image(pixels, name=name, rgb=pixels.ndim == 3,
-                                  metadata={"source_file": str(path) if path else None})
-        shown = prediction.above(self.score_threshold)
-        labels = shown.labels()
-        previous = self.state.data.predicted.get(name)
-        if previous is not None and previous.layer in self.viewer.layers:
-            self.viewer.layers.remove(previous.layer)
-        layer = self.viewer.add_labels(labels, name=f"{name} nuclei (predicted)",
-                                       features=layer_features(shown, labels),
-                                       metadata={"source_file": str(path) if path else None})
-        predicted = PredictedImage(name, path, prediction, labels.copy(), layer,
-                                   self.score_threshold)
-        layer.events.paint.connect(lambda _e, p=predicted: self._on_edited(p))
-        layer.events.data.connect(lambda _e, p=predicted: self._on_edited(p))
-        self.state.add_prediction(predicted)
-        if prediction.hit_cap:
-            from napari.utils.notifications import show_warning
+        from napari.utils.notifications import show_warning
 
-            show_warning(f"{name}: the detection cap was reached; results are truncated")
+        from ..core.predict.outputs import ImageSkipped
+        from ..session import EditedImageError
 
-    def _on_threshold(self, value: int) -> None:
-        self.threshold_label.setText(f"score ≥ {value / 100:.2f}")
-        for predicted in self.state.data.predicted.values():
-            if self.edit_counts(predicted).any:
-                continue  # never throw away a person's corrections
-            shown = predicted.prediction.above(self.score_threshold)
-            predicted.predicted_labels = shown.labels()
-            predicted.score_thresh = self.score_threshold
-            predicted.layer.data = predicted.predicted_labels.copy()
-            predicted.layer.features = layer_features(shown, predicted.predicted_labels)
-
-    def edit_counts(self, predicted: PredictedImage):
-        from ..core.corrections import count_edits
-
-        return count_edits(predicted.predicted_labels, np.asarray(predicted.layer.data))
-
-    def _on_edited(self, predicted: PredictedImage) -> None:
-        counts = self.edit_counts(predicted)
-        self.edits.setText(f"Corrections of {predicted.name}: {counts}")
-        if counts.any:
-            self._pending = predicted
-            self._autosave_timer.start()
-
-    def autosave(self) -> Path | None:
-        """Write the last edited labels next to their image (``<folder>/corrected/``)."""
-        from ..core.label_files import write_label_outputs
-
-        predicted = getattr(self, "_pending", None)
-        if predicted is None or predicted.image_path is None:
-            return None
-        folder = Path(predicted.image_path).parent / AUTOSAVE_FOLDER
-        features = predicted.prediction.features()
-        return write_label_outputs(folder, predicted.name, np.asarray(predicted.layer.data),
-                                   features)
-
-    def _on_add_to_training(self) -> None:
-        from napari.utils.notifications import show_info
-
-        from ..core.corrections import add_to_training_set
-
-        train_dir = self.state.data.train_dir
-        if train_dir is None:
-            self.edits.setText("Choose a training folder in the Data section first.")
+        self.progress.setValue(result.done)
+        if isinstance(result, ImageSkipped):
+            show_warning(f"Skipped {result.problem}")
             return
-        train_dir = train_dir / "train" if (train_dir / "train").is_dir() else train_dir
-        added = []
-        for predicted in self.state.data.predicted.values():
-            if predicted.image_path is not None and self.edit_counts(predicted).any:
-                add_to_training_set(train_dir, predicted.name, predicted.image_path,
-                                    np.asarray(predicted.layer.data))
-                added.append(predicted.name)
-        show_info(f"Added {len(added)} corrected image(s) to {train_dir}: {', '.join(added)}"
-                  if added else "No corrected image to add yet: edit a predicted layer first")
+        if result.name not in self.layers.images and result.pixels is not None:
+            self.layers.register_image(result.name, self.viewer.add_image(
+                result.pixels, name=result.name, rgb=result.pixels.ndim == 3,
+                metadata={"source_file": str(result.path) if result.path else None}))
+        try:
+            self.session.add_prediction(result.name, result.path, result.prediction)
+        except EditedImageError as exc:
+            if not self.ask(self, f"{exc}. Replace them with the new prediction?"):
+                self.hint.setText(f"Kept the corrections of {result.name}.")
+                return
+            self.session.add_prediction(result.name, result.path, result.prediction,
+                                        replace_edits=True)
+        if result.prediction.hit_cap:
+            show_warning(f"{result.name}: the detection cap was reached; some nuclei "
+                         "are missing")

@@ -1,8 +1,12 @@
-"""Train section: start / stop / resume a run in a worker, live plot, checkpoint choice."""
+"""Train section: start / stop / resume a run in a child process, live plot, checkpoints.
+
+The run is the command line's own training generator, in a spawned child process; a
+worker thread relays its reports to the plot. napari's process never hosts torch's
+training threads, their memory or their crashes.
+"""
 
 from __future__ import annotations
 
-import threading
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -11,49 +15,38 @@ from qtpy.QtWidgets import (
     QFileDialog,
     QHBoxLayout,
     QLabel,
-    QListWidget,
-    QListWidgetItem,
     QProgressBar,
     QPushButton,
     QVBoxLayout,
     QWidget,
 )
 
-from ..core.training.reports import checkpoint_rows
+from .checkpoint_list import CheckpointList
 from .loss_plot import LossPlot
 from .train_form import TrainForm
-from .workers import notify_error, start_job
+from .workers import notify_error, relay, start_job
 
 if TYPE_CHECKING:
     import napari
 
+    from ..session import Session
 
-def _freeze_long_lived_objects() -> None:
-    """Move what exists once training runs (napari, torch, detectron2, the model) out of
-    the garbage collector's reach.
-
-    A full collection otherwise rescans millions of those objects, 0.1-0.3 s during which
-    no thread runs, the GUI's included; training's own short-lived garbage is still
-    collected.
-    """
-    import gc
-
-    gc.freeze()
+PROCESS_LOG = "process.log"
 
 
 class TrainTab(QWidget):
-    """Runs :func:`napari_nuclei.core.training.run.iter_training` without blocking napari."""
+    """Runs :func:`napari_nuclei.core.training.run.iter_training` in a child process."""
 
-    def __init__(self, viewer: napari.viewer.Viewer, state, parent=None):
+    def __init__(self, viewer: napari.viewer.Viewer, session: Session, parent=None):
         super().__init__(parent)
         from napari.utils.theme import get_theme
 
-        self.viewer, self.state = viewer, state
-        self.worker = None
-        self.stop_event = threading.Event()
+        self.viewer, self.session = viewer, session
+        self.worker = self.job = self.result = None
         self.form = TrainForm()
         theme = get_theme(viewer.theme)
         self.plot = LossPlot(theme.text.as_hex(), theme.background.as_hex())
+        viewer.events.theme.connect(self._on_theme)
         self.progress = QProgressBar()
         self.progress.setFormat("not started")
         self.status = QLabel("")
@@ -63,37 +56,44 @@ class TrainTab(QWidget):
         self.open_button, self.save_plot_button = QPushButton("Open run…"), QPushButton(
             "Save plot…")
         self.stop_button.setEnabled(False)
-        self.checkpoints = QListWidget()
-        self.best_button = QPushButton("Use best checkpoint (validation AP)")
+        self.checkpoint_list = CheckpointList(session)
+        self.checkpoints = self.checkpoint_list.rows
+        self.best_button = self.checkpoint_list.best_button
         buttons = QHBoxLayout()
         for button in (self.start_button, self.stop_button, self.resume_button,
                        self.open_button, self.save_plot_button):
             buttons.addWidget(button)
         layout = QVBoxLayout(self)
         for item in (self.form, buttons, self.progress, self.status, self.plot,
-                     QLabel("Checkpoints (click one to predict with it):"), self.checkpoints,
-                     self.best_button):
+                     self.checkpoint_list):
             (layout.addLayout if isinstance(item, QHBoxLayout) else layout.addWidget)(item)
         self.start_button.clicked.connect(self._on_start)
         self.stop_button.clicked.connect(self._on_stop)
         self.resume_button.clicked.connect(self._on_resume)
         self.open_button.clicked.connect(self._on_open_run)
         self.save_plot_button.clicked.connect(self._on_save_plot)
-        self.checkpoints.itemClicked.connect(self._on_checkpoint_clicked)
-        self.best_button.clicked.connect(self._on_use_best)
+        self.checkpoint_list.message.connect(self.status.setText)
 
     @property
     def run_dir(self) -> Path:
         text = self.form.output.text()
         if not text:
             stamp = time.strftime("%Y%m%d-%H%M%S")
-            text = str(Path.home() / "napari-nuclei-runs" / f"{self.form.preset.currentText()}"
+            text = str(Path.home() / "napari-nuclei-runs" / f"{self.form.preset.value}"
                        f"-{stamp}")
             self.form.output.set_text(text, emit=False)
         return Path(text)
 
+    def _on_theme(self, event) -> None:
+        from napari.utils.theme import get_theme
+
+        theme = get_theme(event.value)
+        self.plot.set_theme(theme.text.as_hex(), theme.background.as_hex())
+
     def _on_start(self) -> None:
-        if self.state.data.train_dir is None:
+        from ..core.training.weights import is_run_dir
+
+        if self.session.train_dir is None:
             self.status.setText("Choose a training folder in the Data section first.")
             return
         try:
@@ -101,9 +101,13 @@ class TrainTab(QWidget):
         except ValueError as exc:
             self.status.setText(str(exc))
             return
+        if is_run_dir(self.run_dir):
+            self.status.setText(f"{self.run_dir} already holds a training run: continue it "
+                                "with Resume, or choose another output folder.")
+            return
         self.plot.lr_top = settings.base_lr
         self.plot.set_reports([])
-        self._run(settings, data=self.state.data.train_dir, resume=False)
+        self._run(settings, data=self.session.train_dir, resume=False)
 
     def _on_resume(self) -> None:
         from ..core.training.settings import load_run_facts
@@ -111,19 +115,29 @@ class TrainTab(QWidget):
         try:
             self.plot.lr_top = float(load_run_facts(self.run_dir)["base_lr"])
         except (OSError, KeyError, ValueError):
-            self.plot.lr_top = None
+            self.status.setText(f"{self.run_dir} holds no run to resume: open one with "
+                                "Open run…, or Start a new one.")
+            return
         self.plot.set_reports(self._read_metrics())
         self._run(None, data=None, resume=True)
 
     def _run(self, settings, data, resume: bool) -> None:
-        from ..core.training.run import iter_training
+        from ..core.child_job import ChildJob
 
-        self.stop_event = threading.Event()
         self._set_running(True)
-        self.worker = start_job(iter_training, settings, self.run_dir, data=data,
-                                resume=resume, stop=self.stop_event,
-                                on_yield=self._on_report, on_return=self._on_finished,
+        self.status.setText("Starting the training process…")
+        self.job = ChildJob("napari_nuclei.core.training.run:iter_training",
+                            {"settings": settings, "run_dir": self.run_dir, "data": data,
+                             "resume": resume},
+                            log_path=self.run_dir / PROCESS_LOG, pass_stop=True).start()
+        self.worker = start_job(relay, self.job, on_yield=self._on_report,
+                                on_return=self._on_finished, on_error=self._on_failed,
                                 on_finish=lambda: self._set_running(False))
+
+    @property
+    def training(self) -> bool:
+        """Whether a training process is running."""
+        return self.job is not None and self.job.is_alive()
 
     def _set_running(self, running: bool) -> None:
         self.start_button.setEnabled(not running)
@@ -131,8 +145,16 @@ class TrainTab(QWidget):
         self.stop_button.setEnabled(running)
 
     def _on_stop(self) -> None:
-        self.stop_event.set()
+        if self.job is not None:
+            self.job.stop()
         self.status.setText("Stopping after this iteration (a checkpoint is written)…")
+
+    def _on_failed(self, exc: BaseException) -> None:
+        from .workers import one_line
+
+        self.status.setText(f"Training ended with an error: {one_line(exc)}. napari is "
+                            "unaffected; the last checkpoint can be resumed.")
+        notify_error(exc)
 
     def _on_report(self, report) -> None:
         from napari.utils.notifications import show_info, show_warning
@@ -146,8 +168,6 @@ class TrainTab(QWidget):
         elif isinstance(report, StepProgress):
             self.progress.setFormat(f"preparing data: {report.item}")
         elif isinstance(report, TrainReport):
-            if not self.plot.reports:
-                _freeze_long_lived_objects()
             self.plot.add_report(report)
             self.progress.setRange(0, report.max_iter)
             self.progress.setValue(report.iteration)
@@ -156,12 +176,14 @@ class TrainTab(QWidget):
                                     f"ETA {minutes}:{seconds:02d}")
 
     def _on_finished(self, result) -> None:
+        self.result = result
         what = "Stopped" if result.stopped else "Finished"
         self.status.setText(f"{what} at iteration {result.iteration} of {result.max_iter}; "
                             f"run folder {result.run_dir}")
         self.plot.redraw()
         self._list_checkpoints(result.run_dir)
-        self.state.set_model(result.run_dir, result.checkpoint)
+        if result.checkpoint is not None:
+            self.session.use_run(result.run_dir, result.checkpoint)
 
     def _read_metrics(self):
         from ..core.training.reports import read_metrics
@@ -173,38 +195,26 @@ class TrainTab(QWidget):
         if path:
             self.open_run(Path(path))
 
-    def open_run(self, run_dir: Path) -> None:
-        """Show a finished (or stopped) run: its plot and its checkpoints."""
-        from ..core.training.weights import last_checkpoint
+    def open_run(self, run_dir: Path) -> bool:
+        """Show a run: its settings in the form, its plot and its checkpoints; predict
+        with its last checkpoint. A folder that is not a run is refused."""
+        from ..core.training.settings import TrainSettings, load_run_facts
 
-        run_dir = Path(run_dir).resolve()
+        try:
+            self.session.use_run(run_dir)
+        except Exception as exc:
+            self.status.setText(str(exc))
+            return False
+        run_dir = self.session.run_dir
+        self.form.show_settings(TrainSettings.from_json(load_run_facts(run_dir)))
         self.form.output.set_text(str(run_dir), emit=False)
         self.plot.set_reports(self._read_metrics())
         self._list_checkpoints(run_dir)
-        self.state.set_model(run_dir, last_checkpoint(run_dir))
+        self.status.setText(f"Opened {run_dir}")
+        return True
 
     def _list_checkpoints(self, run_dir: Path) -> None:
-        self.checkpoints.clear()
-        for path, ap in checkpoint_rows(run_dir, self._read_metrics()):
-            text = path.name + (f"   val AP {ap:.3f}" if ap is not None else "")
-            item = QListWidgetItem(text)
-            item.setData(256, (path, ap))
-            self.checkpoints.addItem(item)
-
-    def _on_checkpoint_clicked(self, item) -> None:
-        path, _ = item.data(256)
-        self.state.set_model(path.parent, path)
-        self.status.setText(f"Predict will use {path.name}")
-
-    def _on_use_best(self) -> None:
-        rows = [self.checkpoints.item(i) for i in range(self.checkpoints.count())]
-        scored = [row for row in rows if row.data(256)[1] is not None]
-        if not scored:
-            self.status.setText("No checkpoint has a validation AP (set a validation fraction)")
-            return
-        best = max(scored, key=lambda row: row.data(256)[1])
-        self.checkpoints.setCurrentItem(best)
-        self._on_checkpoint_clicked(best)
+        self.checkpoint_list.show_run(run_dir, self._read_metrics())
 
     def _on_save_plot(self) -> None:
         path, _ = QFileDialog.getSaveFileName(self, "Save plot", "loss.png", "PNG (*.png)")

@@ -5,19 +5,33 @@ from __future__ import annotations
 from collections.abc import Callable
 
 
-def notify_error(exc: BaseException) -> None:
-    """Show an error as a napari notification: bad input as its own one-line message."""
-    from napari.utils.notifications import show_error
-
+def one_line(exc: BaseException) -> str:
+    """An error as one line: bad input as its own message, a missing engine piece with how
+    to install it, others with their type."""
+    from ..core.child_job import ChildJobFailed
     from ..core.engine import engine_error_line
     from ..core.errors import InputError
 
-    if isinstance(exc, InputError):
-        show_error(str(exc))
-    elif line := engine_error_line(exc):  # a missing engine piece: say how to install it
-        show_error(line)
+    if isinstance(exc, InputError | ChildJobFailed):
+        text = str(exc)
+    elif line := engine_error_line(exc):
+        text = line
     else:
-        show_error(f"{type(exc).__name__}: {exc}")
+        text = f"{type(exc).__name__}: {exc}"
+    return " ".join(text.split())
+
+
+def notify_error(exc: BaseException) -> None:
+    """Show an error once, as a one-line napari notification (never a traceback)."""
+    from napari.utils.notifications import show_error
+
+    show_error(one_line(exc))
+
+
+def relay(job):
+    """Yield a :class:`~napari_nuclei.core.child_job.ChildJob`'s reports in a worker
+    thread; return its result."""
+    return (yield from job.reports())
 
 
 def open_chosen_dataset(path, say, what: str):
@@ -51,7 +65,7 @@ def open_chosen_dataset(path, say, what: str):
 
 
 def start_job(function: Callable, *args, on_yield=None, on_return=None, on_finish=None,
-              progress: dict | None = None, **kwargs):
+              on_error=None, progress: dict | None = None, **kwargs):
     """Start ``function(*args, **kwargs)`` (a generator or plain function) in a worker.
 
     Parameters
@@ -61,6 +75,9 @@ def start_job(function: Callable, *args, on_yield=None, on_return=None, on_finis
     on_yield, on_return, on_finish : callable, optional
         Connected to the worker's ``yielded``, ``returned`` and ``finished`` signals
         (called on the GUI thread).
+    on_error : callable, optional
+        Called with the error instead of showing it as a notification. Either way the
+        error is handled here, so it is shown once and never re-raised into Qt.
     progress : dict, optional
         napari progress bar options (``total``, ``desc``) for the activity dock.
 
@@ -71,17 +88,16 @@ def start_job(function: Callable, *args, on_yield=None, on_return=None, on_finis
     """
     from napari.qt.threading import create_worker
 
-    # Errors go to notify_error (below), not re-raised as a traceback on the GUI thread.
-    options = {"_start_thread": False, "_ignore_errors": True}
+    # The error handler goes in at creation: otherwise superqt re-raises the error into
+    # Qt's event loop, and it is shown twice, with a traceback.
+    connect = {"errored": on_error or notify_error}
+    for signal, handler in (("yielded", on_yield), ("returned", on_return),
+                            ("finished", on_finish)):
+        if handler is not None:
+            connect[signal] = handler
+    options = {"_start_thread": False, "_connect": connect}
     if progress:
         options["_progress"] = progress
     worker = create_worker(function, *args, **kwargs, **options)
-    if on_yield is not None:
-        worker.yielded.connect(on_yield)
-    if on_return is not None:
-        worker.returned.connect(on_return)
-    if on_finish is not None:
-        worker.finished.connect(on_finish)
-    worker.errored.connect(notify_error)
     worker.start()
     return worker

@@ -54,6 +54,160 @@ def count_edits(predicted: np.ndarray, corrected: np.ndarray) -> EditCounts:
     return EditCounts(len(after - before), len(before - after), edited)
 
 
+Box = tuple[slice, slice]
+
+
+def _union(a: Box | None, b: Box) -> Box:
+    if a is None:
+        return b
+    return tuple(slice(min(x.start, y.start), max(x.stop, y.stop)) for x, y in zip(a, b,
+                                                                                    strict=True))
+
+
+class EditTracker:
+    """Keeps :class:`EditCounts` of a label image up to date as it is edited.
+
+    Each change is reported as the regions it touched, so that a paint stroke costs
+    work in proportion to the stroke and to the nuclei under it, not to the image.
+
+    Parameters
+    ----------
+    predicted : numpy.ndarray
+        ``(H, W)`` label image as predicted (the nuclei shown before any edit).
+    current : numpy.ndarray
+        The label image being edited, usually the same array a napari layer paints into.
+    """
+
+    def __init__(self, predicted: np.ndarray, current: np.ndarray):
+        self.predicted = predicted
+        self.current = current
+        boxes = ndimage.find_objects(predicted)
+        # Where each label's pixels may be: its predicted box, grown by every region that
+        # painted it.
+        self._extent: dict[int, Box] = {
+            value: box for value, box in enumerate(boxes, start=1) if box is not None}
+        self.predicted_values = frozenset(self._extent)
+        self._status: dict[int, str] = {}
+        self._painted: list[Box] = []
+        self._digest = 0
+
+    def reset(self, current: np.ndarray) -> None:
+        """Start over from a whole new label image (the layer's data was replaced)."""
+        self.current = current
+        self._extent = {v: b for v, b in self._extent.items() if v in self.predicted_values}
+        self._status.clear()
+        self._painted.clear()
+        boxes = ndimage.find_objects(current)
+        for value, box in enumerate(boxes, start=1):
+            if box is not None:
+                self._extent[value] = _union(self._extent.get(value), box)
+        for value in self._extent:
+            self._recheck(value)
+        self._painted.append(tuple(slice(0, n) for n in current.shape))
+
+    def changed(self, regions) -> EditCounts:
+        """Record edits inside ``regions`` (tuples of slices); returns the new counts."""
+        regions = [tuple(slice(int(s.start), int(s.stop)) for s in r) for r in regions]
+        self._painted.extend(regions)
+        self._update(regions)
+        return self.counts
+
+    def recheck(self) -> bool:
+        """Recount after a change whose region is unknown (napari's undo and redo write
+        only where strokes painted before): every painted region is looked at again.
+
+        Returns
+        -------
+        bool
+            Whether the painted regions changed since they were last looked at.
+        """
+        import zlib
+
+        digest = 0
+        for region in self._painted:
+            digest = zlib.crc32(np.ascontiguousarray(self.current[region]), digest)
+        if digest == self._digest:
+            return False
+        self._digest = digest
+        self._update(self._painted)
+        return True
+
+    def _update(self, regions) -> None:
+        candidates = set(self._status)
+        for region in regions:
+            now = np.unique(self.current[region])
+            for value in now[now != 0].tolist():
+                self._extent[value] = _union(self._extent.get(value), region)
+            candidates.update(now.tolist())
+            candidates.update(np.unique(self.predicted[region]).tolist())
+        candidates.discard(0)
+        for value in candidates:
+            self._recheck(value)
+
+    def _recheck(self, value: int) -> None:
+        box = self._extent.get(value)
+        if box is None:
+            return
+        now = self.current[box] == value
+        if value not in self.predicted_values:
+            status = "added" if now.any() else None
+        elif not now.any():
+            status = "removed"
+        else:
+            status = None if np.array_equal(self.predicted[box] == value, now) else "edited"
+        if status is None:
+            self._status.pop(value, None)
+        else:
+            self._status[value] = status
+
+    @property
+    def counts(self) -> EditCounts:
+        """How many nuclei were added, removed and edited so far."""
+        states = list(self._status.values())
+        return EditCounts(states.count("added"), states.count("removed"),
+                          states.count("edited"))
+
+    def hand_drawn(self) -> set[int]:
+        """Label values drawn by hand (absent from the prediction that was shown)."""
+        return {v for v, s in self._status.items() if s == "added"}
+
+
+def corrected_features(labels: np.ndarray, scores: dict[int, float],
+                       hand_made_score: float = 1.0) -> dict[str, np.ndarray]:
+    """A table of the nuclei in a corrected label image: label, score, area and box.
+
+    Area and box are measured on ``labels`` itself, so a nucleus drawn by hand gets its
+    own, never those of a prediction that had the same label value but was not shown.
+
+    Parameters
+    ----------
+    labels : numpy.ndarray
+        ``(H, W)`` label image.
+    scores : dict of int to float
+        Predicted score of each label value that was shown; others get
+        ``hand_made_score``.
+    hand_made_score : float
+        Score of nuclei drawn by hand.
+
+    Returns
+    -------
+    dict of str to numpy.ndarray
+        Columns ``label, score, area, bbox_x, bbox_y, bbox_w, bbox_h``.
+    """
+    rows = []
+    boxes = ndimage.find_objects(labels)
+    for value, box in enumerate(boxes, start=1):
+        if box is None:
+            continue
+        area = int(np.count_nonzero(labels[box] == value))
+        rows.append((value, scores.get(value, hand_made_score), area, box[1].start,
+                     box[0].start, box[1].stop - box[1].start, box[0].stop - box[0].start))
+    columns = list(zip(*rows, strict=True)) if rows else [()] * 7
+    names = ("label", "score", "area", "bbox_x", "bbox_y", "bbox_w", "bbox_h")
+    return {name: np.asarray(col, dtype=np.float64 if name == "score" else np.int64)
+            for name, col in zip(names, columns, strict=True)}
+
+
 def add_to_training_set(train_dir: str | Path, name: str, image_path: str | Path,
                         labels: np.ndarray) -> Path:
     """Write an image and its corrected nuclei into a DSB-layout training folder.

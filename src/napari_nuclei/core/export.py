@@ -70,6 +70,20 @@ def label_image_entries(image_id: int, labels, scores: dict[int, float]) -> list
                               [label_scores[i] for i in order])
 
 
+def shown_scores(prediction, predicted_labels) -> dict[int, float]:
+    """Score of each predicted nucleus that was shown in ``predicted_labels``.
+
+    A label value painted by hand may equal that of a prediction hidden by the score
+    threshold; only shown nuclei keep a predicted score, so such a nucleus counts as
+    drawn by hand.
+    """
+    import numpy as np
+
+    shown = np.unique(predicted_labels)
+    shown = shown[(shown > 0) & (shown <= len(prediction.scores))]
+    return {int(v): float(prediction.scores[v - 1]) for v in shown}
+
+
 def prediction_entries(image_id: int, prediction, score_thresh: float,
                        predicted_labels=None, current_labels=None) -> list[dict]:
     """Submission entries of a predicted image, with the user's corrections if any.
@@ -96,8 +110,8 @@ def prediction_entries(image_id: int, prediction, score_thresh: float,
     from .corrections import count_edits
 
     if current_labels is not None and count_edits(predicted_labels, current_labels).any:
-        scores = dict(enumerate(prediction.scores.tolist(), start=1))
-        return label_image_entries(image_id, current_labels, scores)
+        return label_image_entries(image_id, current_labels,
+                                   shown_scores(prediction, predicted_labels))
     shown = prediction.above(score_thresh)
     return submission_entries(image_id, shown.rles(), shown.scores)
 

@@ -1,0 +1,236 @@
+"""What the dock does with a session, as plain functions over the core (no Qt).
+
+Each action is split in two: a quick ``*_snapshot`` taken on the GUI thread (copies
+of the label images, so painting may go on) and the slow part, which a worker runs on
+that snapshot: writing files, building a submission, scoring.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ..core.predict.instances import Prediction
+from .model import ImageState, Session
+from .store import (
+    PREDICTIONS_FOLDER,
+    SavedImage,
+    load_prediction,
+    read_session,
+    save_prediction,
+    write_session,
+)
+
+
+@dataclass(frozen=True)
+class ImageSnapshot:
+    """An image's state at one moment, safe to hand to a worker."""
+
+    name: str
+    image_path: Path | None
+    prediction: Prediction
+    score_thresh: float
+    predicted_labels: np.ndarray
+    labels: np.ndarray
+    edited: bool
+    scores: dict
+    generation: int
+
+
+def snapshot(image: ImageState) -> ImageSnapshot:
+    """Copy what a worker needs of an image (its labels are copied)."""
+    return ImageSnapshot(image.name, image.image_path, image.prediction, image.score_thresh,
+                         image.predicted_labels, image.labels.copy(), image.edited,
+                         image.shown_scores(), image.generation)
+
+
+# -- autosave and the session on disk ---------------------------------------------------
+@dataclass(frozen=True)
+class SessionSnapshot:
+    """A whole session at one moment: what :func:`save_session` writes."""
+
+    folder: Path
+    fields: dict
+    images: list
+    to_save: frozenset  # names of images whose corrections are not saved yet
+
+
+def session_snapshot(session: Session) -> SessionSnapshot:
+    """Copy the session for saving (GUI thread; only unsaved labels are copied)."""
+    fields = {k: getattr(session, k) for k in ("train_dir", "test_dir", "gt_dir", "run_dir",
+                                               "checkpoint", "score_thresh")}
+    images = [snapshot(i) if i.dirty else i for i in session.images.values()]
+    return SessionSnapshot(session.output_folder(), fields, images,
+                           frozenset(i.name for i in session.unsaved()))
+
+
+def save_corrected(folder: Path, image: ImageSnapshot) -> Path:
+    """Write an image's corrected labels and their table into ``folder``.
+
+    Returns
+    -------
+    Path
+        The label image (``<name>.tif``; the table is ``<name>.csv``).
+    """
+    from ..core.corrections import corrected_features
+    from ..core.label_files import write_label_outputs
+
+    features = corrected_features(image.labels, image.scores)
+    return write_label_outputs(folder, image.name, image.labels, features)
+
+
+def save_session(state: SessionSnapshot) -> list[tuple[str, Path, int]]:
+    """Write unsaved corrections, new predictions and ``session.json``.
+
+    Returns
+    -------
+    list of tuple
+        ``(name, label file, generation saved)`` per correction written.
+    """
+    from .model import CORRECTED_FOLDER
+
+    folder = state.folder
+    corrected, saved, records = folder / CORRECTED_FOLDER, [], []
+    for image in state.images:
+        npz = folder / PREDICTIONS_FOLDER / f"{image.name}.npz"
+        if not npz.is_file():
+            npz.parent.mkdir(parents=True, exist_ok=True)
+            save_prediction(npz, image.prediction)
+        labels = corrected / f"{image.name}.tif"
+        if image.name in state.to_save:
+            corrected.mkdir(parents=True, exist_ok=True)
+            labels = save_corrected(corrected, image)
+            saved.append((image.name, labels, image.generation))
+        records.append(SavedImage(image.name, image.image_path, image.score_thresh, npz,
+                                  labels if labels.is_file() else None))
+    write_session(folder, state.fields, records)
+    return saved
+
+
+def restore_session(session: Session, folder: Path) -> list[str]:
+    """Load the session saved in ``folder`` into ``session`` (its images replaced).
+
+    Returns
+    -------
+    list of str
+        One line per image that could not be restored (its files are missing).
+    """
+    from ..core.image_io import read_labels
+
+    fields, saved = read_session(folder)
+    for name in list(session.images):
+        session.images.pop(name)
+        session.image_removed.emit(name)
+    session.output_dir = Path(folder)
+    for key, value in fields.items():
+        setattr(session, key, value)
+    problems = []
+    for item in saved:
+        try:
+            prediction = load_prediction(item.prediction)
+            image = ImageState.predicted(item.name, item.image_path, prediction,
+                                         item.score_thresh)
+            if item.labels is not None:
+                labels = read_labels(item.labels).astype(np.int32)
+                image.labels = labels
+                image.tracker.reset(labels)
+                image.saved_to = item.labels
+        except Exception as exc:  # one image's broken files do not stop the others
+            problems.append(f"{item.name}: {exc}")
+            continue
+        session.images[item.name] = image
+        session.image_added.emit(item.name)
+    return problems
+
+
+# -- export, evaluation, training data --------------------------------------------------
+def images_snapshot(session: Session) -> list[ImageSnapshot]:
+    """Every predicted image, copied for a worker."""
+    return [snapshot(image) for image in session.images.values()]
+
+
+def image_entries(image_id: int, image: ImageSnapshot) -> list[dict]:
+    """Submission entries of an image: its corrections if any, else the prediction at
+    the threshold it was shown at (so the same model and threshold give the same file
+    as ``napari-nuclei predict``)."""
+    from ..core.export import label_image_entries
+    from ..core.predict.outputs import submission_at
+
+    if image.edited:
+        return label_image_entries(image_id, image.labels, image.scores)
+    return submission_at(image_id, image.prediction, image.score_thresh)
+
+
+def test_folder_submission(test_dir: Path, images: list[ImageSnapshot],
+                           test_ids: Path | None = None):
+    """Entries for every predicted image of the test folder.
+
+    Returns
+    -------
+    tuple
+        ``(entries, image sizes by id, names of test images not predicted)``.
+    """
+    from ..core.dataset import open_dataset
+    from ..core.submission import image_ids_by_name
+
+    dataset = open_dataset(test_dir)
+    ids = image_ids_by_name(dataset, test_ids)
+    by_name = {image.name: image for image in images}
+    entries, sizes, missing = [], {}, []
+    for record in dataset.records:
+        image = by_name.get(record.name)
+        if image is None:
+            missing.append(record.name)
+            continue
+        image_id = ids[Path(record.file_name).name]
+        sizes[image_id] = (image.prediction.height, image.prediction.width)
+        entries += image_entries(image_id, image)
+    return entries, sizes, missing
+
+
+def write_test_submission(path: Path, test_dir: Path, images: list[ImageSnapshot]) -> str:
+    """Validate and write the submission of the test folder; returns a one-line summary."""
+    from ..core.submission import write_submission
+
+    entries, sizes, missing = test_folder_submission(test_dir, images)
+    write_submission(path, entries, sizes)
+    note = f"; not predicted yet: {', '.join(missing)}" if missing else ""
+    return f"Wrote {path}: {len(entries)} nuclei in {len(sizes)} images{note}"
+
+
+def evaluate_test_folder(test_dir: Path, gt_dir: Path, images: list[ImageSnapshot]) -> dict:
+    """Score the predictions (with corrections) of the test folder against ground truth."""
+    from ..core.ground_truth import load_ground_truth
+    from ..core.metrics import evaluate
+
+    entries, _, _ = test_folder_submission(test_dir, images)
+    ids = test_dir / "test_img_ids.json"
+    return evaluate(load_ground_truth(gt_dir, ids if ids.is_file() else None), entries)
+
+
+def add_to_training(train_dir: Path, images: list[ImageSnapshot],
+                    test_names: frozenset = frozenset()) -> tuple[list[str], list[str]]:
+    """Copy corrected images with files into a DSB training folder.
+
+    Test images (``test_names``) are refused: training on them would leak the test set.
+
+    Returns
+    -------
+    tuple of list of str
+        ``(added names, refused test image names)``.
+    """
+    from ..core.corrections import add_to_training_set
+
+    train_dir = train_dir / "train" if (train_dir / "train").is_dir() else train_dir
+    added, refused = [], []
+    for image in images:
+        if not image.edited or image.image_path is None:
+            continue
+        if image.name in test_names:
+            refused.append(image.name)
+            continue
+        add_to_training_set(train_dir, image.name, image.image_path, image.labels)
+        added.append(image.name)
+    return added, refused

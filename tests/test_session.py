@@ -1,0 +1,140 @@
+"""The session model without Qt: corrections, thresholds, autosave, save and restore."""
+
+import json
+
+import numpy as np
+import pytest
+
+from napari_nuclei.core.corrections import EditTracker, corrected_features
+from napari_nuclei.core.errors import InputError
+from napari_nuclei.core.predict.instances import Prediction
+from napari_nuclei.session import EditedImageError, Session, actions
+
+
+def square(top, left, size):
+    return top, left, np.ones((size, size), bool)
+
+
+@pytest.fixture
+def prediction():
+    """Four nuclei on a 64x64 image; the last one scores below 0.5 (hidden at 0.5)."""
+    crops = [square(2, 2, 8), square(20, 20, 10), square(40, 5, 6), square(50, 50, 9)]
+    return Prediction(64, 64, np.array([0.95, 0.9, 0.8, 0.2], np.float32), crops)
+
+
+@pytest.fixture
+def session(tmp_path, prediction):
+    session = Session(output_dir=tmp_path / "out", score_thresh=0.5)
+    session.add_prediction("img", None, prediction)
+    return session
+
+
+def test_edit_tracker_counts_strokes_and_undo():
+    predicted = np.zeros((30, 30), np.int32)
+    predicted[2:6, 2:6] = 1
+    predicted[10:15, 10:15] = 2
+    current = predicted.copy()
+    tracker = EditTracker(predicted, current)
+    current[2:6, 2:6] = 0  # erase nucleus 1
+    assert str(tracker.changed([(slice(2, 6), slice(2, 6))])) == "0 added, 1 removed, 0 edited"
+    current[14:17, 14:17] = 2  # grow nucleus 2
+    current[20:25, 20:25] = 9  # a new one
+    counts = tracker.changed([(slice(14, 17), slice(14, 17)), (slice(20, 25), slice(20, 25))])
+    assert (counts.added, counts.removed, counts.edited) == (1, 1, 1)
+    assert tracker.hand_drawn() == {9}
+    # Undo rewrites the data in place without saying where: recheck finds it.
+    current[20:25, 20:25] = 0
+    current[2:6, 2:6] = 1
+    assert tracker.recheck() and str(tracker.counts) == "0 added, 0 removed, 1 edited"
+    assert not tracker.recheck()  # nothing changed since
+    current[14:17, 14:17] = predicted[14:17, 14:17]
+    assert tracker.recheck() and not tracker.counts.any
+
+
+def test_hand_drawn_nucleus_with_a_hidden_predictions_label_scores_one(session):
+    image = session.images["img"]
+    assert image.labels.max() == 3  # nucleus 4 (score 0.2) is hidden at 0.5
+    # napari's M picks the highest visible label + 1 = 4, a hidden prediction's value.
+    image.labels[30:34, 40:44] = 4
+    counts = session.labels_painted("img", [(slice(30, 34), slice(40, 44))])
+    assert (counts.added, counts.removed, counts.edited) == (1, 0, 0)
+    snap = actions.snapshot(image)
+    assert 4 not in snap.scores
+    table = corrected_features(snap.labels, snap.scores)
+    row = list(table["label"]).index(4)
+    assert table["score"][row] == 1.0 and table["area"][row] == 16
+    assert (table["bbox_x"][row], table["bbox_y"][row]) == (40, 30)
+    entries = actions.image_entries(1, snap)
+    drawn = [e for e in entries if e["bbox"] == [40, 30, 4, 4]]
+    assert len(drawn) == 1 and drawn[0]["score"] == 1.0
+
+
+def test_threshold_and_new_predictions_never_discard_corrections(session, prediction):
+    assert session.apply_threshold("img", 0.1).labels.max() == 4  # untouched: re-filtered
+    image = session.images["img"]
+    image.labels[image.labels == 1] = 0
+    session.labels_painted("img", [(slice(2, 10), slice(2, 10))])
+    with pytest.raises(EditedImageError):
+        session.apply_threshold("img", 0.9)
+    with pytest.raises(EditedImageError):
+        session.add_prediction("img", None, prediction)
+    changed, removed = [], []
+    session.image_changed.connect(changed.append)
+    session.image_removed.connect(removed.append)
+    replaced = session.add_prediction("img", None, prediction, replace_edits=True)
+    assert not replaced.edited
+    assert changed == ["img"] and removed == []  # the image's layer is reused
+
+
+def test_use_run_takes_the_runs_threshold_and_refuses_other_folders(tmp_path):
+    session = Session()
+    with pytest.raises(InputError, match="not a training run"):
+        session.use_run(tmp_path)
+    (tmp_path / "settings.json").write_text(json.dumps({"score_thresh_test": 0.3}))
+    (tmp_path / "model_final.pth").write_bytes(b"")
+    changes = []
+    session.events.checkpoint.connect(changes.append)
+    session.use_run(tmp_path)
+    assert session.score_thresh == 0.3 and session.checkpoint.name == "model_final.pth"
+    assert changes[-1] == session.checkpoint
+
+
+def test_autosave_writes_every_edited_image_into_the_output_folder(session, prediction,
+                                                                   tmp_path):
+    session.add_prediction("other", None, prediction)
+    for name in ("img", "other"):
+        session.images[name].labels[60:63, 0:3] = 77
+        session.labels_painted(name, [(slice(60, 63), slice(0, 3))])
+    assert {i.name for i in session.unsaved()} == {"img", "other"}
+    state = actions.session_snapshot(session)
+    saved = actions.save_session(state)
+    for name, path, generation in saved:
+        session.mark_saved(name, path, generation)
+    assert sorted(p.name for _, p, _ in saved) == ["img.tif", "other.tif"]
+    assert all(p.parent == tmp_path / "out" / "corrected" for _, p, _ in saved)
+    assert not session.unsaved()
+    # An edit made while the autosave ran keeps the image unsaved.
+    session.images["img"].labels[0, 60] = 78
+    session.labels_painted("img", [(slice(0, 1), slice(60, 61))])
+    session.mark_saved("img", saved[0][1], saved[0][2])
+    assert [i.name for i in session.unsaved()] == ["img"]
+
+
+def test_session_is_saved_and_restored(session, tmp_path):
+    session.train_dir = tmp_path / "train"
+    image = session.images["img"]
+    image.labels[image.labels == 2] = 0
+    session.labels_painted("img", [(slice(20, 30), slice(20, 30))])
+    actions.save_session(actions.session_snapshot(session))
+
+    restored = Session()
+    added = []
+    restored.image_added.connect(added.append)
+    assert actions.restore_session(restored, tmp_path / "out") == []
+    assert added == ["img"] and restored.train_dir == tmp_path / "train"
+    again = restored.images["img"]
+    np.testing.assert_array_equal(again.labels, image.labels)
+    assert str(again.edits) == "0 added, 1 removed, 0 edited"
+    np.testing.assert_array_equal(again.prediction.labels(), image.prediction.labels())
+    with pytest.raises(InputError, match="no saved session"):
+        actions.restore_session(Session(), tmp_path)
