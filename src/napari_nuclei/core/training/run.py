@@ -19,13 +19,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..atomic import atomic_path, write_json_atomic
-from ..errors import InputError, OptionError
+from ..errors import InputError
 from ..jobs import StepProgress
 from ..validate import load_json
 from .data import TrainingData, prepare_training_data, register
 from .reports import METRICS_NAME, Notice, TrainReport, TrainResult, read_metrics
+from .resume import apply_resume_changes, done_iterations, read_run_facts, saved_path
 from .run_folder import hold_run_folder, repair_checkpoint_tag
-from .settings import SETTINGS_NAME, TrainSettings, load_run_facts, save_settings
+from .settings import TrainSettings, save_settings
 from .weights import is_run_dir, last_checkpoint, resolve_weights
 
 CONFIG_NAME = "config.yaml"
@@ -44,11 +45,6 @@ class RunPlan:
     resume: bool
 
 
-# Settings that may change when a run is resumed; any other change is refused by name.
-RESUMABLE_CHANGES = ("max_iter", "checkpoint_period", "eval_period", "keep_checkpoints",
-                     "device", "num_workers", "mpp")
-
-
 def _check_new_run_dir(run_dir: Path) -> None:
     if is_run_dir(run_dir) or last_checkpoint(run_dir) is not None:
         raise InputError(run_dir, "already holds a training run: continue it with --resume "
@@ -57,56 +53,6 @@ def _check_new_run_dir(run_dir: Path) -> None:
 
 def _absolute(path: str | Path | None) -> Path | None:
     return None if path is None else Path(path).expanduser().resolve()
-
-
-def _saved_path(run_dir: Path, value: str | None) -> Path | None:
-    """A data path saved in a run folder: absolute, or relative to the folder itself."""
-    if not value:
-        return None
-    path = Path(value).expanduser()
-    return path if path.is_absolute() else (run_dir / path).resolve()
-
-
-def _read_run_facts(run_dir: Path) -> dict:
-    if not is_run_dir(run_dir):
-        raise InputError(run_dir, "is not a training run folder (no settings.json)")
-    try:
-        facts = load_run_facts(run_dir)
-        if not isinstance(facts, dict) or not isinstance(facts.get("data"), str):
-            raise ValueError("no data folder recorded")
-        TrainSettings.from_json(facts).validate()
-    except (InputError, ValueError, TypeError) as exc:
-        why = exc.problem if isinstance(exc, InputError) else str(exc)
-        raise InputError(run_dir / SETTINGS_NAME, f"is damaged ({why}); the run cannot be "
-                         "resumed: start a new run from its last checkpoint with --weights "
-                         f"{run_dir}") from None
-    return facts
-
-
-def _done_iterations(checkpoint: Path | None) -> int:
-    """Iterations a checkpoint holds (0 when there is none)."""
-    if checkpoint is None:
-        return 0
-    from ..safe_load import load_weights_file
-
-    return int(load_weights_file(checkpoint, mmap=True).get("iteration", -1)) + 1
-
-
-def _apply_resume_changes(
-    settings: TrainSettings, changes: dict, done: int
-) -> TrainSettings:
-    refused = sorted(k for k, v in changes.items() if v is not None
-                     and k not in RESUMABLE_CHANGES and getattr(settings, k, v) != v)
-    if refused:
-        raise OptionError(refused[0], "cannot change when a run is resumed (it would no "
-                          "longer be the same run): start a new run, e.g. with --weights "
-                          "RUN_DIR to start from this one")
-    wanted = {k: v for k, v in changes.items() if k in RESUMABLE_CHANGES and v is not None}
-    updated = settings.replace(**wanted).validate()
-    if "max_iter" in wanted and updated.max_iter <= done:
-        raise OptionError("max_iter", f"must be more than the {done} iterations the run "
-                          "has done")
-    return updated
 
 
 def prepare_run(
@@ -123,7 +69,7 @@ def prepare_run(
 
     For ``resume=True`` the settings, data and config saved in ``run_dir`` are used, so
     the schedule continues unchanged; ``resume_changes`` may extend the run or change
-    what :data:`RESUMABLE_CHANGES` lists, and any other change is refused. Data paths
+    what :data:`.resume.RESUMABLE_CHANGES` lists, and any other change is refused. Data paths
     are saved absolute, so a run resumes from any working directory, and a run folder
     that was moved or copied resumes in its new place.
 
@@ -140,11 +86,11 @@ def prepare_run(
 
     run_dir = Path(run_dir).expanduser().resolve()
     if resume:
-        facts = _read_run_facts(run_dir)
+        facts = read_run_facts(run_dir)
         settings = TrainSettings.from_json(facts)
-        data = _saved_path(run_dir, facts["data"])
-        val_data = _saved_path(run_dir, facts.get("val_data"))
-        image_root = _saved_path(run_dir, facts.get("image_root"))
+        data = saved_path(run_dir, facts["data"])
+        val_data = saved_path(run_dir, facts.get("val_data"))
+        image_root = saved_path(run_dir, facts.get("image_root"))
         start_from, warning = repair_checkpoint_tag(run_dir)
         if warning:
             yield Notice("warning", warning)
@@ -152,7 +98,7 @@ def prepare_run(
             yield Notice("warning", "the run has no checkpoint yet: it starts again from "
                          "iteration 0")
         changes = dict(resume_changes or {}, device=device)
-        settings = _apply_resume_changes(settings, changes, _done_iterations(start_from))
+        settings = apply_resume_changes(settings, changes, done_iterations(start_from))
     else:
         if data is None or settings is None:
             raise ValueError("a new run needs settings and data")
@@ -249,7 +195,7 @@ def load_plan(run_dir: str | Path, resume: bool) -> RunPlan:
     # The folder named now, not the one the config was written in (it may have moved).
     cfg.OUTPUT_DIR = str(run_dir)
     dicts = load_json(run_dir / DICTS_NAME)
-    val_json = _saved_path(run_dir, dicts["val_json"])
+    val_json = saved_path(run_dir, dicts["val_json"])
     register(TRAIN_NAME, dicts["train"])
     cfg.DATASETS.TRAIN = (TRAIN_NAME,)
     cfg.DATASETS.TEST = ()
@@ -403,7 +349,7 @@ def iter_training(
     stop : threading.Event, optional
         Set to stop at the next iteration boundary, with a checkpoint.
     resume_changes : dict, optional
-        Settings to change when resuming (see :data:`RESUMABLE_CHANGES`).
+        Settings to change when resuming (see :data:`.resume.RESUMABLE_CHANGES`).
 
     Yields
     ------
