@@ -110,11 +110,12 @@ class TrainTab(QWidget):
         self._run(settings, data=self.session.train_dir, resume=False)
 
     def _on_resume(self) -> None:
+        from ..core.errors import InputError
         from ..core.training.settings import load_run_facts
 
         try:
             self.plot.lr_top = float(load_run_facts(self.run_dir)["base_lr"])
-        except (OSError, KeyError, ValueError):
+        except (InputError, OSError, KeyError, TypeError, ValueError):
             self.status.setText(f"{self.run_dir} holds no run to resume: open one with "
                                 "Open run…, or Start a new one.")
             return
@@ -202,11 +203,12 @@ class TrainTab(QWidget):
 
         try:
             self.session.use_run(run_dir)
+            settings = TrainSettings.from_json(load_run_facts(self.session.run_dir))
         except Exception as exc:
             self.status.setText(str(exc))
             return False
         run_dir = self.session.run_dir
-        self.form.show_settings(TrainSettings.from_json(load_run_facts(run_dir)))
+        self.form.show_settings(settings)
         self.form.output.set_text(str(run_dir), emit=False)
         self.plot.set_reports(self._read_metrics())
         self._list_checkpoints(run_dir)
