@@ -68,6 +68,7 @@ def run(args: argparse.Namespace) -> int:
     from ..core.dataset import open_dataset
     from ..core.label_files import write_label_outputs
     from ..core.predict.model import load_model
+    from ..core.predict.outputs import LOWEST_SCORE
     from ..core.predict.predictor import iter_predict_dataset
     from ..core.submission import image_ids_by_name, submission_entries, write_submission
 
@@ -75,6 +76,10 @@ def run(args: argparse.Namespace) -> int:
     ids = image_ids_by_name(dataset, args.test_ids)
     model = load_model(args.model, args.preset, args.checkpoint, args.device, args.test_size,
                        args.score_thresh, args.max_dets)
+    # Stitched from the same detections as the dock's, then filtered at the threshold: the
+    # same model and threshold give the same nuclei in both.
+    threshold = model.score_thresh
+    model.detect_down_to(min(LOWEST_SCORE, threshold))
     entries, sizes, capped, measured = [], {}, [], []
     if args.measurements or args.geojson:
         from ..core.image_io import read_image
@@ -83,7 +88,7 @@ def run(args: argparse.Namespace) -> int:
     with tqdm(total=len(dataset), unit="image", desc="predict", file=sys.stderr,
               disable=args.quiet) as bar:
         for step in iter_predict_dataset(model, dataset, tile_size=args.tile_size):
-            prediction = step.prediction
+            prediction = step.prediction.above(threshold)
             image_id = ids[Path(step.record.file_name).name]
             sizes[image_id] = (prediction.height, prediction.width)
             entries += submission_entries(image_id, prediction.rles(), prediction.scores)

@@ -61,6 +61,21 @@ class NucleiModel:
     def detections_per_image(self) -> int:
         return int(self.cfg.TEST.DETECTIONS_PER_IMAGE)
 
+    @property
+    def score_thresh(self) -> float:
+        """The test-time score threshold of the run (or the override it was loaded with)."""
+        return float(self.cfg.MODEL.ROI_HEADS.SCORE_THRESH_TEST)
+
+    def detect_down_to(self, score: float) -> None:
+        """Let the network return detections down to ``score``.
+
+        Tiles are stitched from every detection the network returns, so results filtered
+        afterwards (:meth:`Prediction.above`) at a threshold are the same whether they come
+        from the command line or from the dock's score slider only when both stitch from
+        the same floor.
+        """
+        self.model.roi_heads.box_predictor.test_score_thresh = float(score)
+
     def resize_scale(self, height: int, width: int) -> float:
         """The factor ``ResizeShortestEdge`` would scale an image of this size by."""
         short, long = min(height, width), max(height, width)
