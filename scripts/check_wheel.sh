@@ -144,7 +144,9 @@ assert contributions.widgets and contributions.readers and contributions.writers
 for sample in contributions.sample_data:
     layers = manager.commands.execute(sample.command)
     assert layers and layers[0][0].ndim >= 2, sample.key
-layers = npe2.read([sys.argv[1] + "/train"], stack=False, plugin_name="napari-nuclei")
+# The reader claims JSON only (dataset folders open from the dock): a test folder's ids.
+layers = npe2.read([sys.argv[1] + "/test/test_img_ids.json"], stack=False,
+                   plugin_name="napari-nuclei")
 assert layers, "the reader opened nothing"
 print(f"npe2: {len(contributions.sample_data)} samples, reader gave {len(layers)} layers")
 PY
