@@ -158,9 +158,10 @@ def test_corrections_are_counted_autosaved_and_exported(dock, qtbot, tiny_run, t
     session = widget.session
     # One image at a time: the last one predicted, or the one chosen in the list.
     # One pair of layers is reused: it shows the image chosen, the others stay hidden.
+    # A folder's first prediction is shown; the others are listed as they come.
     first, last = list(session.images)
     layer, pixels = predict.layers.labels_layer, predict.layers.image_layer
-    assert predict.layers.current == last and layer.data is session.images[last].labels
+    assert predict.layers.current == first and layer.data is session.images[first].labels
     predict.images.setCurrentRow(list(session.images).index("fluo_r1c1"))
     image = session.images["fluo_r1c1"]
     assert predict.layers.current == "fluo_r1c1" and layer.data is image.labels

@@ -17,16 +17,20 @@ from ..core.predict.outputs import PredictSettings
 def settings_widgets(settings_class) -> dict:
     """One magicgui widget per field of a settings dataclass, by field name.
 
-    Each field's metadata holds its ``label``, ``tooltip`` and widget options (limits,
-    step, choices).
+    Each field's metadata holds its ``label``, ``tooltip``, widget options (limits,
+    step, choices) and, for a number whose 0 means a default, the words shown for 0
+    (``zero``).
     """
     hints = typing.get_type_hints(settings_class)
     widgets = {}
     for item in dataclasses.fields(settings_class):
-        options = {k: v for k, v in item.metadata.items() if k != "label"}
+        options = {k: v for k, v in item.metadata.items() if k not in ("label", "zero")}
         widget_type = "ComboBox" if "choices" in options else None
+        label = item.metadata["label"]
+        if "zero" in item.metadata:  # 0 means a default: say which
+            label = f"{label}, 0: {item.metadata['zero']}"
         widgets[item.name] = create_widget(
-            item.default, hints[item.name], name=item.name, label=item.metadata["label"],
+            item.default, hints[item.name], name=item.name, label=label,
             widget_type=widget_type, options=options)
     return widgets
 

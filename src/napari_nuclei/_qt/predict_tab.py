@@ -121,6 +121,7 @@ class PredictTab(QWidget):
         if self.session.run_dir is None:
             self.hint.setText("Choose a model first: train one or open a run in Train.")
             return
+        self.layers.follow = len(sources) == 1
         self.progress.setRange(0, len(sources))
         self.progress.setValue(0)
         self.progress.setFormat("image %v/%m")

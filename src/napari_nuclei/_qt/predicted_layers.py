@@ -42,6 +42,7 @@ class PredictedLayers(QObject):
         super().__init__(parent)
         self.viewer, self.session = viewer, session
         self.current: str | None = None  # the predicted image shown
+        self.follow = True  # show each new prediction (False: only when none is shown)
         self.labels_layer = self.image_layer = None  # created at the first prediction
         self.images: dict[str, object] = {}  # image name -> the user's Image layer
         self.pixels: dict[str, object] = {}  # image name -> pixels read from its file
@@ -62,7 +63,10 @@ class PredictedLayers(QObject):
         self.pixels[name] = pixels
 
     def _on_image_added(self, name: str) -> None:
-        self.show(name)
+        # A folder's predictions are listed as they come; only the first is shown, so
+        # the view does not change under the user's brush (nor redraws for each image).
+        if self.follow or self.shown_name() is None:
+            self.show(name)
         self.autosave.schedule()  # the session (with this prediction) is saved too
 
     def _on_image_changed(self, name: str) -> None:

@@ -77,23 +77,25 @@ def single_plane(pixels: np.ndarray, name: str) -> np.ndarray:
 
 @dataclass(frozen=True)
 class PredictSettings:
-    """How the dock predicts; each field's metadata gives its label, limits and a
-    tooltip (what it does and when to change it), from which the form is built.
+    """How the dock predicts; each field's metadata gives its label, limits, what 0
+    means, and a tooltip (what it does and when to change it), from which the form is
+    built.
 
     A value of 0 means "the run's own" (or, for the tile size, "only where needed").
     """
 
     tile_size: int = field(default=0, metadata={
-        "label": "Tile size (px)", "min": 0, "max": 8192, "step": 64,
+        "label": "Tile (px)", "min": 0, "max": 8192, "step": 64, "zero": "as needed",
         "tooltip": "0: images the network would shrink are predicted in tiles of the "
                    "run's input size. Set a size (at least 64) to tile every image, e.g. "
                    "to bound memory on very large images."})
     test_size: int = field(default=0, metadata={
-        "label": "Input size (px)", "min": 0, "max": 4096, "step": 32,
+        "label": "Input (px)", "min": 0, "max": 4096, "step": 32, "zero": "the run's",
         "tooltip": "0: the run's own test size. Change it only when your nuclei are "
                    "larger or smaller (in pixels) than those the model was trained on."})
     max_dets: int = field(default=0, metadata={
-        "label": "Max nuclei per image", "min": 0, "max": 100_000, "step": 100,
+        "label": "Most nuclei", "min": 0, "max": 100_000, "step": 100,
+        "zero": "the run's",
         "tooltip": "0: the run's own detection cap. Raise it when a warning says the "
                    "cap was reached (dense images with more nuclei than the cap)."})
     device: str = field(default="auto", metadata={
