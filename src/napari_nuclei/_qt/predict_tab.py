@@ -45,6 +45,7 @@ class PredictTab(QWidget):
         self.viewer, self.session = viewer, session
         self.layers = PredictedLayers(viewer, session, self)
         self.worker = self.job = None
+        self.capped: list[str] = []  # images whose detections reached the cap
         self.ask = ask_yes_no
         self.model_label = QLabel("Model: none yet (train one, or open a run in Train)")
         self.hint = QLabel("")
@@ -121,7 +122,7 @@ class PredictTab(QWidget):
         if self.session.run_dir is None:
             self.hint.setText("Choose a model first: train one or open a run in Train.")
             return
-        self.layers.follow = len(sources) == 1
+        self.layers.follow, self.capped = len(sources) == 1, []
         self.progress.setRange(0, len(sources))
         self.progress.setValue(0)
         self.progress.setFormat("image %v/%m")
@@ -143,7 +144,12 @@ class PredictTab(QWidget):
         self.stop_button.setEnabled(running)
 
     def _on_finished(self) -> None:
+        from napari.utils.notifications import show_warning
+
         self._set_running(False)
+        if self.capped:
+            show_warning(f"The detection cap was reached in {', '.join(self.capped)}: some "
+                         "nuclei are missing (raise Most nuclei)")
         if self.job is not None and self.job.stopping:
             self.hint.setText(f"Stopped after {self.progress.value()} of "
                               f"{self.progress.maximum()} image(s).")
@@ -197,6 +203,5 @@ class PredictTab(QWidget):
                 return
             self.session.add_prediction(result.name, result.path, result.prediction,
                                         replace_edits=True, image=image)
-        if result.prediction.hit_cap:
-            show_warning(f"{result.name}: the detection cap was reached; some nuclei "
-                         "are missing")
+        if result.prediction.hit_cap:  # said once, when the batch ends
+            self.capped.append(result.name)
