@@ -9,7 +9,8 @@ Measured in one process, on the sample data, for four phases:
 - training, in-process (the previous design): the same training generator in a napari
   thread worker of the viewer's own process, reports to the same plot, with
   ``gc.freeze()`` after the first report as that design did;
-- folder prediction, dock (child process): the Predict section's "Predict test folder";
+- folder prediction, dock (child process): the Predict section's "Predict test folder",
+  its first round (which adds the two layers the dock reuses) and the later rounds;
 - folder prediction, in-process (the previous design): the model loaded and run in a
   thread worker of the viewer's process, each result added as a Labels layer.
 
@@ -18,7 +19,8 @@ Prints the worst and 99th-percentile gap per phase and their in-process / child 
 Usage::
 
     QT_API=pyqt6 xvfb-run -a -s "-screen 0 1600x1200x24" \\
-        .venv/bin/python benchmarks/bench_gui_latency.py [--seconds 30] [--rounds 3]
+        .venv/bin/python benchmarks/bench_gui_latency.py [--seconds 30] [--rounds 3] \\
+        [--phases dock] [--why]
 """
 
 from __future__ import annotations
@@ -39,14 +41,27 @@ sys.modules.setdefault("triton", None)
 TICK_MS = 20
 
 
-class GapMeter:
-    """Records the gaps between ticks of a timer on the GUI thread."""
+STALL_MS = 60  # a tick this late is a stall; the sampler records what the GUI thread runs
 
-    def __init__(self):
+
+class GapMeter:
+    """Records the gaps between ticks of a timer on the GUI thread.
+
+    With ``why=True`` a sampling thread also records, every 10 ms of a stall, the Python
+    stack the GUI thread is in, so that the report can say what stalls it.
+    """
+
+    def __init__(self, why: bool = False):
         from qtpy.QtCore import QTimer
 
         self.gaps: list[float] = []
+        self.starts: list[float] = []
+        self.stalls: dict[str, int] = {}
+        self.episodes: dict[float, list] = {}  # stall's start -> stacks sampled in it
         self._last = None
+        self._why = why
+        self._gui_thread = threading.get_ident()
+        self._sampling = threading.Event()
         self.timer = QTimer()
         self.timer.timeout.connect(self._on_tick)
 
@@ -54,17 +69,44 @@ class GapMeter:
         now = time.perf_counter()
         if self._last is not None:
             self.gaps.append(now - self._last)
+            self.starts.append(self._last)
         self._last = now
 
+    def _sample(self) -> None:
+        while not self._sampling.wait(0.01):
+            last = self._last
+            if last is None or (time.perf_counter() - last) * 1000 < STALL_MS:
+                continue
+            frame = sys._current_frames().get(self._gui_thread)
+            where = []
+            while frame is not None and len(where) < 4:
+                code = frame.f_code
+                name = Path(code.co_filename)
+                if "site-packages" not in name.parts or name.parts[-2] in ("napari_nuclei",):
+                    where.append(f"{name.name}:{code.co_name}")
+                elif not where:
+                    where.append(f"{name.parent.name}/{name.name}:{code.co_name}")
+                frame = frame.f_back
+            key = " < ".join(where)
+            self.stalls[key] = self.stalls.get(key, 0) + 1
+            self.episodes.setdefault(last, []).append(key)
+
     def start(self) -> None:
-        self.gaps, self._last = [], None
+        self.gaps, self.starts, self._last, self.stalls, self.episodes = [], [], None, {}, {}
         self.timer.start(TICK_MS)
+        if self._why:
+            self._sampling.clear()
+            threading.Thread(target=self._sample, daemon=True).start()
 
     def stop(self) -> dict:
         self.timer.stop()
+        self._sampling.set()
         gaps = np.array(self.gaps) * 1000
+        longest = [(float(gaps[i]), self.episodes.get(self.starts[i], []))
+                   for i in np.argsort(-gaps)[:3]]
         return {"ticks": len(gaps), "worst": float(gaps.max()) if len(gaps) else 0.0,
-                "p99": float(np.percentile(gaps, 99)) if len(gaps) else 0.0}
+                "p99": float(np.percentile(gaps, 99)) if len(gaps) else 0.0,
+                "stalls": dict(self.stalls), "longest": longest}
 
 
 def spin(condition, timeout: float = 900.0) -> None:
@@ -127,14 +169,18 @@ def train_in_process(dock, meter, out: Path, seconds: float, data: Path) -> dict
     return result
 
 
-def predict_child(dock, meter, run_dir: Path, rounds: int) -> dict:
+def predict_child(dock, meter, run_dir: Path, rounds: int) -> tuple[dict, dict | None]:
+    """The first round (which adds the dock's two layers), then the later rounds."""
     predict = dock.predict_tab
     dock.train_tab.open_run(run_dir)
-    meter.start()
-    for _ in range(rounds):
-        predict.folder_button.click()
-        spin(lambda: predict.current_button.isEnabled())
-    return meter.stop()
+    results = []
+    for first in (True, False):
+        meter.start()
+        for _ in range(1 if first else rounds - 1):
+            predict.folder_button.click()
+            spin(lambda: predict.current_button.isEnabled())
+        results.append(meter.stop())
+    return results[0], (results[1] if rounds > 1 else None)
 
 
 def _predict_in_thread(run_dir: Path, checkpoint: Path, paths: list[Path]):
@@ -184,6 +230,10 @@ def main() -> int:
                         help="seconds of training measured per phase")
     parser.add_argument("--rounds", type=int, default=3,
                         help="test-folder predictions per prediction phase")
+    parser.add_argument("--phases", choices=("all", "dock"), default="all",
+                        help="dock: only the dock's phases, not the previous design's")
+    parser.add_argument("--why", action="store_true",
+                        help="also print where the GUI thread was during stalls")
     args = parser.parse_args()
 
     import napari
@@ -193,20 +243,24 @@ def main() -> int:
     sample = sample_data_dir()
     viewer = napari.Viewer(show=True)
     _, dock = viewer.window.add_plugin_dock_widget("napari-nuclei", "Nuclei segmentation")
-    meter = GapMeter()
+    meter = GapMeter(why=args.why)
     rows = {}
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp)
         dock.data_tab.set_paths(sample, sample / "test", sample / "test_gt", out / "session")
         rows["training, dock (child process)"], run_dir = train_child(dock, meter, out,
                                                                       args.seconds)
-        rows["training, in-process (previous)"] = train_in_process(dock, meter, out,
-                                                                   args.seconds, sample)
+        if args.phases == "all":
+            rows["training, in-process (previous)"] = train_in_process(dock, meter, out,
+                                                                       args.seconds, sample)
         warm_up(viewer)
-        rows["folder prediction, dock (child process)"] = predict_child(dock, meter, run_dir,
-                                                                        args.rounds)
-        rows["folder prediction, in-process (previous)"] = predict_in_process(
-            viewer, meter, dock.session.checkpoint, args.rounds, sample / "test")
+        first, later = predict_child(dock, meter, run_dir, args.rounds)
+        rows["folder prediction, dock (child process)"] = first
+        if later is not None:
+            rows["  the same, later rounds (layers exist)"] = later
+        if args.phases == "all":
+            rows["folder prediction, in-process (previous)"] = predict_in_process(
+                viewer, meter, dock.session.checkpoint, args.rounds, sample / "test")
     viewer.close()
     print(f"GUI-thread timer gaps ({TICK_MS} ms timer), worst and 99th percentile:")
     for name, row in rows.items():
@@ -214,9 +268,22 @@ def main() -> int:
               f"p99 {row['p99']:6.1f} ms")
     for what in ("training", "folder prediction"):
         child = rows[f"{what}, dock (child process)"]
-        inproc = [v for k, v in rows.items() if k.startswith(what) and "in-process" in k][0]
+        inproc = [v for k, v in rows.items() if k.startswith(what) and "in-process" in k]
+        if not inproc:
+            continue
+        inproc = inproc[0]
         print(f"{what}: in-process / child worst gap = {inproc['worst'] / child['worst']:.1f}x, "
               f"p99 = {inproc['p99'] / child['p99']:.1f}x")
+    if args.why:
+        for name, row in rows.items():
+            print(f"where the GUI thread was during stalls over {STALL_MS} ms, {name} "
+                  "(10 ms samples):")
+            for where, count in sorted(row["stalls"].items(), key=lambda kv: -kv[1])[:8]:
+                print(f"  {count:4d}  {where}")
+            for gap, stacks in row["longest"]:
+                print(f"  a {gap:.0f} ms stall:")
+                for where in dict.fromkeys(stacks):
+                    print(f"    {stacks.count(where):3d}  {where}")
     return 0
 
 

@@ -66,7 +66,7 @@ def prediction_picture(run_dir: Path, out: Path) -> None:
     dock.predict_tab.current_button.click()
     wait(lambda: "he_tile_1000" in dock.session.images)
     wait(lambda: not dock.predict_tab.worker.is_running)
-    layer = dock.predict_tab.layers.labels["he_tile_1000"]
+    layer = dock.predict_tab.layers.labels_layer
     layer.opacity = 0.5
     for _ in range(20):
         QApplication.processEvents()

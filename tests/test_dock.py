@@ -27,7 +27,7 @@ def dock(make_napari_viewer, qtbot, tmp_path):
         if tab.job is not None:
             tab.job.kill()
     workers = (widget.train_tab.worker, widget.predict_tab.worker, widget.export_tab.worker,
-               widget.predict_tab.layers._saving)
+               widget.predict_tab.layers.autosave._saving)
     qtbot.waitUntil(lambda: not any(w is not None and w.is_running for w in workers))
 
 
@@ -157,26 +157,30 @@ def test_corrections_are_counted_autosaved_and_exported(dock, qtbot, tiny_run, t
     predict = _predict_folder(qtbot, widget, tiny_run)
     session = widget.session
     # One image at a time: the last one predicted, or the one chosen in the list.
+    # One pair of layers is reused: it shows the image chosen, the others stay hidden.
+    # A folder's first prediction is shown; the others are listed as they come.
     first, last = list(session.images)
-    assert predict.layers.labels[last].visible and not predict.layers.labels[first].visible
+    layer, pixels = predict.layers.labels_layer, predict.layers.image_layer
+    assert predict.layers.current == first and layer.data is session.images[first].labels
     predict.images.setCurrentRow(list(session.images).index("fluo_r1c1"))
     image = session.images["fluo_r1c1"]
-    layer = predict.layers.labels["fluo_r1c1"]
-    assert layer.data is image.labels and layer.visible
-    assert not predict.layers.labels["he_tile_1000"].visible
+    assert predict.layers.current == "fluo_r1c1" and layer.data is image.labels
+    assert layer.visible and pixels.visible and pixels.name == "fluo_r1c1"
+    assert [lyr.name for lyr in viewer.layers if lyr.visible] == [
+        "fluo_r1c1", "fluo_r1c1 nuclei (predicted)"]
     assert {"score", "area", "bbox_x"} <= set(layer.features.columns)
 
     # The slider re-filters the image in view only, once it rests.
     viewer.layers.selection.active = viewer.layers[layer.name]
     shown = len(np.unique(layer.data))
-    other = predict.layers.labels["he_tile_1000"].data.copy()
+    other = session.images["he_tile_1000"].labels.copy()
     predict.threshold.setValue(90)
-    qtbot.waitUntil(lambda: len(np.unique(predict.layers.labels["fluo_r1c1"].data)) < shown)
-    np.testing.assert_array_equal(predict.layers.labels["he_tile_1000"].data, other)
+    qtbot.waitUntil(lambda: len(np.unique(layer.data)) < shown)
+    np.testing.assert_array_equal(session.images["he_tile_1000"].labels, other)
     predict.threshold.setValue(30)
-    qtbot.waitUntil(lambda: len(np.unique(predict.layers.labels["fluo_r1c1"].data)) == shown)
-    layer = predict.layers.labels["fluo_r1c1"]
+    qtbot.waitUntil(lambda: len(np.unique(layer.data)) == shown)
     image = session.images["fluo_r1c1"]
+    assert layer.data is image.labels
 
     # Paint a nucleus with the label napari's M would pick: the highest shown + 1, which
     # is a prediction hidden by the threshold.
@@ -190,9 +194,14 @@ def test_corrections_are_counted_autosaved_and_exported(dock, qtbot, tiny_run, t
     qtbot.waitUntil(lambda: not image.edited)
     layer.redo()
     qtbot.waitUntil(lambda: str(image.edits) == "1 added, 0 removed, 0 edited")
-    # Erase nucleus 1 of the other image too: every edited image is autosaved.
-    other = predict.layers.labels["he_tile_1000"]
-    other.data_setitem(np.nonzero(other.data == 1), 0)
+    # Erase nucleus 1 of the other image too: every edited image is autosaved. Undo
+    # there does not reach back into the image shown before.
+    predict.layers.show("he_tile_1000")
+    assert layer.data is session.images["he_tile_1000"].labels
+    layer.undo()
+    assert str(image.edits) == "1 added, 0 removed, 0 edited"
+    np.testing.assert_array_equal(layer.data, other)
+    layer.data_setitem(np.nonzero(layer.data == 1), 0)
     qtbot.waitUntil(
         lambda: str(session.images["he_tile_1000"].edits) == "0 added, 1 removed, 0 edited")
     corrected = tmp_path / "session" / "corrected"
@@ -201,13 +210,13 @@ def test_corrections_are_counted_autosaved_and_exported(dock, qtbot, tiny_run, t
                                                                "he_tile_1000.tif"]
     assert not list((SAMPLE_DATA / "test").glob("*corrected*"))
     np.testing.assert_array_equal(
-        __import__("tifffile").imread(corrected / "fluo_r1c1.tif"), layer.data)
+        __import__("tifffile").imread(corrected / "fluo_r1c1.tif"), image.labels)
 
     widget.export_tab.export_submission(str(tmp_path / "submission.json"))
     qtbot.waitUntil(lambda: "Wrote" in widget.export_tab.result.text(), timeout=60_000)
     entries = json.loads((tmp_path / "submission.json").read_text())
     drawn = [e for e in entries if e["image_id"] == 1 and e["score"] == 1.0]
-    rows, cols = np.nonzero(layer.data == hidden)
+    rows, cols = np.nonzero(image.labels == hidden)
     own_box = [cols.min(), rows.min(), np.ptp(cols) + 1, np.ptp(rows) + 1]
     assert len(drawn) == 1 and drawn[0]["bbox"] == [int(v) for v in own_box]
 
@@ -225,7 +234,8 @@ def test_corrections_are_counted_autosaved_and_exported(dock, qtbot, tiny_run, t
 def test_session_is_restored_from_its_output_folder(dock, qtbot, tiny_run, tmp_path):
     viewer, widget = dock
     predict = _predict_folder(qtbot, widget, tiny_run)
-    layer = predict.layers.labels["fluo_r1c1"]
+    predict.layers.show("fluo_r1c1")
+    layer = predict.layers.labels_layer
     layer.data_setitem(np.nonzero(layer.data == 2), 0)
     assert widget.close_guard.may_close()  # closing saves what is pending
     assert (tmp_path / "session" / "session.json").is_file()
@@ -234,10 +244,13 @@ def test_session_is_restored_from_its_output_folder(dock, qtbot, tiny_run, tmp_p
     widget.session.run_dir = None
     widget.data_tab.open_session(tmp_path / "session")
     assert widget.session.run_dir == tiny_run[0].resolve()
-    restored = predict.layers.labels["fluo_r1c1"]
-    assert restored.unique_id != layer.unique_id
+    predict.layers.show("fluo_r1c1")
+    restored = predict.layers.labels_layer
     assert restored.unique_id in {lyr.unique_id for lyr in viewer.layers}
     np.testing.assert_array_equal(restored.data, edited)
+    # The image itself is read from its file again, off the GUI thread.
+    qtbot.waitUntil(lambda: predict.layers.image_layer.name == "fluo_r1c1"
+                    and predict.layers.image_layer.visible, timeout=60_000)
     assert str(widget.session.images["fluo_r1c1"].edits) == "0 added, 1 removed, 0 edited"
 
 
@@ -265,7 +278,8 @@ def test_predict_current_image_acts_on_the_image_in_view(dock, qtbot, tiny_run, 
     _wait_idle(qtbot, predict.worker)
     assert "hidden" not in widget.session.images and not hidden.visible
     assert not viewer.layers["fluo_r0c0 nuclei"].visible  # ground truth not drawn over
-    layer = predict.layers.labels["fluo_r0c0"]
+    assert predict.layers.current == "fluo_r0c0" and viewer.layers["fluo_r0c0"].visible
+    layer = predict.layers.labels_layer
     layer.data_setitem(tuple(np.mgrid[:12, :12].reshape(2, -1)), 7777)
     qtbot.waitUntil(lambda: widget.session.images["fluo_r0c0"].edited)
     predict.add_button.click()
@@ -280,3 +294,70 @@ def test_predict_current_image_acts_on_the_image_in_view(dock, qtbot, tiny_run, 
     predict.current_button.click()
     qtbot.waitUntil(lambda: "stack[1]" in widget.session.images, timeout=300_000)
     _wait_idle(qtbot, predict.worker)
+
+
+def test_a_large_image_reports_tiles_and_stop_ends_it_at_the_next_tile(dock, qtbot, tiny_run):
+    import re
+
+    viewer, widget = dock
+    predict = widget.predict_tab
+    # Every field of the prediction form says what it does and when to change it.
+    assert all(len(field.tooltip or "") > 30 for field in predict.form)
+    assert widget.train_tab.open_run(tiny_run[0])
+    viewer.open_sample("napari-nuclei", "he_tile")
+    viewer.layers.selection.active = viewer.layers["he_tile_1000"]
+    predict.form.fields["tile_size"].value = 128  # many small tiles
+    predict.current_button.click()
+    qtbot.waitUntil(lambda: "tile" in predict.progress.format(), timeout=300_000)
+    predict.stop_button.click()
+    _wait_idle(qtbot, predict.worker)
+    done, total = map(int, re.search(r"tile (\d+)/(\d+)", predict.progress.format()).groups())
+    assert done < total and total > 20
+    assert "he_tile_1000" not in widget.session.images
+    assert predict.hint.text() == "Stopped after 0 of 1 image(s)."
+
+
+def test_every_control_the_plot_and_the_checkpoints_are_reachable_at_1280x720(dock, qtbot):
+    from matplotlib.backends.backend_qtagg import FigureCanvasQTAgg
+    from qtpy.QtCore import QPoint, QRect
+    from qtpy.QtWidgets import (
+        QAbstractButton,
+        QAbstractScrollArea,
+        QAbstractSlider,
+        QAbstractSpinBox,
+        QApplication,
+        QComboBox,
+        QLineEdit,
+    )
+
+    _, widget = dock
+    window = widget.window()
+    window.show()
+    window.resize(1280, 720)
+    qtbot.waitUntil(lambda: window.height() <= 720 and widget.isVisible())
+    kinds = (QAbstractButton, QAbstractSlider, QAbstractSpinBox, QComboBox, QLineEdit,
+             QAbstractScrollArea, FigureCanvasQTAgg)
+    checked = []
+    for index in range(widget.tabs.count()):
+        widget.tabs.setCurrentIndex(index)
+        area = widget.tabs.widget(index)
+        QApplication.processEvents()
+        # The section's scroll area lies inside the window.
+        bottom = area.mapTo(window, QPoint(0, area.height())).y()
+        assert bottom <= window.height() and area.viewport().height() > 300
+        for control in area.widget().findChildren(kinds):
+            parent = control.parentWidget()
+            while parent is not area.widget() and not isinstance(parent, QAbstractScrollArea):
+                parent = parent.parentWidget()
+            if parent is not area.widget() or not control.isVisibleTo(area.widget()):
+                continue  # part of a list, or hidden on purpose (shown when needed)
+            area.ensureWidgetVisible(control, 0, 0)
+            QApplication.processEvents()
+            shown = QRect(control.mapTo(area.viewport(), QPoint(0, 0)), control.size())
+            assert area.viewport().rect().contains(shown), (widget.tabs.tabText(index),
+                                                            control)
+            assert control.height() >= min(control.minimumSizeHint().height(), 20)
+            checked.append(control)
+    train = widget.train_tab
+    assert {id(train.plot), id(train.checkpoints), id(train.start_button),
+            id(widget.predict_tab.threshold)} <= {id(c) for c in checked}

@@ -1,5 +1,7 @@
 """The predict -> outputs generator: one bad file is skipped and named, stacks refused."""
 
+import dataclasses
+
 import numpy as np
 import pytest
 
@@ -10,6 +12,8 @@ from napari_nuclei.core.predict.outputs import (
     ImagePredicted,
     ImageSkipped,
     ImageSource,
+    PredictSettings,
+    TileProgress,
     iter_predict_sources,
     single_plane,
     submission_at,
@@ -37,3 +41,51 @@ def test_a_bad_file_is_skipped_and_the_batch_goes_on(tiny_run, tmp_path):
     entries = submission_at(1, predicted, 0.3)
     assert len(entries) == len(predicted.above(0.3)) and all(e["score"] >= 0.3
                                                              for e in entries)
+
+
+class CountingModel:
+    """Stands in for the network: finds nothing, counts the tiles it is given."""
+
+    min_size_test = 256
+
+    def __init__(self):
+        self.tiles = 0
+
+    def resize_scale(self, height, width):
+        return 256 / max(height, width)
+
+    def infer(self, bgr, resize=True):
+        from napari_nuclei.core.predict.model import RawDetections
+
+        self.tiles += 1
+        return RawDetections(np.zeros((0, 4), np.float32), np.zeros(0, np.float32),
+                             np.zeros((0, 28, 28), np.float32), False)
+
+
+def test_a_large_image_reports_each_tile_and_stops_at_the_next_one():
+    from napari_nuclei.core.predict.tiles import tile_grid
+
+    big = ImageSource("big", None, np.zeros((600, 700, 3), np.uint8))
+    tiles = len(tile_grid(600, 700, 256, 64))
+    model = CountingModel()
+    reports = []
+    drain(iter_predict_sources(model, [big], tile_size=256, overlap=64), reports.append)
+    assert [(r.tile, r.tiles) for r in reports[:-1]] == [(i, tiles) for i in
+                                                         range(1, tiles + 1)]
+    assert all(isinstance(r, TileProgress) and r.name == "big" for r in reports[:-1])
+    assert isinstance(reports[-1], ImagePredicted) and model.tiles == tiles > 4
+    # Closing the generator (what Stop does) ends the prediction at the next tile.
+    model = CountingModel()
+    job = iter_predict_sources(model, [big, big], tile_size=256, overlap=64)
+    assert next(job).tile == 1 and next(job).tile == 2
+    job.close()
+    assert model.tiles == 2
+
+
+def test_prediction_settings_give_options_with_zero_meaning_the_runs_own():
+    assert PredictSettings().options() == {"device": "auto"}
+    assert PredictSettings(tile_size=512, max_dets=2000, device="cpu").options() == {
+        "device": "cpu", "tile_size": 512, "max_dets": 2000}
+    # Every field says what it does and when to change it, for the form built from it.
+    assert all(len(f.metadata["tooltip"]) > 30 and f.metadata["label"]
+               for f in dataclasses.fields(PredictSettings))

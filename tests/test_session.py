@@ -138,3 +138,27 @@ def test_session_is_saved_and_restored(session, tmp_path):
     np.testing.assert_array_equal(again.prediction.labels(), image.prediction.labels())
     with pytest.raises(InputError, match="no saved session"):
         actions.restore_session(Session(), tmp_path)
+
+
+def test_predictions_are_made_ready_to_show_off_the_gui_thread(prediction):
+    from napari_nuclei.core.jobs import drain
+    from napari_nuclei.core.predict.outputs import ImagePredicted, TileProgress
+
+    def job():
+        yield TileProgress(1, 1, "img", 1, 2)
+        yield ImagePredicted(1, 1, "img", None, prediction)
+        return 1
+
+    prepared = []
+    assert drain(actions.iter_prepared(job(), 0.5), prepared.append) == 1
+    (tile, none), (done, image) = prepared
+    assert isinstance(tile, TileProgress) and none is None
+    assert done.name == image.name == "img" and image.score_thresh == 0.5
+    np.testing.assert_array_equal(image.labels, prediction.above(0.5).labels())
+    assert list(image.features()["label"]) == [1, 2, 3]
+    # The session takes it as it is at that threshold, and makes it anew at another.
+    session = Session(score_thresh=0.5)
+    assert session.add_prediction("img", None, prediction, image=image) is image
+    session.score_thresh = 0.85
+    again = session.add_prediction("img", None, prediction, image=image)
+    assert again is not image and again.labels.max() == 2

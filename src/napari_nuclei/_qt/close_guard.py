@@ -54,5 +54,5 @@ class CloseGuard(QObject):
                 train.job.kill()
         if predict.job is not None and predict.job.is_alive():
             predict.job.kill()
-        predict.layers.save_now()
+        predict.layers.autosave.save_now()
         return True

@@ -32,8 +32,9 @@ def image_in_view(viewer, predicted_layers) -> object:
         return active
     if isinstance(active, Labels):
         name = predicted_layers.name_of(active)
-        if name in predicted_layers.images:
-            return predicted_layers.images[name]
+        image = predicted_layers.image_layer_of(name) if name else None
+        if image is not None:
+            return image
         under = _image_under(viewer, active)
         if under is not None:
             return under

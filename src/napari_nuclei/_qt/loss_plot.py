@@ -38,6 +38,17 @@ class LossPlot(FigureCanvasQTAgg):
         self.mpl_connect("draw_event", self._on_draw)
         self.redraw()
 
+    def follow_theme(self, viewer) -> None:
+        """Take napari's theme now and whenever it changes."""
+        viewer.events.theme.connect(lambda event: self._on_theme(event.value))
+        self._on_theme(viewer.theme)
+
+    def _on_theme(self, name: str) -> None:
+        from napari.utils.theme import get_theme
+
+        theme = get_theme(name)
+        self.set_theme(theme.text.as_hex(), theme.background.as_hex())
+
     def set_theme(self, text_colour: str, background: str) -> None:
         """Recolour the figure (napari's theme changed) and redraw."""
         self.figure.set_facecolor(background)
@@ -83,6 +94,19 @@ class LossPlot(FigureCanvasQTAgg):
         for artist in self.plot.moving_artists:
             self.figure.draw_artist(artist)
         self.blit(self.figure.bbox)
+
+    def ask_and_save(self) -> None:
+        """Ask where, then save the plot (Save plot…)."""
+        from qtpy.QtWidgets import QFileDialog
+
+        from .workers import notify_error
+
+        path, _ = QFileDialog.getSaveFileName(self, "Save plot", "loss.png", "PNG (*.png)")
+        if path:
+            try:
+                self.save_png(path)
+            except OSError as exc:
+                notify_error(exc)
 
     def save_png(self, path: str | Path) -> None:
         """Save the plot as it is shown, at least ``SAVED_WIDTH_PX`` pixels wide."""

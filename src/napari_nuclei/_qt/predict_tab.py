@@ -19,8 +19,9 @@ from qtpy.QtWidgets import (
 from ..core.predict.outputs import LOWEST_SCORE
 from .image_list import PredictedImageList
 from .image_source import source_in_view
+from .predict_form import PredictForm
 from .predicted_layers import PredictedLayers
-from .workers import open_chosen_dataset, relay, start_job
+from .workers import open_chosen_dataset, prepared_relay, start_job
 
 if TYPE_CHECKING:
     import napari
@@ -44,6 +45,7 @@ class PredictTab(QWidget):
         self.viewer, self.session = viewer, session
         self.layers = PredictedLayers(viewer, session, self)
         self.worker = self.job = None
+        self.capped: list[str] = []  # images whose detections reached the cap
         self.ask = ask_yes_no
         self.model_label = QLabel("Model: none yet (train one, or open a run in Train)")
         self.hint = QLabel("")
@@ -53,7 +55,11 @@ class PredictTab(QWidget):
         self.stop_button.setEnabled(False)
         self.threshold = QSlider(Qt.Orientation.Horizontal)
         self.threshold.setRange(int(LOWEST_SCORE * 100), 100)
+        self.threshold.setToolTip("Minimum score of the nuclei shown (no new prediction "
+                                  "needed). Lower it when nuclei are missed, raise it when "
+                                  "debris is taken for nuclei. Starts at the run's own.")
         self.threshold_label = QLabel("")
+        self.form = PredictForm()
         self.progress = QProgressBar()
         self.image_list = PredictedImageList(session, self.layers)
         self.images, self.add_button = self.image_list.rows, self.image_list.add_button
@@ -65,8 +71,8 @@ class PredictTab(QWidget):
         slider.addWidget(self.threshold)
         slider.addWidget(self.threshold_label)
         layout = QVBoxLayout(self)
-        for item in (self.model_label, buttons, slider, self.progress, self.hint,
-                     self.image_list):
+        for item in (self.model_label, self.form.native, buttons, slider, self.progress,
+                     self.hint, self.image_list):
             (layout.addLayout if isinstance(item, QHBoxLayout) else layout.addWidget)(item)
         self._threshold_timer = QTimer(self, singleShot=True, interval=THRESHOLD_DELAY_MS)
         self._threshold_timer.timeout.connect(self._on_threshold_due)
@@ -116,16 +122,20 @@ class PredictTab(QWidget):
         if self.session.run_dir is None:
             self.hint.setText("Choose a model first: train one or open a run in Train.")
             return
+        self.layers.follow, self.capped = len(sources) == 1, []
         self.progress.setRange(0, len(sources))
         self.progress.setValue(0)
+        self.progress.setFormat("image %v/%m")
         self._set_running(True)
         log = self.session.output_folder() / "logs" / "predict.log"
         self.job = ChildJob("napari_nuclei.core.predict.outputs:iter_predict_sources",
-                            {"model_path": self.session.run_dir, "sources": sources,
-                             "checkpoint": self.session.checkpoint, "keep_pixels": True},
+                            {"model": self.session.run_dir, "sources": sources,
+                             "checkpoint": self.session.checkpoint, "keep_pixels": True,
+                             **self.form.settings().options()},
                             log_path=log).start()
-        self.worker = start_job(relay, self.job, on_yield=self._on_predicted,
-                                on_finish=lambda: self._set_running(False),
+        self.worker = start_job(prepared_relay, self.job, self.session.score_thresh,
+                                on_yield=self._on_predicted,
+                                on_finish=self._on_finished,
                                 progress={"total": len(sources), "desc": "predicting"})
 
     def _set_running(self, running: bool) -> None:
@@ -133,10 +143,21 @@ class PredictTab(QWidget):
         self.folder_button.setEnabled(not running)
         self.stop_button.setEnabled(running)
 
+    def _on_finished(self) -> None:
+        from napari.utils.notifications import show_warning
+
+        self._set_running(False)
+        if self.capped:
+            show_warning(f"The detection cap was reached in {', '.join(self.capped)}: some "
+                         "nuclei are missing (raise Most nuclei)")
+        if self.job is not None and self.job.stopping:
+            self.hint.setText(f"Stopped after {self.progress.value()} of "
+                              f"{self.progress.maximum()} image(s).")
+
     def _on_stop(self) -> None:
         if self.job is not None:
             self.job.stop()
-            self.hint.setText("Stopping after this image…")
+            self.hint.setText("Stopping at the next tile or image…")
 
     def _on_predict_current(self) -> None:
         try:
@@ -155,28 +176,32 @@ class PredictTab(QWidget):
         if dataset is not None:
             self._start([ImageSource(r.name, r.path) for r in dataset.records])
 
-    def _on_predicted(self, result) -> None:
+    def _on_predicted(self, prepared) -> None:
         from napari.utils.notifications import show_warning
 
-        from ..core.predict.outputs import ImageSkipped
+        from ..core.predict.outputs import ImageSkipped, TileProgress
         from ..session import EditedImageError
 
+        result, image = prepared
+        if isinstance(result, TileProgress):  # a large image, predicted tile by tile
+            self.progress.setFormat(f"image %v/%m · {result.name}: tile {result.tile}/"
+                                    f"{result.tiles}")
+            return
+        self.progress.setFormat("image %v/%m")
         self.progress.setValue(result.done)
         if isinstance(result, ImageSkipped):
             show_warning(f"Skipped {result.problem}")
             return
         if result.name not in self.layers.images and result.pixels is not None:
-            self.layers.register_image(result.name, self.viewer.add_image(
-                result.pixels, name=result.name, rgb=result.pixels.ndim == 3,
-                metadata={"source_file": str(result.path) if result.path else None}))
+            self.layers.register_pixels(result.name, result.pixels)
         try:
-            self.session.add_prediction(result.name, result.path, result.prediction)
+            self.session.add_prediction(result.name, result.path, result.prediction,
+                                        image=image)
         except EditedImageError as exc:
             if not self.ask(self, f"{exc}. Replace them with the new prediction?"):
                 self.hint.setText(f"Kept the corrections of {result.name}.")
                 return
             self.session.add_prediction(result.name, result.path, result.prediction,
-                                        replace_edits=True)
-        if result.prediction.hit_cap:
-            show_warning(f"{result.name}: the detection cap was reached; some nuclei "
-                         "are missing")
+                                        replace_edits=True, image=image)
+        if result.prediction.hit_cap:  # said once, when the batch ends
+            self.capped.append(result.name)

@@ -1,17 +1,19 @@
-"""The Labels layers of the session's predicted images, kept in step with the session.
+"""The layers showing the session's predicted images, kept in step with the session.
 
-Each predicted image gets one Labels layer painting into the session's own label array.
-Paint strokes, undo/redo and whole replacements are reported to the session (which
-counts the corrections in proportion to the stroke), and every corrected image is
-autosaved into the session's output folder shortly after the last edit.
+The Labels layer paints into the session's own label array of the image shown. Paint
+strokes, undo/redo and whole replacements are reported to the session
+(:mod:`.edit_events`), and every corrected image is autosaved into the session's output
+folder shortly after the last edit (:mod:`.autosave`).
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from qtpy.QtCore import QObject, QTimer, Signal
+from qtpy.QtCore import QObject
 
+from .autosave import Autosaver
+from .edit_events import EditEvents, forget_history
 from .workers import start_job
 
 if TYPE_CHECKING:
@@ -19,27 +21,14 @@ if TYPE_CHECKING:
 
     from ..session import Session
 
-AUTOSAVE_DELAY_MS = 1500
-
-
-def stroke_regions(history_item) -> list[tuple]:
-    """Bounding boxes (tuples of slices) of the atoms of one napari paint history item."""
-    import numpy as np
-
-    regions = []
-    for atom in history_item:
-        box = getattr(atom, "slice_key", None)  # a masked paint atom knows its box
-        if box is None:
-            indices = [np.asarray(axis) for axis in atom[0]]
-            if not indices or indices[0].size == 0:
-                continue
-            box = tuple(slice(int(a.min()), int(a.max()) + 1) for a in indices)
-        regions.append(tuple(box))
-    return regions
-
-
 class PredictedLayers(QObject):
-    """Binds the session's predicted images to Labels layers and autosaves corrections.
+    """Shows the session's predicted images, one at a time, and autosaves corrections.
+
+    One Labels layer and one Image layer are reused for every predicted image: showing
+    another image swaps their data. Adding a layer per image cost napari a layer
+    insertion, a garbage collection and new visuals on the GUI thread for each image of
+    a folder, and piled the images up at the origin. An image predicted from a layer the
+    user opened is shown in that layer instead of the reused Image layer.
 
     Parameters
     ----------
@@ -49,145 +38,161 @@ class PredictedLayers(QObject):
         The session the layers show.
     """
 
-    saved = Signal(str)  # one-line summary of an autosave
-
     def __init__(self, viewer: napari.viewer.Viewer, session: Session, parent=None):
         super().__init__(parent)
         self.viewer, self.session = viewer, session
-        self.labels: dict[str, object] = {}  # image name -> its Labels layer
-        self.images: dict[str, object] = {}  # image name -> its Image layer
-        self._quiet = False  # set while this object writes a layer's data itself
-        self._saving = None
-        self._strokes: dict[str, list] = {}  # painted regions not counted yet
-        self._count_timer = QTimer(self, singleShot=True, interval=0)
-        self._count_timer.timeout.connect(self._on_count_due)
-        self.autosave_timer = QTimer(self, singleShot=True, interval=AUTOSAVE_DELAY_MS)
-        self.autosave_timer.timeout.connect(self._on_autosave_due)
+        self.current: str | None = None  # the predicted image shown
+        self.follow = True  # show each new prediction (False: only when none is shown)
+        self.labels_layer = self.image_layer = None  # created at the first prediction
+        self.images: dict[str, object] = {}  # image name -> the user's Image layer
+        self.pixels: dict[str, object] = {}  # image name -> pixels read from its file
+        self._reading = None
+        self.edits = EditEvents(session, self, parent=self)
+        self.autosave = Autosaver(session, before_save=self.edits.count_now, parent=self)
+        self.saved = self.autosave.saved
         session.image_added.connect(self._on_image_added)
         session.image_changed.connect(self._on_image_changed)
         session.image_removed.connect(self._on_image_removed)
 
     def register_image(self, name: str, layer) -> None:
-        """The Image layer a prediction of ``name`` belongs to."""
+        """The user's Image layer a prediction of ``name`` belongs to."""
         self.images[name] = layer
 
+    def register_pixels(self, name: str, pixels) -> None:
+        """The pixels of ``name``, read from its file (shown in the reused Image layer)."""
+        self.pixels[name] = pixels
+
     def _on_image_added(self, name: str) -> None:
-        image = self.session.images[name]
-        image_layer = self.images.get(name)
-        metadata = {"source_file": str(image.image_path) if image.image_path else None}
-        layer = self.viewer.add_labels(
-            image.labels, name=f"{name} nuclei (predicted)", features=image.features(),
-            metadata=metadata, opacity=0.6,
-            **({"scale": image_layer.scale[-2:], "translate": image_layer.translate[-2:]}
-               if image_layer is not None else {}))
-        image.share(layer.data)  # napari may hold its own copy: edits land there
-        layer.events.paint.connect(lambda event, n=name: self._on_paint(n, event))
-        layer.events.set_data.connect(lambda _event, n=name: self._on_set_data(n))
-        layer.events.data.connect(lambda _event, n=name: self._on_data_replaced(n))
-        self.labels[name] = layer
-        self.show(name)
-        self.autosave_timer.start()  # the session (with this prediction) is saved too
+        # A folder's predictions are listed as they come; only the first is shown, so
+        # the view does not change under the user's brush (nor redraws for each image).
+        if self.follow or self.shown_name() is None:
+            self.show(name)
+        self.autosave.schedule()  # the session (with this prediction) is saved too
 
     def _on_image_changed(self, name: str) -> None:
-        image, layer = self.session.images.get(name), self.labels.get(name)
-        if image is None or layer is None:
+        image = self.session.images.get(name)
+        if image is None:
             return
-        if layer.data is not image.labels:  # a new threshold made new labels
-            self._quiet = True
-            try:
-                layer.data = image.labels
-                layer.features = image.features()
-                image.share(layer.data)
-            finally:
-                self._quiet = False
-        if image.dirty and not self.autosave_timer.isActive():
-            self.autosave_timer.start()
+        if name == self.current and self.labels_layer.data is not image.labels:
+            self._show_labels(name)  # a new threshold or prediction made new labels
+        if image.dirty:
+            self.autosave.schedule(restart=False)
 
     def _on_image_removed(self, name: str) -> None:
-        layer = self.labels.pop(name, None)
-        if layer is not None and layer.unique_id in {lyr.unique_id for lyr in self.viewer.layers}:
-            self.viewer.layers.remove(layer)
+        self.images.pop(name, None)
+        self.pixels.pop(name, None)
+        if name == self.current:
+            self.current = None
+            for layer in (self.labels_layer, self.image_layer):
+                if self._in_viewer(layer):
+                    layer.visible = False
 
-    def _on_paint(self, name: str, event) -> None:
-        # napari announces some edits (data_setitem) before it writes them: count them
-        # once control is back in the event loop.
-        if not self._quiet and name in self.session.images:
-            self._strokes.setdefault(name, []).extend(stroke_regions(event.value))
-            self._count_timer.start()
+    def _in_viewer(self, layer) -> bool:
+        return layer is not None and layer.unique_id in {
+            lyr.unique_id for lyr in self.viewer.layers}
 
-    def _on_count_due(self) -> None:
-        strokes, self._strokes = self._strokes, {}
-        for name, regions in strokes.items():
-            if name in self.session.images:
-                self.session.labels_painted(name, regions)
-
-    def _on_set_data(self, name: str) -> None:
-        # napari's undo and redo write the data and refresh without a paint event.
-        if not self._quiet and name in self.session.images:
-            self.session.labels_rewritten(name)
-
-    def _on_data_replaced(self, name: str) -> None:
-        import numpy as np
-
-        if not self._quiet and name in self.session.images:
-            self.session.labels_replaced(name, np.asarray(self.labels[name].data))
-
+    # -- showing one image ----------------------------------------------------------------
     def show(self, name: str) -> None:
-        """Show one predicted image (with its labels) and hide the other layers, so
-        that images do not pile up over each other at the origin."""
+        """Show one predicted image with its labels and hide the other layers, so that
+        images do not pile up over each other and no ground truth is drawn over."""
+        if name not in self.session.images:
+            return
+        self.current = name
+        image_layer = self._show_pixels(name)
+        self._show_labels(name, image_layer)
         # The viewer a plugin gets hands out a new proxy at each access: compare ids.
-        keep = {layer.unique_id for layer in (self.labels.get(name), self.images.get(name))
+        keep = {layer.unique_id for layer in (self.labels_layer, image_layer)
                 if layer is not None}
         for layer in self.viewer.layers:
-            layer.visible = layer.unique_id in keep
-        if name in self.labels:
-            self.viewer.layers.selection.active = self.labels[name]
+            visible = layer.unique_id in keep
+            if layer.visible != visible:
+                layer.visible = visible
+        self.viewer.layers.selection.active = self.labels_layer
+
+    def _show_pixels(self, name: str):
+        """Put the image's pixels in view; returns the Image layer showing them."""
+        if name in self.images and self._in_viewer(self.images[name]):
+            return self.images[name]
+        pixels = self.pixels.get(name)
+        if pixels is None:
+            self._read_pixels(name)  # shown once read, off the GUI thread
+            return None
+        path = self.session.images[name].image_path
+        metadata = {"source_file": str(path) if path else None}
+        if not self._in_viewer(self.image_layer):
+            self.image_layer = self.viewer.add_image(pixels, name=name, metadata=metadata,
+                                                     rgb=pixels.ndim == 3)
+        else:
+            layer = self.image_layer
+            if layer.data is not pixels:
+                layer.rgb = pixels.ndim == 3 if layer.data.ndim == pixels.ndim else layer.rgb
+                layer.data = pixels
+                layer.reset_contrast_limits()
+            layer.name, layer.metadata = name, metadata
+        return self.image_layer
+
+    def _read_pixels(self, name: str) -> None:
+        from ..core.image_io import read_image
+
+        path = self.session.images[name].image_path
+        if path is None or self._reading is not None:
+            return
+
+        def on_read(pixels, name=name):
+            self.pixels[name] = pixels
+            if self.current == name:
+                self.show(name)
+
+        def on_finish(name=name):
+            self._reading = None
+            if self.current not in (None, name) and self.current not in self.pixels:
+                self.show(self.current)  # another image was chosen meanwhile
+
+        self._reading = start_job(read_image, path, on_return=on_read, on_finish=on_finish)
+
+    def _show_labels(self, name: str, image_layer=None) -> None:
+        image = self.session.images[name]
+        path = image.image_path
+        metadata = {"source_file": str(path) if path else None}
+        placed = ({"scale": image_layer.scale[-2:], "translate": image_layer.translate[-2:]}
+                  if image_layer is not None else {})
+        self.edits.quiet = True
+        try:
+            if not self._in_viewer(self.labels_layer):
+                self.labels_layer = self.viewer.add_labels(
+                    image.labels, name=f"{name} nuclei (predicted)", opacity=0.6,
+                    features=image.features(), metadata=metadata, **placed)
+                self.edits.connect(self.labels_layer)
+            else:
+                layer = self.labels_layer
+                if layer.data is not image.labels:
+                    self.edits.count_now()  # strokes belong to the image shown until now
+                    layer.data = image.labels
+                    forget_history(layer)
+                layer.features = image.features()
+                layer.name, layer.metadata = f"{name} nuclei (predicted)", metadata
+                for key, value in placed.items():
+                    setattr(layer, key, value)
+            image.share(self.labels_layer.data)  # napari may hold its own copy
+        finally:
+            self.edits.quiet = False
 
     def name_of(self, layer) -> str | None:
-        """The predicted image a Labels layer shows, if it is one of these."""
-        for name, labels in self.labels.items():
-            if layer is not None and labels.unique_id == layer.unique_id:
-                return name
-        return None
+        """The predicted image a layer shows, if it is the predicted labels or image."""
+        if layer is None or self.current is None:
+            return None
+        ids = {other.unique_id for other in (self.labels_layer, self.image_layer,
+                                             self.images.get(self.current))
+               if other is not None}
+        return self.current if layer.unique_id in ids else None
+
+    def image_layer_of(self, name: str):
+        """The Image layer showing ``name`` now, if any."""
+        if name in self.images:
+            return self.images[name]
+        return self.image_layer if name == self.current and name in self.pixels else None
 
     def shown_name(self) -> str | None:
-        """The predicted image whose labels are selected, or visible, now."""
-        name = self.name_of(self.viewer.layers.selection.active)
-        if name is not None:
-            return name
-        visible = [n for n, layer in self.labels.items() if layer.visible]
-        return visible[-1] if visible else None
-
-    # -- autosave -----------------------------------------------------------------------
-    def _on_autosave_due(self) -> None:
-        from ..session.actions import save_session, session_snapshot
-
-        if self._saving is not None:  # one save at a time; try again shortly
-            self.autosave_timer.start()
-            return
-        if not self.session.images:
-            return
-        state = session_snapshot(self.session)
-        self._saving = start_job(save_session, state, on_return=self._on_saved,
-                                 on_finish=self._on_save_finished)
-
-    def _on_saved(self, saved) -> None:
-        for name, path, generation in saved:
-            self.session.mark_saved(name, path, generation)
-        if saved:
-            self.saved.emit(f"Saved corrections of {', '.join(n for n, _, _ in saved)} in "
-                            f"{saved[0][1].parent}")
-
-    def _on_save_finished(self) -> None:
-        self._saving = None
-
-    def save_now(self) -> None:
-        """Save pending corrections and the session at once (closing napari or the dock)."""
-        from ..session.actions import save_session, session_snapshot
-
-        self.autosave_timer.stop()
-        self._on_count_due()
-        # A save still running in a worker is not waited for: every file is written
-        # atomically, so saving the same image here too leaves one whole file either way.
-        if self.session.images and self.session.unsaved():
-            self._on_saved(save_session(session_snapshot(self.session)))
+        """The predicted image in view now."""
+        layer = self.labels_layer
+        return self.current if self._in_viewer(layer) and layer.visible else None

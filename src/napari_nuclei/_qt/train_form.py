@@ -7,7 +7,9 @@ what the field does and when to change it.
 
 from __future__ import annotations
 
+import time
 import typing
+from pathlib import Path
 
 from magicgui.widgets import ComboBox, Container, LineEdit, create_widget
 from qtpy.QtWidgets import QFormLayout, QVBoxLayout, QWidget
@@ -96,6 +98,15 @@ class TrainForm(QWidget):
         self.preset.changed.connect(self._on_preset_changed)
         self._on_preset_changed(self.preset.value)
         self.iterations.changed.connect(self._on_iterations_changed)
+
+    def run_folder(self) -> Path:
+        """The output folder; one named after the preset and the time when none is."""
+        text = self.output.text()
+        if not text:
+            stamp = time.strftime("%Y%m%d-%H%M%S")
+            text = str(Path.home() / "napari-nuclei-runs" / f"{self.preset.value}-{stamp}")
+            self.output.set_text(text, emit=False)
+        return Path(text)
 
     def _on_preset_changed(self, name: str) -> None:
         preset = PRESETS[name]

@@ -7,7 +7,6 @@ training threads, their memory or their crashes.
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -15,7 +14,6 @@ from qtpy.QtWidgets import (
     QFileDialog,
     QHBoxLayout,
     QLabel,
-    QProgressBar,
     QPushButton,
     QVBoxLayout,
     QWidget,
@@ -24,6 +22,7 @@ from qtpy.QtWidgets import (
 from .checkpoint_list import CheckpointList
 from .loss_plot import LossPlot
 from .train_form import TrainForm
+from .train_progress import TrainProgress
 from .workers import notify_error, relay, start_job
 
 if TYPE_CHECKING:
@@ -39,16 +38,12 @@ class TrainTab(QWidget):
 
     def __init__(self, viewer: napari.viewer.Viewer, session: Session, parent=None):
         super().__init__(parent)
-        from napari.utils.theme import get_theme
-
         self.viewer, self.session = viewer, session
         self.worker = self.job = self.result = None
         self.form = TrainForm()
-        theme = get_theme(viewer.theme)
-        self.plot = LossPlot(theme.text.as_hex(), theme.background.as_hex())
-        viewer.events.theme.connect(self._on_theme)
-        self.progress = QProgressBar()
-        self.progress.setFormat("not started")
+        self.plot = LossPlot()
+        self.plot.follow_theme(viewer)
+        self.progress = TrainProgress()
         self.status = QLabel("")
         self.status.setWordWrap(True)
         self.start_button, self.stop_button, self.resume_button = (
@@ -71,24 +66,12 @@ class TrainTab(QWidget):
         self.stop_button.clicked.connect(self._on_stop)
         self.resume_button.clicked.connect(self._on_resume)
         self.open_button.clicked.connect(self._on_open_run)
-        self.save_plot_button.clicked.connect(self._on_save_plot)
+        self.save_plot_button.clicked.connect(self.plot.ask_and_save)
         self.checkpoint_list.message.connect(self.status.setText)
 
     @property
     def run_dir(self) -> Path:
-        text = self.form.output.text()
-        if not text:
-            stamp = time.strftime("%Y%m%d-%H%M%S")
-            text = str(Path.home() / "napari-nuclei-runs" / f"{self.form.preset.value}"
-                       f"-{stamp}")
-            self.form.output.set_text(text, emit=False)
-        return Path(text)
-
-    def _on_theme(self, event) -> None:
-        from napari.utils.theme import get_theme
-
-        theme = get_theme(event.value)
-        self.plot.set_theme(theme.text.as_hex(), theme.background.as_hex())
+        return self.form.run_folder()
 
     def _on_start(self) -> None:
         from ..core.training.weights import is_run_dir
@@ -166,15 +149,10 @@ class TrainTab(QWidget):
         if isinstance(report, Notice):
             (show_warning if report.level == "warning" else show_info)(report.message)
             self.status.setText(report.message)
-        elif isinstance(report, StepProgress):
-            self.progress.setFormat(f"preparing data: {report.item}")
-        elif isinstance(report, TrainReport):
-            self.plot.add_report(report)
-            self.progress.setRange(0, report.max_iter)
-            self.progress.setValue(report.iteration)
-            minutes, seconds = divmod(int(report.eta_seconds), 60)
-            self.progress.setFormat(f"iteration %v/%m · {report.seconds_per_iter:.2f} s/it · "
-                                    f"ETA {minutes}:{seconds:02d}")
+        elif isinstance(report, StepProgress | TrainReport):
+            self.progress.show_report(report)
+            if isinstance(report, TrainReport):
+                self.plot.add_report(report)
 
     def _on_finished(self, result) -> None:
         self.result = result
@@ -217,11 +195,3 @@ class TrainTab(QWidget):
 
     def _list_checkpoints(self, run_dir: Path) -> None:
         self.checkpoint_list.show_run(run_dir, self._read_metrics())
-
-    def _on_save_plot(self) -> None:
-        path, _ = QFileDialog.getSaveFileName(self, "Save plot", "loss.png", "PNG (*.png)")
-        if path:
-            try:
-                self.plot.save_png(path)
-            except OSError as exc:
-                notify_error(exc)

@@ -34,6 +34,15 @@ def relay(job):
     return (yield from job.reports())
 
 
+def prepared_relay(job, score_thresh: float):
+    """Relay a prediction :class:`~napari_nuclei.core.child_job.ChildJob`'s reports in a
+    worker thread, each with its prediction made ready to show (see
+    :func:`napari_nuclei.session.actions.iter_prepared`)."""
+    from ..session.actions import iter_prepared
+
+    return (yield from iter_prepared(job.reports(), score_thresh))
+
+
 def open_chosen_dataset(path, say, what: str):
     """Open the dataset of a folder chosen in the Data section.
 

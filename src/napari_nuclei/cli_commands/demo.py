@@ -62,8 +62,12 @@ def run(args: argparse.Namespace) -> int:
     from ..core.label_files import write_label_outputs
     from ..core.metrics import evaluate
     from ..core.plots import enlarged, overlay, save_rgb_png, save_training_plot
-    from ..core.predict.model import load_model
-    from ..core.predict.predictor import iter_predict_dataset
+    from ..core.predict.outputs import (
+        ImagePredicted,
+        ImageSource,
+        iter_predict_sources,
+        load_outputs_model,
+    )
     from ..core.sample import sample_data_dir
     from ..core.submission import image_ids_by_name, submission_entries, write_submission
     from ..core.training.reports import read_metrics
@@ -95,10 +99,15 @@ def run(args: argparse.Namespace) -> int:
     _step(3, "predicting the test images")
     test_set = open_dataset(sample / "test")
     ids = image_ids_by_name(test_set)
-    model = load_model(run_dir, device=args.device)
+    # The command line's and the dock's model and generator: the same nuclei everywhere.
+    model, threshold = load_outputs_model(run_dir, device=args.device)
+    records = {record.name: record for record in test_set.records}
+    sources = [ImageSource(record.name, record.path) for record in test_set.records]
     entries, sizes, predictions = [], {}, {}
-    for step in iter_predict_dataset(model, test_set):
-        prediction, record = step.prediction, step.record
+    for step in iter_predict_sources(model, sources, skip_bad=False):
+        if not isinstance(step, ImagePredicted):  # tiles of a large image
+            continue
+        prediction, record = step.prediction.above(threshold), records[step.name]
         image_id = ids[Path(record.file_name).name]
         sizes[image_id] = (prediction.height, prediction.width)
         entries += submission_entries(image_id, prediction.rles(), prediction.scores)

@@ -67,19 +67,22 @@ def run(args: argparse.Namespace) -> int:
 
     from ..core.dataset import open_dataset
     from ..core.label_files import write_label_outputs
-    from ..core.predict.model import load_model
-    from ..core.predict.outputs import LOWEST_SCORE
-    from ..core.predict.predictor import iter_predict_dataset
+    from ..core.predict.outputs import (
+        ImagePredicted,
+        ImageSource,
+        iter_predict_sources,
+        load_outputs_model,
+    )
     from ..core.submission import image_ids_by_name, submission_entries, write_submission
 
     dataset = open_dataset(args.images)
     ids = image_ids_by_name(dataset, args.test_ids)
-    model = load_model(args.model, args.preset, args.checkpoint, args.device, args.test_size,
-                       args.score_thresh, args.max_dets)
-    # Stitched from the same detections as the dock's, then filtered at the threshold: the
-    # same model and threshold give the same nuclei in both.
-    threshold = model.score_thresh
-    model.detect_down_to(min(LOWEST_SCORE, threshold))
+    # The dock's and the demo's model and generator: the same nuclei at the same threshold.
+    model, threshold = load_outputs_model(args.model, args.preset, args.checkpoint,
+                                          args.device, args.test_size, args.score_thresh,
+                                          args.max_dets)
+    records = {record.name: record for record in dataset.records}
+    sources = [ImageSource(record.name, record.path) for record in dataset.records]
     entries, sizes, capped, measured = [], {}, [], []
     if args.measurements or args.geojson:
         from ..core.image_io import read_image
@@ -87,27 +90,32 @@ def run(args: argparse.Namespace) -> int:
         from ..core.slide.outputs import assemble_geojson, write_features_part
     with tqdm(total=len(dataset), unit="image", desc="predict", file=sys.stderr,
               disable=args.quiet) as bar:
-        for step in iter_predict_dataset(model, dataset, tile_size=args.tile_size):
+        for step in iter_predict_sources(model, sources, skip_bad=False,
+                                         tile_size=args.tile_size):
+            if not isinstance(step, ImagePredicted):  # tiles of a large image
+                bar.set_postfix_str(f"{step.name}: tile {step.tile}/{step.tiles}")
+                continue
+            record = records[step.name]
             prediction = step.prediction.above(threshold)
-            image_id = ids[Path(step.record.file_name).name]
+            image_id = ids[Path(record.file_name).name]
             sizes[image_id] = (prediction.height, prediction.width)
             entries += submission_entries(image_id, prediction.rles(), prediction.scores)
             if args.labels_dir:
-                write_label_outputs(args.labels_dir, step.record.name, prediction.labels(),
+                write_label_outputs(args.labels_dir, record.name, prediction.labels(),
                                     prediction.features())
             if args.measurements or args.geojson:
-                rows, features = measure_prediction(prediction, read_image(step.record.path))
-                measured.append((step.record.name, rows))
+                rows, features = measure_prediction(prediction, read_image(record.path))
+                measured.append((record.name, rows))
                 if args.geojson:
-                    lines = args.geojson / f".{step.record.name}.geojsonl"
+                    lines = args.geojson / f".{record.name}.geojsonl"
                     write_features_part(lines, features)
-                    assemble_geojson([lines], args.geojson / f"{step.record.name}.geojson",
+                    assemble_geojson([lines], args.geojson / f"{record.name}.geojson",
                                      compress=False)
                     lines.unlink()
             if prediction.hit_cap:
-                capped.append(step.record.name)
+                capped.append(record.name)
             bar.update(1)
-            bar.set_postfix_str(f"{step.record.name}: {len(prediction)} nuclei")
+            bar.set_postfix_str(f"{record.name}: {len(prediction)} nuclei")
     write_submission(args.output, entries, sizes)
     if args.measurements:
         _write_measurements(args.measurements, measured)

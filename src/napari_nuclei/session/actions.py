@@ -145,6 +145,32 @@ def restore_session(session: Session, folder: Path) -> list[str]:
     return problems
 
 
+def iter_prepared(reports, score_thresh: float):
+    """Pass a prediction job's reports on, each prediction made into an
+    :class:`ImageState` at ``score_thresh`` (its label image, edit tracker and feature
+    table), so that a worker, not the GUI thread, does the work proportional to the image.
+
+    Yields
+    ------
+    tuple
+        ``(report, ImageState or None)``.
+    """
+    from ..core.predict.outputs import ImagePredicted
+
+    reports = iter(reports)
+    while True:
+        try:
+            report = next(reports)
+        except StopIteration as finished:
+            return finished.value
+        image = None
+        if isinstance(report, ImagePredicted):
+            image = ImageState.predicted(report.name, report.path, report.prediction,
+                                         score_thresh)
+            image.features()
+        yield report, image
+
+
 # -- export, evaluation, training data --------------------------------------------------
 def images_snapshot(session: Session) -> list[ImageSnapshot]:
     """Every predicted image, copied for a worker."""

@@ -63,6 +63,7 @@ class ImageState:
     dirty: bool = False
     generation: int = 0  # counts edits, so an autosave knows whether it is still current
     tracker: EditTracker = field(init=False)
+    _features: dict | None = field(init=False, default=None, repr=False)
 
     def __post_init__(self):
         self.tracker = EditTracker(self.predicted_labels, self.labels)
@@ -93,8 +94,11 @@ class ImageState:
         return {v: float(self.prediction.scores[v - 1]) for v in values}
 
     def features(self) -> dict:
-        """The layer's feature table for the labels as predicted."""
-        return layer_features(self.prediction.above(self.score_thresh), self.predicted_labels)
+        """The layer's feature table for the labels as predicted (computed once)."""
+        if self._features is None:
+            self._features = layer_features(self.prediction.above(self.score_thresh),
+                                            self.predicted_labels)
+        return self._features
 
 
 @evented
@@ -160,8 +164,12 @@ class Session:
 
     # -- predicted images -------------------------------------------------------------
     def add_prediction(self, name: str, image_path: Path | None, prediction: Prediction,
-                       replace_edits: bool = False) -> ImageState:
+                       replace_edits: bool = False, image: ImageState | None = None
+                       ) -> ImageState:
         """Show a new prediction of an image at the session's threshold.
+
+        ``image`` is the prediction already made into an :class:`ImageState` at that
+        threshold (by a worker: building the label image is proportional to its size).
 
         Raises
         ------
@@ -171,7 +179,8 @@ class Session:
         previous = self.images.get(name)
         if previous is not None and previous.edited and not replace_edits:
             raise EditedImageError(f"{name} has corrections ({previous.edits})")
-        image = ImageState.predicted(name, image_path, prediction, self.score_thresh)
+        if image is None or image.score_thresh != self.score_thresh:
+            image = ImageState.predicted(name, image_path, prediction, self.score_thresh)
         self.images[name] = image
         # A new prediction of a known image changes it in place (its layer is reused:
         # removing and adding layers costs napari a garbage collection and a redraw).

@@ -1,4 +1,4 @@
-"""Predict nuclei in an image (tiled when large) or in every image of a folder."""
+"""Predict nuclei in an image, in tiles when it is large (a generator of tiles done)."""
 
 from __future__ import annotations
 
@@ -7,9 +7,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..dataset import Dataset, ImageRecord
 from ..errors import OptionError
-from ..image_io import read_image
 from ..normalize import to_model_input
 from .instances import Prediction
 from .model import NucleiModel, RawDetections
@@ -47,11 +45,32 @@ def _drop_duplicates(scores: list[float], crops: list) -> tuple[list[float], lis
     return [scores[i] for i in keep], [crops[i] for i in keep]
 
 
+@dataclass(frozen=True)
+class TileDone:
+    """Tile ``done`` of ``total`` of one image was predicted."""
+
+    done: int
+    total: int
+
+
 def predict_image(
     model: NucleiModel, image: np.ndarray, tile_size: int | None = None,
     overlap: int | None = None,
 ) -> Prediction:
-    """Predict the nuclei of one image.
+    """Predict the nuclei of one image (:func:`iter_predict_image`, run to the end)."""
+    from ..jobs import drain
+
+    return drain(iter_predict_image(model, image, tile_size, overlap))
+
+
+def iter_predict_image(
+    model: NucleiModel, image: np.ndarray, tile_size: int | None = None,
+    overlap: int | None = None,
+) -> Generator[TileDone, None, Prediction]:
+    """Predict the nuclei of one image, yielding a :class:`TileDone` after each tile.
+
+    Closing the generator stops the prediction at the next tile (a large image does not
+    have to be predicted to the end first).
 
     Images the network would shrink (by more than ``TILE_BELOW_SCALE``) are predicted in
     overlapping tiles at their own scale and stitched (see
@@ -71,6 +90,11 @@ def predict_image(
         Tile overlap (default: from the largest nucleus the run was trained on, see
         :func:`~napari_nuclei.core.predict.overlap.tile_overlap`).
 
+    Yields
+    ------
+    TileDone
+        Only for an image predicted in tiles.
+
     Returns
     -------
     Prediction
@@ -89,7 +113,8 @@ def predict_image(
     overlap = overlap or tile_overlap(model, tile)
     scores, crops, hit_cap = [], [], False
     owned_nuclei, candidates = [], []
-    for index, window in enumerate(tile_grid(height, width, tile, overlap)):
+    tiles = tile_grid(height, width, tile, overlap)
+    for index, window in enumerate(tiles):
         pixels = bgr[window.top : window.bottom, window.left : window.right]
         raw = model.infer(pixels, resize=False)
         hit_cap |= raw.hit_cap
@@ -109,6 +134,7 @@ def predict_image(
             else:
                 candidates.append(Candidate(top, left, mask, float(raw.scores[rank]),
                                             not cut[rank], bounds, (index, rank)))
+        yield TileDone(index + 1, len(tiles))
     around = Neighbourhood(owned_nuclei, candidates)
     kept = [k for k in (resolve_candidate(c, around) for c in candidates) if k is not None]
     scores += [k.score for k in kept]
@@ -117,33 +143,3 @@ def predict_image(
     prediction = Prediction.from_unsorted(height, width, scores, crops, hit_cap)
     prediction.wider_than_overlap = len(kept)
     return prediction
-
-
-@dataclass(frozen=True)
-class ImagePredicted:
-    """Progress of a folder prediction: image ``done`` of ``total`` and its result."""
-
-    done: int
-    total: int
-    record: ImageRecord
-    prediction: Prediction
-
-
-def iter_predict_dataset(
-    model: NucleiModel, dataset: Dataset, **kwargs
-) -> Generator[ImagePredicted, None, int]:
-    """Predict every image of a dataset, yielding each result as soon as it is ready.
-
-    Closing the generator stops before the next image. Keyword arguments go to
-    :func:`predict_image`.
-
-    Returns
-    -------
-    int
-        Number of images predicted.
-    """
-    total = len(dataset.records)
-    for done, record in enumerate(dataset.records, start=1):
-        prediction = predict_image(model, read_image(record.path), **kwargs)
-        yield ImagePredicted(done, total, record, prediction)
-    return total

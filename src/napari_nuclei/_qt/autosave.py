@@ -1,0 +1,75 @@
+"""Autosave of the session's corrected images, shortly after the last edit, in a worker."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from qtpy.QtCore import QObject, QTimer, Signal
+
+from .workers import start_job
+
+if TYPE_CHECKING:
+    from ..session import Session
+
+AUTOSAVE_DELAY_MS = 1500
+
+
+class Autosaver(QObject):
+    """Saves the session and every corrected image into the session's output folder.
+
+    ``schedule()`` (re)starts a short timer; when it fires, a snapshot of the session is
+    written by a worker, one save at a time. ``save_now()`` writes at once (closing).
+    """
+
+    saved = Signal(str)  # one-line summary of an autosave
+
+    def __init__(self, session: Session, before_save=None, parent=None):
+        super().__init__(parent)
+        self.session = session
+        self._before_save = before_save  # counts strokes not counted yet
+        self._saving = None
+        self.timer = QTimer(self, singleShot=True, interval=AUTOSAVE_DELAY_MS)
+        self.timer.timeout.connect(self._on_autosave_due)
+
+    @property
+    def running(self) -> bool:
+        return self._saving is not None and self._saving.is_running
+
+    def schedule(self, restart: bool = True) -> None:
+        """Save shortly (``restart=False``: keep a save already due at its time)."""
+        if restart or not self.timer.isActive():
+            self.timer.start()
+
+    def _on_autosave_due(self) -> None:
+        from ..session.actions import save_session, session_snapshot
+
+        if self._saving is not None:  # one save at a time; try again shortly
+            self.timer.start()
+            return
+        if not self.session.images:
+            return
+        state = session_snapshot(self.session)
+        self._saving = start_job(save_session, state, on_return=self._on_saved,
+                                 on_finish=self._on_save_finished)
+
+    def _on_saved(self, saved) -> None:
+        for name, path, generation in saved:
+            self.session.mark_saved(name, path, generation)
+        if saved:
+            self.saved.emit(f"Saved corrections of {', '.join(n for n, _, _ in saved)} in "
+                            f"{saved[0][1].parent}")
+
+    def _on_save_finished(self) -> None:
+        self._saving = None
+
+    def save_now(self) -> None:
+        """Save pending corrections and the session at once (closing napari or the dock)."""
+        from ..session.actions import save_session, session_snapshot
+
+        self.timer.stop()
+        if self._before_save is not None:
+            self._before_save()
+        # A save still running in a worker is not waited for: every file is written
+        # atomically, so saving the same image here too leaves one whole file either way.
+        if self.session.images and self.session.unsaved():
+            self._on_saved(save_session(session_snapshot(self.session)))
