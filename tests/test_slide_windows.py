@@ -9,6 +9,7 @@ import sys
 import numpy as np
 import pytest
 from slide_helpers import BlobModel, make_slide
+from slide_window_helpers import labels_of, table_of
 
 from napari_nuclei.core.errors import InputError
 from napari_nuclei.core.jobs import drain
@@ -16,7 +17,7 @@ from napari_nuclei.core.slide import edits as edits_module
 from napari_nuclei.core.slide.engine import SlideOptions, iter_predict_slide
 from napari_nuclei.core.slide.job import OutputOptions
 from napari_nuclei.core.slide.lazy import labels_layer_data, slide_layer_data
-from napari_nuclei.core.slide.reader import TiffSlideReader, open_slide
+from napari_nuclei.core.slide.reader import open_slide
 from napari_nuclei.core.slide.window import pull_window, write_back
 
 CLI = [sys.executable, "-m", "napari_nuclei.cli"]
@@ -43,32 +44,6 @@ def predicted(slide, tmp_path_factory):
 def output(predicted, tmp_path):
     """A copy of the predicted output that a test may edit."""
     return shutil.copytree(predicted, tmp_path / "case_01")
-
-
-@pytest.fixture
-def level_reads(monkeypatch):
-    """Counts the regions read from each level of tiffslide slides."""
-    counts = {}
-    original = TiffSlideReader._read
-
-    def counting(self, level, *args):
-        counts[level] = counts.get(level, 0) + 1
-        return original(self, level, *args)
-
-    monkeypatch.setattr(TiffSlideReader, "_read", counting)
-    return counts
-
-
-def labels_of(out, level="s0"):
-    import zarr
-
-    return zarr.open_group(str(out / "nuclei.ome.zarr"), mode="r")[level][:]
-
-
-def table_of(out):
-    import pyarrow.parquet as pq
-
-    return pq.read_table(out / "nuclei.parquet").to_pandas().set_index("id")
 
 
 def geojson_of(out):

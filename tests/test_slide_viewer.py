@@ -1,0 +1,78 @@
+"""Slides in a real viewer: a slide file opened lazily through the plugin, and the dock's
+Slides section from opening to a training sample (stand-in model in the child)."""
+
+import numpy as np
+import pytest
+from npe2 import PluginManager
+from slide_helpers import make_slide
+from slide_window_helpers import labels_of, table_of
+
+pytestmark = pytest.mark.gui
+
+
+def test_a_slide_file_opens_lazily_through_the_plugin(make_napari_viewer, tmp_path,
+                                                      level_reads):
+    slide = make_slide(tmp_path / "case_01.svs", size=4096, min_level_side=256)
+    viewer = make_napari_viewer()
+    offered = {r.plugin_name for r in PluginManager.instance().iter_compatible_readers(
+        [str(slide)])}
+    assert "napari-nuclei" in offered
+    layer = viewer.open(str(slide), plugin="napari-nuclei")[0]
+    assert layer.multiscale and layer.rgb and len(layer.data) == 5
+    assert tuple(layer.scale) == (0.25, 0.25)
+    assert [str(u) for u in layer.units] == ["micrometer", "micrometer"]
+    viewer.canvas.overlays.scale_bar.visible = True
+    viewer.screenshot(canvas_only=True)  # draws what is in view
+    assert level_reads and 0 not in level_reads  # coarse levels drawn, level 0 untouched
+
+
+def test_the_slides_section_predicts_corrects_writes_back_and_adds_to_training(
+        make_napari_viewer, qtbot, tmp_path):
+    from napari_nuclei._qt.dock import NucleiDock
+    from napari_nuclei.core.dataset import open_dataset
+
+    slide = make_slide(tmp_path / "case_01.tif")
+    viewer = make_napari_viewer()
+    dock = NucleiDock(viewer)
+    section = dock.slide_section
+    dock.session.output_dir = tmp_path / "session"
+    dock.session.run_dir = tmp_path  # the stand-in job below needs no trained run
+    section.predict_target = "slide_jobs_for_child:predict_region_with_blobs"
+    section.open_slide(slide)
+    qtbot.waitUntil(lambda: section.state.slide is not None, timeout=30000)
+    assert section.slide_layer.multiscale and section.state.mpp == pytest.approx(0.25)
+
+    # A rectangle in the viewer's µm: level-0 pixels 128..896.
+    viewer.add_shapes([np.array([[128, 128], [896, 896]]) * 0.25], shape_type="rectangle",
+                      name="slide region")
+    assert section.current_region() == (128, 128, 768, 768)
+    section.buttons["predict"].click()
+    qtbot.waitUntil(lambda: bool(section.state.outputs), timeout=240000)
+    out_dir = next(iter(section.state.outputs))
+    labels_layer = section.labels_layers[out_dir]
+    assert labels_layer.multiscale and tuple(labels_layer.scale) == (0.25, 0.25)
+    assert section.progress.value() == section.progress.maximum()
+    before = table_of(out_dir)
+    assert len(before)
+
+    viewer.layers["slide region"].data = [np.array([[256, 256], [556, 656]]) * 0.25]
+    section.buttons["edit"].click()
+    qtbot.waitUntil(lambda: section.state.window is not None, timeout=30000)
+    window = section.state.window
+    assert section.window_labels.data.shape == (300, 400)
+    assert tuple(section.window_labels.translate) == (64.0, 64.0)
+    gone = min(set(np.unique(window.labels).tolist()) - {0} - window.cut_ids)
+    edited = section.window_labels.data.copy()
+    edited[edited == gone] = 0
+    section.window_labels.data = edited
+    section.buttons["write"].click()
+    qtbot.waitUntil(lambda: section.hint.text().startswith("Wrote back"), timeout=30000)
+    assert "1 removed" in section.hint.text()
+    assert gone not in table_of(out_dir).index and len(table_of(out_dir)) == len(before) - 1
+    assert not (labels_of(out_dir) == gone).any()
+
+    section.buttons["train"].click()
+    qtbot.waitUntil(lambda: section.hint.text().startswith("Added"), timeout=30000)
+    dataset = open_dataset(section.state.windows_folder)
+    assert dataset.layout == "dsb" and len(dataset) == 1
+    assert len(dataset.records[0].mask_paths) == len(set(np.unique(edited).tolist()) - {0})
