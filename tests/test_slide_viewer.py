@@ -42,9 +42,10 @@ def test_the_slides_section_predicts_corrects_writes_back_and_adds_to_training(
     qtbot.waitUntil(lambda: section.state.slide is not None, timeout=30000)
     assert section.slide_layer.multiscale and section.state.mpp == pytest.approx(0.25)
 
-    # A rectangle in the viewer's µm: level-0 pixels 128..896.
-    viewer.add_shapes([np.array([[128, 128], [896, 896]]) * 0.25], shape_type="rectangle",
-                      name="slide region")
+    # The section's Shapes layer is on the slide's scale: level-0 pixels 128..896.
+    region = viewer.layers["slide region"]
+    assert tuple(region.scale) == (0.25, 0.25)
+    region.add_rectangles(np.array([[128, 128], [896, 896]]))
     assert section.current_region() == (128, 128, 768, 768)
     section.buttons["predict"].click()
     qtbot.waitUntil(lambda: bool(section.state.outputs), timeout=240000)
@@ -55,7 +56,8 @@ def test_the_slides_section_predicts_corrects_writes_back_and_adds_to_training(
     before = table_of(out_dir)
     assert len(before)
 
-    viewer.layers["slide region"].data = [np.array([[256, 256], [556, 656]]) * 0.25]
+    region.data = []
+    region.add_rectangles(np.array([[256, 256], [556, 656]]))
     section.buttons["edit"].click()
     qtbot.waitUntil(lambda: section.state.window is not None, timeout=30000)
     window = section.state.window

@@ -88,6 +88,11 @@ class SlideSection(QWidget):
         levels, meta, _ = data
         top = levels[0] if isinstance(levels, list) else levels
         self.slide_layer = self.viewer.add_image(levels, **meta)
+        if REGION_LAYER not in self.viewer.layers:
+            # On the slide's scale and units, ready for drawing a rectangle.
+            self.viewer.add_shapes(name=REGION_LAYER, ndim=2, scale=meta["scale"],
+                                   units=meta.get("units"), edge_color="yellow",
+                                   face_color="transparent", edge_width=2)
         self.viewer.canvas.overlays.scale_bar.visible = True
         self.viewer.reset_view()
         self.state.open(path, meta["metadata"]["mpp"], (top.shape[1], top.shape[0]))
@@ -99,7 +104,8 @@ class SlideSection(QWidget):
         layer = self.viewer.layers[REGION_LAYER] if REGION_LAYER in self.viewer.layers \
             else None
         if layer is not None and len(layer.data):
-            return self.state.region_from_corners(layer.data[-1][:, -2:])
+            corners = [layer.data_to_world(point)[-2:] for point in layer.data[-1]]
+            return self.state.region_from_corners(corners)
         return self.state.region_around(self.viewer.camera.center[-2:])
 
     def _on_predict(self) -> None:
