@@ -63,6 +63,9 @@ def test_the_slides_section_predicts_corrects_writes_back_and_adds_to_training(
     window = section.state.window
     assert section.window_labels.data.shape == (300, 400)
     assert tuple(section.window_labels.translate) == (64.0, 64.0)
+    features = section.window_labels.features.set_index("index")
+    assert set(features.index) == set(np.unique(window.labels).tolist()) - {0}
+    assert (features.area_px == table_of(out_dir).loc[features.index].area_px).all()
     gone = min(set(np.unique(window.labels).tolist()) - {0} - window.cut_ids)
     edited = section.window_labels.data.copy()
     edited[edited == gone] = 0
@@ -72,6 +75,7 @@ def test_the_slides_section_predicts_corrects_writes_back_and_adds_to_training(
     assert "1 removed" in section.hint.text()
     assert gone not in table_of(out_dir).index and len(table_of(out_dir)) == len(before) - 1
     assert not (labels_of(out_dir) == gone).any()
+    assert gone not in set(section.window_labels.features["index"])
 
     section.buttons["train"].click()
     qtbot.waitUntil(lambda: section.hint.text().startswith("Added"), timeout=30000)

@@ -285,3 +285,32 @@ def test_windows_of_two_slides_form_a_training_set_that_train_reads(
     second.labels[:] = 0
     with pytest.raises(InputError, match="holds no nuclei"):
         add_window_to_training_set(second, tmp_path / "other")
+
+
+def test_windows_of_a_slide_predicted_at_another_pixel_size(slide, tmp_path, monkeypatch):
+    from napari_nuclei.core.slide import engine
+    from napari_nuclei.core.slide.training_windows import add_window_to_training_set
+
+    def facts_at_half_resolution(model):
+        return engine.ModelFacts("stub", "stub", 256, 2000, 40, 0.5)
+
+    monkeypatch.setattr(engine.ModelFacts, "of", staticmethod(facts_at_half_resolution))
+    out = tmp_path / "half"
+    drain(iter_predict_slide(BlobModel(min_area=8), slide, out))
+    levels, meta, _ = labels_layer_data(out)
+    assert levels[0].shape == (512, 512) and meta["scale"] == (0.5, 0.5)
+    window = pull_window(out, *REGION)
+    assert (window.top, window.left, window.shape) == (128, 128, (150, 200))
+    assert window.level0_region == REGION and window.mpp == pytest.approx(0.5)
+    assert window.image.shape == (150, 200, 3)
+    labels = window.labels.copy()
+    labels[labels == min(set(np.unique(labels).tolist()) - {0} - window.cut_ids)] = 0
+    labels[70:76, 95:101] = 7
+    result = write_back(window, labels)
+    added = table_of(out).loc[result.added[0]]
+    # Reported in level-0 pixels: 36 label pixels of 2x2 level-0 pixels, centred at
+    # label (73, 98) + window origin (128, 128), times 2.
+    assert added.area_px == 144 and added.area_um2 == pytest.approx(144 * 0.25**2)
+    assert (added.centroid_x_px, added.centroid_y_px) == (452.0, 402.0)
+    sample = add_window_to_training_set(window, tmp_path / "set", result.labels)
+    assert json.loads((sample / "sample.json").read_text())["mpp"] == pytest.approx(0.5)

@@ -20,7 +20,7 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
-from ..session.slides import SlideSession
+from ..session.slides import SlideSession, as_features, pull_with_table, write_back_with_table
 from .predict_tab import ask_yes_no
 from .workers import relay, start_job
 
@@ -156,16 +156,15 @@ class SlideSection(QWidget):
 
     # -- windows ------------------------------------------------------------------------
     def _on_edit(self) -> None:
-        from ..core.slide.window import pull_window
-
         region = self.current_region()
         out_dir = self.state.output_holding(region)
         if out_dir is None:
             self.hint.setText("Predict this region first (or draw a smaller rectangle).")
             return
-        start_job(pull_window, out_dir, *region, on_return=self._on_pulled)
+        start_job(pull_with_table, out_dir, region, on_return=self._on_pulled)
 
-    def _on_pulled(self, window) -> None:
+    def _on_pulled(self, pulled) -> None:
+        window, rows = pulled
         for layer in (self.window_image, self.window_labels):
             if layer is not None and layer in self.viewer.layers:
                 self.viewer.layers.remove(layer)
@@ -173,22 +172,22 @@ class SlideSection(QWidget):
         place = {"scale": (unit, unit), "translate": (window.top * unit, window.left * unit)}
         name = f"window x{window.level0_region[0]} y{window.level0_region[1]}"
         self.window_image = self.viewer.add_image(window.image, name=name, rgb=True, **place)
+        # The table's rows as features: napari shows a nucleus' row under the pointer.
         self.window_labels = self.viewer.add_labels(window.labels, name=f"{name} nuclei",
-                                                    **place)
+                                                    features=as_features(rows), **place)
         self.state.set_window(window)
         self.hint.setText(f"Correct the nuclei of {name}, then Write back. Nuclei cut by its "
                           f"border ({len(window.cut_ids)}) are kept as they are.")
 
     def _on_write_back(self) -> None:
-        from ..core.slide.window import write_back
-
         window = self.state.window
-        start_job(write_back, window, self.window_labels.data.copy(),
-                  on_return=lambda result: self._on_written(window, result))
+        start_job(write_back_with_table, window, self.window_labels.data.copy(),
+                  on_return=lambda written: self._on_written(window, *written))
 
-    def _on_written(self, window, result) -> None:
-        self.window_labels.data = result.labels if result.labels is not None else \
-            self.window_labels.data
+    def _on_written(self, window, result, rows) -> None:
+        if result.labels is not None:
+            self.window_labels.data = result.labels
+        self.window_labels.features = as_features(rows)
         layer = self.labels_layers.get(window.out_dir)
         if layer is not None:
             layer.refresh()

@@ -106,3 +106,28 @@ class SlideSession:
     def windows_folder(self) -> Path:
         """Where windows added to training go (a training set ``train`` reads)."""
         return self.output_root / WINDOWS_FOLDER
+
+
+def pull_with_table(out_dir, region):
+    """A window and its nuclei's table rows (run in a worker)."""
+    from ..core.slide.window import pull_window, window_table
+
+    window = pull_window(out_dir, *region)
+    return window, window_table(window)
+
+
+def write_back_with_table(window, labels):
+    """Write a window back and read its nuclei's rows again (run in a worker)."""
+    from ..core.slide.window import window_table, write_back
+
+    result = write_back(window, labels)
+    return result, window_table(window)
+
+
+def as_features(rows: list[dict]) -> dict:
+    """Table rows as a Labels layer's features (``index``: the label value of each row)."""
+    columns = {"index": [row["id"] for row in rows]}
+    for name in (rows[0] if rows else {}):
+        if name != "id":
+            columns[name] = [row[name] for row in rows]
+    return columns

@@ -196,6 +196,12 @@ def _cut_ids(output: SlideOutput, top, left, bottom, right, labels) -> set[int]:
     return cut - {0}
 
 
+def window_table(window: SlideWindow) -> list[dict]:
+    """The nucleus table's rows of the nuclei in a window (as last written)."""
+    ids = sorted(set(np.unique(window.original).tolist()) - {0})
+    return open_output(window.out_dir).rows_of(ids)
+
+
 def _checked_labels(window: SlideWindow, edited) -> np.ndarray:
     edited = np.asarray(edited)
     if edited.shape != window.shape:
