@@ -276,6 +276,15 @@ def test_windows_of_two_slides_form_a_training_set_that_train_reads(
     assert converted.returncode == 0, converted.stderr
     assert f"{sum(nuclei)} nuclei" in converted.stdout
 
+    from napari_nuclei.cli import build_parser
+    from napari_nuclei.cli_commands import train
+
+    # train takes the windows' pixel size unless --mpp says otherwise.
+    assert train._settings(build_parser().parse_args(
+        ["train", "--data", str(training)])).mpp == pytest.approx(0.25)
+    assert train._settings(build_parser().parse_args(
+        ["train", "--data", str(training), "--mpp", "0.3"])).mpp == pytest.approx(0.3)
+
     with pytest.raises(InputError, match="already in the training set"):
         add_window_to_training_set(second, training)
     assert add_window_to_training_set(second, training, replace=True) == samples[1]
@@ -314,3 +323,21 @@ def test_windows_of_a_slide_predicted_at_another_pixel_size(slide, tmp_path, mon
     assert (added.centroid_x_px, added.centroid_y_px) == (452.0, 402.0)
     sample = add_window_to_training_set(window, tmp_path / "set", result.labels)
     assert json.loads((sample / "sample.json").read_text())["mpp"] == pytest.approx(0.5)
+
+
+@pytest.mark.slow
+def test_train_learns_from_a_training_set_of_windows(predicted, tmp_path):
+    pytest.importorskip("detectron2")
+    from napari_nuclei.core.slide.training_windows import add_window_to_training_set
+
+    training = tmp_path / "windows"
+    add_window_to_training_set(pull_window(predicted, *REGION), training)
+    run_dir = tmp_path / "run"
+    result = subprocess.run([*CLI, "train", "--data", str(training), "--out", str(run_dir),
+                             "--preset", "tiny", "--iters", "3", "--steps",
+                             "--checkpoint-period", "3", "-q"],
+                            capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr
+    assert "training at 0.25 µm per pixel" in result.stderr
+    assert json.loads((run_dir / "settings.json").read_text())["mpp"] == pytest.approx(0.25)
+    assert (run_dir / "model_final.pth").is_file()
