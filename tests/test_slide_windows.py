@@ -341,3 +341,19 @@ def test_train_learns_from_a_training_set_of_windows(predicted, tmp_path):
     assert "training at 0.25 µm per pixel" in result.stderr
     assert json.loads((run_dir / "settings.json").read_text())["mpp"] == pytest.approx(0.25)
     assert (run_dir / "model_final.pth").is_file()
+
+
+def test_the_slide_session_turns_drawn_rectangles_into_regions_and_finds_their_output(
+        tmp_path):
+    from napari_nuclei.session.slides import SlideSession
+
+    state = SlideSession(lambda: tmp_path / "session")
+    state.open(tmp_path / "case_01.svs", 0.25, (1000, 800))
+    # World µm -> level-0 pixels, clipped to the slide, corners in any order.
+    assert state.region_from_corners([(50, 300), (10, 20)]) == (80, 40, 920, 160)
+    assert state.region_around((100, 100), side=200) == (300, 300, 200, 200)
+    out = state.output_for((0, 0, 600, 600))
+    assert out == tmp_path / "session" / "slides" / "case_01_x0_y0_600x600"
+    state.predicted(out, (0, 0, 600, 600))
+    assert state.output_holding((100, 100, 200, 200)) == out
+    assert state.output_holding((500, 500, 200, 200)) is None
