@@ -82,3 +82,11 @@ def test_the_slides_section_predicts_corrects_writes_back_and_adds_to_training(
     dataset = open_dataset(section.state.windows_folder)
     assert dataset.layout == "dsb" and len(dataset) == 1
     assert len(dataset.records[0].mask_paths) == len(set(np.unique(edited).tolist()) - {0})
+
+    section.buttons["whole"].click()
+    whole = section.state.output_for(None)
+    qtbot.waitUntil(lambda: whole in section.state.outputs, timeout=240000)
+    assert section.labels_layers[whole].multiscale
+    assert len(table_of(whole)) > len(before)
+    # Windows now come from the newest prediction holding them: the whole tissue.
+    assert section.state.output_holding((256, 256, 400, 300)) == whole

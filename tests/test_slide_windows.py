@@ -357,3 +357,7 @@ def test_the_slide_session_turns_drawn_rectangles_into_regions_and_finds_their_o
     state.predicted(out, (0, 0, 600, 600))
     assert state.output_holding((100, 100, 200, 200)) == out
     assert state.output_holding((500, 500, 200, 200)) is None
+    whole = state.output_for(None)
+    assert whole == tmp_path / "session" / "slides" / "case_01"
+    state.predicted(whole, (0, 0, 1000, 800))
+    assert state.output_holding((500, 500, 200, 200)) == whole

@@ -56,6 +56,7 @@ class SlideSection(QWidget):
         for k, (key, text, handler) in enumerate((
                 ("open", "Open slide…", self._on_open_clicked),
                 ("predict", "Predict region", self._on_predict),
+                ("whole", "Predict whole tissue", self._on_predict_whole),
                 ("stop", "Stop", self._on_stop),
                 ("edit", "Edit region", self._on_edit),
                 ("write", "Write back", self._on_write_back),
@@ -109,12 +110,18 @@ class SlideSection(QWidget):
         return self.state.region_around(self.viewer.camera.center[-2:])
 
     def _on_predict(self) -> None:
+        self.predict(self.current_region())
+
+    def _on_predict_whole(self) -> None:
+        self.predict(None)
+
+    def predict(self, region) -> None:
+        """Predict a level-0 region (None: the whole tissue) in a child process."""
         from ..core.child_job import ChildJob
 
         if self.session.run_dir is None:
             self.hint.setText("Choose a model first: train one or open a run in Train.")
             return
-        region = self.current_region()
         out_dir = self.state.output_for(region)
         self.job = ChildJob(self.predict_target, {
             "model_path": self.session.run_dir, "checkpoint": self.session.checkpoint,
@@ -142,7 +149,7 @@ class SlideSection(QWidget):
         if out_dir in self.labels_layers:
             self.viewer.layers.remove(self.labels_layers[out_dir])
         self.labels_layers[out_dir] = self.viewer.add_labels(levels, **meta)
-        self.state.predicted(out_dir, region)
+        self.state.predicted(out_dir, region or (0, 0, *self.state.size))
         self.hint.setText(f"Predicted into {out_dir}")
 
     def _on_stop(self) -> None:
@@ -151,7 +158,8 @@ class SlideSection(QWidget):
             self.hint.setText("Stopping after this tile…")
 
     def _set_running(self, running: bool) -> None:
-        self.buttons["predict"].setEnabled(not running and self.state.slide is not None)
+        for key in ("predict", "whole"):
+            self.buttons[key].setEnabled(not running and self.state.slide is not None)
         self.buttons["stop"].setEnabled(running)
 
     # -- windows ------------------------------------------------------------------------

@@ -82,9 +82,12 @@ class SlideSession:
                                           (x + half) * self.units_per_pixel)])
 
     def output_for(self, region) -> Path:
-        """The output folder of a predicted region."""
+        """The output folder of a predicted region (None: the whole tissue)."""
+        name = slide_name(self.slide)
+        if region is None:
+            return self.output_root / SLIDES_FOLDER / name
         x, y, w, h = region
-        return self.output_root / SLIDES_FOLDER / f"{slide_name(self.slide)}_x{x}_y{y}_{w}x{h}"
+        return self.output_root / SLIDES_FOLDER / f"{name}_x{x}_y{y}_{w}x{h}"
 
     def predicted(self, out_dir: Path, region) -> None:
         self.outputs[Path(out_dir)] = tuple(region)
