@@ -63,10 +63,21 @@ def test_the_slides_section_predicts_corrects_writes_back_and_adds_to_training(
     window = section.state.window
     assert section.window_labels.data.shape == (300, 400)
     assert tuple(section.window_labels.translate) == (64.0, 64.0)
+    # A brush stroke is autosaved; pulled again, the window offers it back.
+    section.window_labels.brush_size = 1
+    section.window_labels.paint((5, 5), 777)
+    qtbot.waitUntil(lambda: "autosaved" in section.hint.text(), timeout=30000)
+    assert section.hint.text().startswith("1 nuclei corrected")
+    autosaves = out_dir / "edits" / "autosave"
+    assert len(list(autosaves.glob("*.npz"))) == 1
+    section.ask = lambda *_: True
+    section.buttons["edit"].click()
+    qtbot.waitUntil(lambda: section.window_labels.data[5, 5] == 777, timeout=30000)
+    section.window_labels.data = window.original.copy()
     features = section.window_labels.features.set_index("index")
-    assert set(features.index) == set(np.unique(window.labels).tolist()) - {0}
+    assert set(features.index) == set(np.unique(window.original).tolist()) - {0}
     assert (features.area_px == table_of(out_dir).loc[features.index].area_px).all()
-    gone = min(set(np.unique(window.labels).tolist()) - {0} - window.cut_ids)
+    gone = min(set(np.unique(window.original).tolist()) - {0} - window.cut_ids)
     edited = section.window_labels.data.copy()
     edited[edited == gone] = 0
     section.window_labels.data = edited
@@ -76,6 +87,7 @@ def test_the_slides_section_predicts_corrects_writes_back_and_adds_to_training(
     assert gone not in table_of(out_dir).index and len(table_of(out_dir)) == len(before) - 1
     assert not (labels_of(out_dir) == gone).any()
     assert gone not in set(section.window_labels.features["index"])
+    assert not list(autosaves.glob("*.npz"))  # written back: the autosave is spent
 
     section.buttons["train"].click()
     qtbot.waitUntil(lambda: section.hint.text().startswith("Added"), timeout=30000)

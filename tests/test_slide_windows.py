@@ -361,3 +361,26 @@ def test_the_slide_session_turns_drawn_rectangles_into_regions_and_finds_their_o
     assert whole == tmp_path / "session" / "slides" / "case_01"
     state.predicted(whole, (0, 0, 1000, 800))
     assert state.output_holding((500, 500, 200, 200)) == whole
+
+
+def test_autosaved_corrections_come_back_only_over_the_same_labels(output):
+    from napari_nuclei.core.slide.window import (
+        autosave_window,
+        autosaved_labels,
+        touched_nuclei,
+    )
+
+    window = pull_window(output, *REGION)
+    labels, removed, grown, cut = edit(window)
+    only_removed = window.original.copy()
+    only_removed[only_removed == removed] = 0
+    assert touched_nuclei(window, only_removed) == 1
+    assert touched_nuclei(window, labels) >= 4  # removed, grown, drawn, cut (and any
+    # nucleus the grown box or the stray cut pixels painted over)
+    autosave_window(window, labels)
+    again = pull_window(output, *REGION)
+    np.testing.assert_array_equal(autosaved_labels(again), labels)
+    write_back(again, labels)
+    assert autosaved_labels(pull_window(output, *REGION)) is None  # spent
+    autosave_window(window, labels)  # saved over the labels as they were before
+    assert autosaved_labels(pull_window(output, *REGION)) is None

@@ -119,6 +119,14 @@ def pull_with_table(out_dir, region):
     return window, window_table(window)
 
 
+def autosave_and_count(window, labels) -> int:
+    """Autosave a window's edits; returns how many nuclei they touch (run in a worker)."""
+    from ..core.slide.window import autosave_window, touched_nuclei
+
+    autosave_window(window, labels)
+    return touched_nuclei(window, labels)
+
+
 def write_back_with_table(window, labels):
     """Write a window back and read its nuclei's rows again (run in a worker)."""
     from ..core.slide.window import window_table, write_back

@@ -196,6 +196,54 @@ def _cut_ids(output: SlideOutput, top, left, bottom, right, labels) -> set[int]:
     return cut - {0}
 
 
+AUTOSAVE = "autosave"
+
+
+def _autosave_path(window: SlideWindow) -> Path:
+    h, w = window.shape
+    return window.out_dir / "edits" / AUTOSAVE / f"{window.top}_{window.left}_{h}x{w}.npz"
+
+
+def touched_nuclei(window: SlideWindow, labels) -> int:
+    """How many nuclei the edits of a window touch (removed, changed or drawn)."""
+    labels = np.asarray(labels)
+    differs = labels != window.original
+    return len((set(np.unique(labels[differs]).tolist())
+                | set(np.unique(window.original[differs]).tolist())) - {0})
+
+
+def autosave_window(window: SlideWindow, labels) -> Path:
+    """Save a window's edited labels (not yet written back) beside the slide's outputs."""
+    from ..atomic import atomic_path
+
+    path = _autosave_path(window)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(path) as tmp, open(tmp, "wb") as fh:
+        np.savez_compressed(fh, labels=np.asarray(labels, np.uint32),
+                            original=window.original)
+    return path
+
+
+def autosaved_labels(window: SlideWindow) -> np.ndarray | None:
+    """The autosaved edits of this window, if any were saved over the same labels."""
+    path = _autosave_path(window)
+    if not path.is_file():
+        return None
+    try:
+        with np.load(path, allow_pickle=False) as saved:
+            labels, original = saved["labels"], saved["original"]
+    except (OSError, ValueError, KeyError):
+        return None
+    if labels.shape != window.shape or not np.array_equal(original, window.original):
+        return None  # saved over labels that have changed since
+    return labels
+
+
+def discard_autosave(window: SlideWindow) -> None:
+    """Remove a window's autosave (once written back)."""
+    _autosave_path(window).unlink(missing_ok=True)
+
+
 def window_table(window: SlideWindow) -> list[dict]:
     """The nucleus table's rows of the nuclei in a window (as last written)."""
     ids = sorted(set(np.unique(window.original).tolist()) - {0})
@@ -316,6 +364,7 @@ def write_back(window: SlideWindow, edited=None) -> WriteBack:
         rows.append(row)
         features.append(feature(row, polygon(top, left, mask, scale)))
     if result.count == 0 and result.restored_pixels == 0:
+        discard_autosave(window)
         return result
     plan = EditPlan(window.top, window.left, final, sorted(set(result.removed)
                                                           | set(result.changed)),
@@ -325,6 +374,7 @@ def write_back(window: SlideWindow, edited=None) -> WriteBack:
                                      "level0_region": list(window.level0_region)})
     output.journal(plan)
     apply_pending(output)
+    discard_autosave(window)
     window.original = final.copy()
     window.labels = final.copy()
     return result
