@@ -102,3 +102,29 @@ def test_the_slides_section_predicts_corrects_writes_back_and_adds_to_training(
     assert len(table_of(whole)) > len(before)
     # Windows now come from the newest prediction holding them: the whole tissue.
     assert section.state.output_holding((256, 256, 400, 300)) == whole
+
+
+def test_stopping_a_prediction_keeps_its_tiles_and_predicting_again_continues(
+        make_napari_viewer, qtbot, tmp_path):
+    from napari_nuclei._qt.dock import NucleiDock
+
+    slide = make_slide(tmp_path / "case_01.tif")
+    dock = NucleiDock(make_napari_viewer())
+    section = dock.slide_section
+    dock.session.output_dir = tmp_path / "session"
+    dock.session.run_dir = tmp_path
+    section.predict_target = "slide_jobs_for_child:predict_region_slowly"
+    section.open_slide(slide)
+    qtbot.waitUntil(lambda: section.state.slide is not None, timeout=30000)
+    section.buttons["whole"].click()
+    qtbot.waitUntil(lambda: section.progress.value() >= 2, timeout=120000)
+    section.buttons["stop"].click()
+    qtbot.waitUntil(lambda: section.hint.text().startswith("Stopped"), timeout=60000)
+    whole = section.state.output_for(None)
+    assert not (whole / "job" / "complete.json").exists() and not section.state.outputs
+    done = len(list((whole / "job" / "records").glob("*.npz")))
+    assert 2 <= done < section.progress.maximum()
+    assert section.buttons["whole"].isEnabled() and not section.buttons["stop"].isEnabled()
+    section.buttons["whole"].click()
+    qtbot.waitUntil(lambda: whole in section.state.outputs, timeout=240000)
+    assert (whole / "job" / "complete.json").is_file()
