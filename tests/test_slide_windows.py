@@ -364,7 +364,7 @@ def test_the_slide_session_turns_drawn_rectangles_into_regions_and_finds_their_o
 
 
 def test_autosaved_corrections_come_back_only_over_the_same_labels(output):
-    from napari_nuclei.core.slide.window import (
+    from napari_nuclei.core.slide.window_autosave import (
         autosave_window,
         autosaved_labels,
         touched_nuclei,

@@ -10,7 +10,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from qtpy.QtCore import QTimer
 from qtpy.QtWidgets import (
     QFileDialog,
     QGridLayout,
@@ -21,14 +20,9 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
-from ..session.slides import (
-    SlideSession,
-    as_features,
-    autosave_and_count,
-    pull_with_table,
-    write_back_with_table,
-)
+from ..session.slides import SlideSession, pull_with_table, write_back_with_table
 from .predict_tab import ask_yes_no
+from .slide_window_layers import WindowLayers
 from .workers import relay, start_job
 
 if TYPE_CHECKING:
@@ -37,7 +31,6 @@ if TYPE_CHECKING:
     from ..session import Session
 
 REGION_LAYER = "slide region"
-AUTOSAVE_DELAY_MS = 1000
 
 
 class SlideSection(QWidget):
@@ -52,18 +45,14 @@ class SlideSection(QWidget):
         self.state = SlideSession(session.output_folder)
         self.ask = ask_yes_no
         self.job = self.worker = None
-        self.slide_layer = self.window_image = self.window_labels = None
+        self.slide_layer = None
         self.labels_layers: dict[Path, object] = {}
         self.slide_label = QLabel("No slide open.")
         self.hint = QLabel("")
         for label in (self.slide_label, self.hint):
             label.setWordWrap(True)
         self.progress = QProgressBar()
-        # Painting restarts it: the window is autosaved once the brush rests.
-        self._autosave_timer = QTimer(self)
-        self._autosave_timer.setSingleShot(True)
-        self._autosave_timer.setInterval(AUTOSAVE_DELAY_MS)
-        self._autosave_timer.timeout.connect(self._on_autosave_due)
+        self.window_layers = WindowLayers(viewer, self.hint.setText, self)
         self.buttons = {}
         grid = QGridLayout()
         for k, (key, text, handler) in enumerate((
@@ -84,6 +73,11 @@ class SlideSection(QWidget):
         layout.addStretch(1)
         self.state.changed.connect(self._on_state_changed)
         self._on_state_changed("")
+
+    @property
+    def window_labels(self):
+        """The Labels layer of the window being corrected (None before Edit region)."""
+        return self.window_layers.labels
 
     # -- opening ------------------------------------------------------------------------
     def _on_open_clicked(self) -> None:
@@ -185,49 +179,18 @@ class SlideSection(QWidget):
         start_job(pull_with_table, out_dir, region, on_return=self._on_pulled)
 
     def _on_pulled(self, pulled) -> None:
-        from ..core.slide.window import autosaved_labels
-
         window, rows = pulled
-        for layer in (self.window_image, self.window_labels):
-            if layer is not None and layer in self.viewer.layers:
-                self.viewer.layers.remove(layer)
-        unit = (window.mpp or 1 / window.factor)
-        place = {"scale": (unit, unit), "translate": (window.top * unit, window.left * unit)}
-        if window.mpp:
-            place["units"] = ("micrometer", "micrometer")
-        name = f"window x{window.level0_region[0]} y{window.level0_region[1]}"
-        self.window_image = self.viewer.add_image(window.image, name=name, rgb=True, **place)
-        # The table's rows as features: napari shows a nucleus' row under the pointer.
-        self.window_labels = self.viewer.add_labels(window.labels, name=f"{name} nuclei",
-                                                    features=as_features(rows), **place)
-        self.window_labels.events.paint.connect(lambda _event: self._autosave_timer.start())
+        self.window_layers.show(window, rows, lambda question: self.ask(self, question))
         self.state.set_window(window)
-        saved = autosaved_labels(window)
-        if saved is not None and self.ask(self, "Corrections of this window were autosaved "
-                                          "but not written back. Restore them?"):
-            self.window_labels.data = saved
-        self.hint.setText(f"Correct the nuclei of {name}, then Write back. Nuclei cut by its "
-                          f"border ({len(window.cut_ids)}) are kept as they are.")
-
-    def _on_autosave_due(self) -> None:
-        window = self.state.window
-        if window is None or self.window_labels is None:
-            return
-        start_job(autosave_and_count, window, self.window_labels.data.copy(),
-                  on_return=lambda n: self.hint.setText(
-                      f"{n} nuclei corrected in this window (autosaved; Write back to "
-                      "update the slide)"))
 
     def _on_write_back(self) -> None:
-        self._autosave_timer.stop()
+        self.window_layers.autosave_timer.stop()  # the write-back spends the autosave
         window = self.state.window
-        start_job(write_back_with_table, window, self.window_labels.data.copy(),
+        start_job(write_back_with_table, window, self.window_layers.edited(),
                   on_return=lambda written: self._on_written(window, *written))
 
     def _on_written(self, window, result, rows) -> None:
-        if result.labels is not None:
-            self.window_labels.data = result.labels
-        self.window_labels.features = as_features(rows)
+        self.window_layers.written(result, rows)
         layer = self.labels_layers.get(window.out_dir)
         if layer is not None:
             layer.refresh()
@@ -245,7 +208,7 @@ class SlideSection(QWidget):
         if replace and not self.ask(self, "This region is already in the training set. "
                                     "Replace it?"):
             return
-        start_job(add_window_to_training_set, window, folder, self.window_labels.data.copy(),
+        start_job(add_window_to_training_set, window, folder, self.window_layers.edited(),
                   replace, on_return=lambda sample: self.hint.setText(
                       f"Added {sample.name} to the training set {folder}"))
 

@@ -121,7 +121,7 @@ def pull_with_table(out_dir, region):
 
 def autosave_and_count(window, labels) -> int:
     """Autosave a window's edits; returns how many nuclei they touch (run in a worker)."""
-    from ..core.slide.window import autosave_window, touched_nuclei
+    from ..core.slide.window_autosave import autosave_window, touched_nuclei
 
     autosave_window(window, labels)
     return touched_nuclei(window, labels)

@@ -35,6 +35,7 @@ import numpy as np
 from ..errors import InputError
 from .edits import EditPlan, SlideOutput, apply_pending, open_output
 from .measure import Scale, feature, measure, polygon
+from .window_autosave import discard_autosave
 
 # Windows larger than this (label pixels a side) paint slowly in napari.
 MAX_WINDOW_SIDE = 2048
@@ -194,54 +195,6 @@ def _cut_ids(output: SlideOutput, top, left, bottom, right, labels) -> set[int]:
                 or box_right > right + 0.5):
             cut.add(int(row["id"]))
     return cut - {0}
-
-
-AUTOSAVE = "autosave"
-
-
-def _autosave_path(window: SlideWindow) -> Path:
-    h, w = window.shape
-    return window.out_dir / "edits" / AUTOSAVE / f"{window.top}_{window.left}_{h}x{w}.npz"
-
-
-def touched_nuclei(window: SlideWindow, labels) -> int:
-    """How many nuclei the edits of a window touch (removed, changed or drawn)."""
-    labels = np.asarray(labels)
-    differs = labels != window.original
-    return len((set(np.unique(labels[differs]).tolist())
-                | set(np.unique(window.original[differs]).tolist())) - {0})
-
-
-def autosave_window(window: SlideWindow, labels) -> Path:
-    """Save a window's edited labels (not yet written back) beside the slide's outputs."""
-    from ..atomic import atomic_path
-
-    path = _autosave_path(window)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_path(path) as tmp, open(tmp, "wb") as fh:
-        np.savez_compressed(fh, labels=np.asarray(labels, np.uint32),
-                            original=window.original)
-    return path
-
-
-def autosaved_labels(window: SlideWindow) -> np.ndarray | None:
-    """The autosaved edits of this window, if any were saved over the same labels."""
-    path = _autosave_path(window)
-    if not path.is_file():
-        return None
-    try:
-        with np.load(path, allow_pickle=False) as saved:
-            labels, original = saved["labels"], saved["original"]
-    except (OSError, ValueError, KeyError):
-        return None
-    if labels.shape != window.shape or not np.array_equal(original, window.original):
-        return None  # saved over labels that have changed since
-    return labels
-
-
-def discard_autosave(window: SlideWindow) -> None:
-    """Remove a window's autosave (once written back)."""
-    _autosave_path(window).unlink(missing_ok=True)
 
 
 def window_table(window: SlideWindow) -> list[dict]:
