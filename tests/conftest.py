@@ -94,3 +94,19 @@ def tiny_run(tmp_path_factory):
         capture_output=True, text=True, timeout=900)
     assert result.returncode == 0, result.stderr
     return run_dir, result
+
+
+@pytest.fixture
+def level_reads(monkeypatch):
+    """Counts the regions read from each level of tiffslide slides."""
+    from napari_nuclei.core.slide.reader import TiffSlideReader
+
+    counts = {}
+    original = TiffSlideReader._read
+
+    def counting(self, level, *args):
+        counts[level] = counts.get(level, 0) + 1
+        return original(self, level, *args)
+
+    monkeypatch.setattr(TiffSlideReader, "_read", counting)
+    return counts

@@ -1,4 +1,10 @@
-"""napari reader: DSB folders, label-image folders, test folders and COCO JSON files."""
+"""napari reader: COCO JSON files, test folders' ids files, and whole-slide files.
+
+Whole-slide files (Aperio SVS, Hamamatsu NDPI, Leica SCN, MIRAX, ...) open as a lazy
+multiscale image: nothing of level 0 is read until it is viewed. Pyramidal TIFF and
+OME-Zarr slides open from the dock's slide section instead: claiming every ``.tif`` or
+folder would make napari ask which reader to use for ordinary images.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +16,8 @@ from .core.errors import DatasetError
 
 # Opening hundreds of images as layers at once helps nobody; the dock browses the rest.
 MAX_IMAGES_OPENED = 8
+# Suffixes of slide formats (the manifest's filename patterns say the same).
+SLIDE_SUFFIXES = (".svs", ".ndpi", ".scn", ".mrxs", ".vms", ".vmu", ".bif", ".svslide")
 
 
 def get_reader(path):
@@ -30,6 +38,8 @@ def get_reader(path):
             return None
         path = path[0]
     path = Path(path)
+    if path.is_file() and path.suffix.lower() in SLIDE_SUFFIXES:
+        return _read_slide
     if path.is_file() and path.suffix.lower() != ".json":
         return None
     try:
@@ -39,6 +49,21 @@ def get_reader(path):
     if dataset.layout == "images":
         return None
     return lambda _path: _read(dataset)
+
+
+def _read_slide(path):
+    from .core.errors import InputError
+    from .core.slide.lazy import slide_layer_data
+
+    if isinstance(path, list):
+        path = path[0]
+    try:
+        return [slide_layer_data(path)]
+    except InputError as exc:
+        from napari.utils.notifications import show_error
+
+        show_error(str(exc))
+        return [(None,)]
 
 
 def _read(dataset):

@@ -1,4 +1,4 @@
-"""The "Nuclei segmentation" dock widget: Data, Train, Predict and Export sections."""
+"""The "Nuclei segmentation" dock widget: Data, Train, Predict, Export and Slides sections."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from .data_tab import DataTab
 from .engine_panel import EnginePanel
 from .export_tab import ExportTab
 from .predict_tab import PredictTab
+from .slide_section import SlideSection
 from .train_tab import TrainTab
 
 if TYPE_CHECKING:
@@ -43,9 +44,11 @@ class NucleiDock(QWidget):
         self.train_tab = TrainTab(napari_viewer, self.session)
         self.predict_tab = PredictTab(napari_viewer, self.session)
         self.export_tab = ExportTab(napari_viewer, self.session)
+        self.slide_section = SlideSection(napari_viewer, self.session)
         self.tabs = QTabWidget()
         for title, tab in (("Data", self.data_tab), ("Train", self.train_tab),
-                           ("Predict", self.predict_tab), ("Export", self.export_tab)):
+                           ("Predict", self.predict_tab), ("Export", self.export_tab),
+                           ("Slides", self.slide_section)):
             self.tabs.addTab(_scrollable(tab), title)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)

@@ -102,7 +102,20 @@ def _settings(args):
 
     values = _overrides(args)
     del values["preset"]
+    if values["mpp"] is None and args.data is not None:
+        values["mpp"] = _windows_pixel_size(args.data)
     return preset_settings(args.preset or DEFAULT_PRESET, **values)
+
+
+def _windows_pixel_size(data: Path) -> float | None:
+    """The pixel size recorded by a training set of slide windows, if ``data`` is one."""
+    from ..core.slide.training_windows import training_set_mpp
+
+    mpp = training_set_mpp(data) if Path(data).is_dir() else None
+    if mpp:
+        print(f"note: training at {mpp:g} µm per pixel, the pixel size of the slide windows "
+              f"in {data} (--mpp overrides it)", file=sys.stderr)
+    return mpp
 
 
 def _check_process_options(args) -> None:

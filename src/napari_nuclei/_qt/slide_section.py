@@ -1,0 +1,224 @@
+"""Slides section: open a whole slide lazily, predict a region in a child process,
+correct it in an in-memory window, write the window back, add it to a training set.
+
+The region is the last rectangle of the "slide region" Shapes layer, or a square at the
+centre of the view when there is none.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from qtpy.QtWidgets import (
+    QFileDialog,
+    QGridLayout,
+    QLabel,
+    QProgressBar,
+    QPushButton,
+    QVBoxLayout,
+    QWidget,
+)
+
+from ..session.slides import SlideSession, pull_with_table, write_back_with_table
+from .predict_tab import ask_yes_no
+from .slide_window_layers import WindowLayers
+from .workers import relay, start_job
+
+if TYPE_CHECKING:
+    import napari
+
+    from ..session import Session
+
+REGION_LAYER = "slide region"
+
+
+class SlideSection(QWidget):
+    """Buttons over a :class:`SlideSession`; the slow steps run in workers."""
+
+    # The child-process job that predicts a region ("module:function").
+    predict_target = "napari_nuclei.core.slide.region_job:iter_predict_region"
+
+    def __init__(self, viewer: napari.viewer.Viewer, session: Session, parent=None):
+        super().__init__(parent)
+        self.viewer, self.session = viewer, session
+        self.state = SlideSession(session.output_folder)
+        self.ask = ask_yes_no
+        self.job = self.worker = None
+        self.slide_layer = None
+        self.labels_layers: dict[Path, object] = {}
+        self.slide_label = QLabel("No slide open.")
+        self.hint = QLabel("")
+        for label in (self.slide_label, self.hint):
+            label.setWordWrap(True)
+        self.progress = QProgressBar()
+        self.window_layers = WindowLayers(viewer, self.hint.setText, self)
+        self.buttons = {}
+        grid = QGridLayout()
+        for k, (key, text, handler) in enumerate((
+                ("open", "Open slide…", self._on_open_clicked),
+                ("predict", "Predict region", self._on_predict),
+                ("whole", "Predict whole tissue", self._on_predict_whole),
+                ("stop", "Stop", self._on_stop),
+                ("edit", "Edit region", self._on_edit),
+                ("write", "Write back", self._on_write_back),
+                ("train", "Add region to training set", self._on_add_to_training))):
+            button = self.buttons[key] = QPushButton(text)
+            button.clicked.connect(handler)
+            grid.addWidget(button, k // 2, k % 2)
+        layout = QVBoxLayout(self)
+        for widget in (self.slide_label, self.progress, self.hint):
+            layout.addWidget(widget)
+        layout.insertLayout(1, grid)
+        layout.addStretch(1)
+        self.state.changed.connect(self._on_state_changed)
+        self._on_state_changed("")
+
+    @property
+    def window_labels(self):
+        """The Labels layer of the window being corrected (None before Edit region)."""
+        return self.window_layers.labels
+
+    # -- opening ------------------------------------------------------------------------
+    def _on_open_clicked(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, "Open a slide")
+        if path:
+            self.open_slide(Path(path))
+
+    def open_slide(self, path: Path) -> None:
+        """Open a slide as a lazy multiscale layer (nothing of level 0 is read)."""
+        from ..core.slide.lazy import slide_layer_data
+
+        self.hint.setText(f"Opening {Path(path).name}…")
+        start_job(slide_layer_data, path, on_return=lambda data: self._on_opened(path, data))
+
+    def _on_opened(self, path: Path, data) -> None:
+        levels, meta, _ = data
+        top = levels[0] if isinstance(levels, list) else levels
+        self.slide_layer = self.viewer.add_image(levels, **meta)
+        if REGION_LAYER not in self.viewer.layers:
+            # On the slide's scale and units, ready for drawing a rectangle.
+            self.viewer.add_shapes(name=REGION_LAYER, ndim=2, scale=meta["scale"],
+                                   units=meta.get("units"), edge_color="yellow",
+                                   face_color="transparent", edge_width=2)
+        self.viewer.canvas.overlays.scale_bar.visible = True
+        self.viewer.reset_view()
+        self.state.open(path, meta["metadata"]["mpp"], (top.shape[1], top.shape[0]))
+        self.hint.setText("")
+
+    # -- regions and prediction ---------------------------------------------------------
+    def current_region(self) -> tuple[int, int, int, int]:
+        """The drawn rectangle's level-0 region, or a square at the centre of the view."""
+        layer = self.viewer.layers[REGION_LAYER] if REGION_LAYER in self.viewer.layers \
+            else None
+        if layer is not None and len(layer.data):
+            corners = [layer.data_to_world(point)[-2:] for point in layer.data[-1]]
+            return self.state.region_from_corners(corners)
+        return self.state.region_around(self.viewer.camera.center[-2:])
+
+    def _on_predict(self) -> None:
+        self.predict(self.current_region())
+
+    def _on_predict_whole(self) -> None:
+        self.predict(None)
+
+    def predict(self, region) -> None:
+        """Predict a level-0 region (None: the whole tissue) in a child process."""
+        from ..core.child_job import ChildJob
+
+        if self.session.run_dir is None:
+            self.hint.setText("Choose a model first: train one or open a run in Train.")
+            return
+        out_dir = self.state.output_for(region)
+        self.job = ChildJob(self.predict_target, {
+            "model_path": self.session.run_dir, "checkpoint": self.session.checkpoint,
+            "slide": self.state.slide, "out_dir": out_dir, "region": region},
+            log_path=self.session.output_folder() / "logs" / "predict-slide.log").start()
+        self._set_running(True)
+        self.worker = start_job(relay, self.job, on_yield=self._on_progress,
+                                on_return=lambda _r: self._on_predicted(out_dir, region),
+                                on_finish=lambda: self._set_running(False))
+
+    def _on_progress(self, report) -> None:
+        if hasattr(report, "total"):
+            self.progress.setRange(0, max(1, report.total))
+            self.progress.setValue(report.done)
+            self.hint.setText(f"{report.done} of {report.total} tiles, {report.nuclei} nuclei")
+
+    def _on_predicted(self, out_dir: Path, region) -> None:
+        from ..core.slide.job import load_result
+        from ..core.slide.lazy import labels_layer_data
+
+        if self.job is not None and self.job.stopping or load_result(out_dir) is None:
+            self.hint.setText("Stopped: predicting the same region again continues.")
+            return
+        levels, meta, _ = labels_layer_data(out_dir)
+        if out_dir in self.labels_layers:
+            self.viewer.layers.remove(self.labels_layers[out_dir])
+        self.labels_layers[out_dir] = self.viewer.add_labels(levels, **meta)
+        self.state.predicted(out_dir, region or (0, 0, *self.state.size))
+        self.hint.setText(f"Predicted into {out_dir}")
+
+    def _on_stop(self) -> None:
+        if self.job is not None:
+            self.job.stop()
+            self.hint.setText("Stopping after this tile…")
+
+    def _set_running(self, running: bool) -> None:
+        for key in ("predict", "whole"):
+            self.buttons[key].setEnabled(not running and self.state.slide is not None)
+        self.buttons["stop"].setEnabled(running)
+
+    # -- windows ------------------------------------------------------------------------
+    def _on_edit(self) -> None:
+        region = self.current_region()
+        out_dir = self.state.output_holding(region)
+        if out_dir is None:
+            self.hint.setText("Predict this region first (or draw a smaller rectangle).")
+            return
+        start_job(pull_with_table, out_dir, region, on_return=self._on_pulled)
+
+    def _on_pulled(self, pulled) -> None:
+        window, rows = pulled
+        self.window_layers.show(window, rows, lambda question: self.ask(self, question))
+        self.state.set_window(window)
+
+    def _on_write_back(self) -> None:
+        self.window_layers.autosave_timer.stop()  # the write-back spends the autosave
+        window = self.state.window
+        start_job(write_back_with_table, window, self.window_layers.edited(),
+                  on_return=lambda written: self._on_written(window, *written))
+
+    def _on_written(self, window, result, rows) -> None:
+        self.window_layers.written(result, rows)
+        layer = self.labels_layers.get(window.out_dir)
+        if layer is not None:
+            layer.refresh()
+        self.hint.setText(f"Wrote back: {len(result.removed)} removed, {len(result.changed)} "
+                          f"changed, {len(result.added)} added"
+                          + (f"; {result.restored_pixels} pixels of cut nuclei restored"
+                             if result.restored_pixels else ""))
+
+    def _on_add_to_training(self) -> None:
+        from ..core.slide.training_windows import add_window_to_training_set, sample_name
+
+        window = self.state.window
+        folder = self.state.windows_folder
+        replace = (folder / "train" / sample_name(window)).exists()
+        if replace and not self.ask(self, "This region is already in the training set. "
+                                    "Replace it?"):
+            return
+        start_job(add_window_to_training_set, window, folder, self.window_layers.edited(),
+                  replace, on_return=lambda sample: self.hint.setText(
+                      f"Added {sample.name} to the training set {folder}"))
+
+    def _on_state_changed(self, _what: str) -> None:
+        has_slide, has_window = self.state.slide is not None, self.state.window is not None
+        if has_slide:
+            mpp = f"{self.state.mpp:.3g} µm/px" if self.state.mpp else "pixel size unknown"
+            self.slide_label.setText(f"{self.state.slide.name}: {self.state.size[0]}x"
+                                     f"{self.state.size[1]} px, {mpp}")
+        self._set_running(self.job is not None and self.job.is_alive())
+        self.buttons["edit"].setEnabled(bool(self.state.outputs))
+        for key in ("write", "train"):
+            self.buttons[key].setEnabled(has_window)

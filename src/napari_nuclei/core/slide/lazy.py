@@ -1,0 +1,196 @@
+"""A slide and its predicted labels as lazy pyramids of dask arrays, for viewers.
+
+Nothing is read when a pyramid is built: each level is a dask array whose chunks read
+their region through the slide's reader (:mod:`.reader`) when a viewer asks for them, so
+opening a 100,000-pixel slide costs the time to read its header. The layer data tuples
+returned here are what napari's reader contributions return; they carry the pixel size
+as the layer scale (in µm when the slide says), so a scale bar reads true. No napari
+import happens here.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import weakref
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import InputError
+from .reader import Slide, open_slide
+
+# Chunk side of the lazy levels: large enough that a screenful is a few dozen reads.
+CHUNK = 512
+UNIT = "micrometer"
+
+
+class _OpenSlide:
+    """A slide shared by the arrays of its levels, closed when the last one goes.
+
+    Reads are serialised with one lock: tiffslide and OpenSlide handles are not meant to
+    be shared by threads.
+    """
+
+    def __init__(self, slide: Slide):
+        self.slide = slide
+        self.lock = threading.Lock()
+        weakref.finalize(self, slide.close)
+
+
+class LevelArray:
+    """One level of a slide seen as a ``(height, width, 3)`` uint8 array.
+
+    Indexing reads only the region asked for (dask asks chunk by chunk).
+    """
+
+    ndim = 3
+    dtype = np.dtype(np.uint8)
+
+    def __init__(self, opened: _OpenSlide, level: int):
+        self._opened, self.level = opened, level
+        self.slide = opened.slide
+        size = self.slide.levels[level]
+        self.shape = (size.height, size.width, 3)
+
+    def __getitem__(self, key) -> np.ndarray:
+        if not isinstance(key, tuple):
+            key = (key,)
+        key = key + (slice(None),) * (3 - len(key))
+        rows, cols, channels = (k if isinstance(k, slice) else slice(k, k + 1) for k in key)
+        y0, y1, _ = rows.indices(self.shape[0])
+        x0, x1, _ = cols.indices(self.shape[1])
+        if y1 <= y0 or x1 <= x0:
+            return np.zeros((max(0, y1 - y0), max(0, x1 - x0), 3), np.uint8)[:, :, channels]
+        with self._opened.lock:
+            region = self.slide.read(self.level, x0, y0, x1 - x0, y1 - y0)
+        region = region[:, :, channels]
+        squeeze = tuple(i for i, k in enumerate(key) if not isinstance(k, slice))
+        return region.squeeze(axis=squeeze) if squeeze else region
+
+
+def slide_pyramid(slide: Slide, chunk: int = CHUNK) -> list:
+    """Dask arrays over every level of an opened slide, level 0 first (nothing is read).
+
+    Parameters
+    ----------
+    slide : Slide
+        Closed when the arrays are no longer used.
+    chunk : int
+        Chunk side in pixels.
+
+    Returns
+    -------
+    list of dask.array.Array
+        ``(height, width, 3)`` uint8 each.
+    """
+    import dask.array as da
+
+    opened = _OpenSlide(slide)
+    return [da.from_array(LevelArray(opened, level), chunks=(chunk, chunk, 3),
+                          asarray=False, fancy=False, name=f"slide-{id(slide)}-{level}")
+            for level in range(len(slide.levels))]
+
+
+def _scale(mpp: float | None) -> tuple[tuple[float, float], tuple[str, str] | None]:
+    return ((mpp, mpp), (UNIT, UNIT)) if mpp else ((1.0, 1.0), None)
+
+
+def slide_layer_data(path: str | Path, mpp: float | None = None) -> tuple:
+    """A napari layer data tuple of a slide: a lazy multiscale RGB image.
+
+    Parameters
+    ----------
+    path : str or Path
+        A slide file or OME-Zarr image folder (anything :func:`.reader.open_slide` reads).
+    mpp : float, optional
+        Pixel size in µm, overriding the file's.
+
+    Returns
+    -------
+    tuple
+        ``(levels, metadata, "image")``; the slide stays open while the arrays live.
+
+    Raises
+    ------
+    SlideError
+        When the file is not a slide.
+    """
+    slide = open_slide(path)
+    levels = slide_pyramid(slide)
+    scale, units = _scale(mpp or slide.mpp)
+    metadata = {
+        "name": Path(path).name,
+        "rgb": True,
+        "multiscale": len(levels) > 1,
+        # Given, so that napari computes nothing from the pixels when the layer is added.
+        "contrast_limits": (0, 255),
+        "scale": scale,
+        "metadata": {"slide": str(Path(path).resolve()), "mpp": mpp or slide.mpp,
+                     "backend": slide.backend},
+    }
+    if units:
+        metadata["units"] = units
+    return (levels if len(levels) > 1 else levels[0], metadata, "image")
+
+
+def labels_layer_data(out_dir: str | Path) -> tuple:
+    """A napari layer data tuple of a ``predict-slide`` output: its OME-Zarr labels as a
+    lazy multiscale Labels layer, on the slide's scale.
+
+    Parameters
+    ----------
+    out_dir : str or Path
+        The slide's output folder (``OUT/<slide>``), or its ``nuclei.ome.zarr``.
+
+    Returns
+    -------
+    tuple
+        ``(levels, metadata, "labels")``.
+
+    Raises
+    ------
+    InputError
+        When the folder holds no labels written by ``predict-slide``.
+    """
+    import dask.array as da
+    import zarr
+
+    from .outputs import LABELS_NAME
+
+    path = Path(out_dir)
+    if path.name != LABELS_NAME:
+        path = path / LABELS_NAME
+    if not (path / "zarr.json").is_file():
+        raise InputError(path.parent, f"holds no {LABELS_NAME} (not a predict-slide output "
+                         "folder)")
+    group = zarr.open_group(str(path), mode="r")
+    multiscales = dict(group.attrs).get("ome", {}).get("multiscales")
+    if not multiscales:
+        raise InputError(path, "has no multiscales metadata yet: the slide job is not "
+                         "finished (run predict-slide again to finish it)")
+    first = multiscales[0]
+    levels = [da.from_zarr(group[d["path"]]) for d in first["datasets"]]
+    scale = first["datasets"][0]["coordinateTransformations"][0]["scale"]
+    unit = next((a.get("unit") for a in first.get("axes", []) if isinstance(a, dict)), None)
+    metadata = {
+        "name": f"{path.parent.name} nuclei",
+        "multiscale": len(levels) > 1,
+        "scale": tuple(float(s) for s in scale[-2:]),
+        "metadata": {"labels": str(path.resolve())},
+    }
+    if unit:
+        metadata["units"] = (unit, unit)
+    return (levels if len(levels) > 1 else levels[0], metadata, "labels")
+
+
+def output_slide_path(out_dir: str | Path) -> Path:
+    """The slide a ``predict-slide`` output folder was made from (its job plan says)."""
+    from .job import JOB, PLAN_NAME
+
+    plan = Path(out_dir) / JOB / PLAN_NAME
+    try:
+        return Path(json.loads(plan.read_text("utf-8"))["slide"])
+    except (OSError, ValueError, KeyError, TypeError):
+        raise InputError(out_dir, "is not a predict-slide output folder (no readable "
+                         f"{JOB}/{PLAN_NAME})") from None
