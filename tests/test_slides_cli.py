@@ -79,9 +79,10 @@ def test_stopped_and_resumed_run_gives_the_same_nuclei(tiny_run, slide, in_proce
     records = out / "case_02" / "job" / "records"
     deadline = time.monotonic() + 600
     while time.monotonic() < deadline and process.poll() is None:
-        if records.is_dir() and len(list(records.glob("*.npz"))) >= 3:
+        # Stop as soon as a tile is recorded: the tiny model predicts the others quickly.
+        if records.is_dir() and any(records.glob("*.npz")):
             break
-        time.sleep(0.2)
+        time.sleep(0.01)
     process.send_signal(signal.SIGINT)
     _, stderr = process.communicate(timeout=300)
     assert process.returncode == 130, stderr
@@ -94,7 +95,7 @@ def test_stopped_and_resumed_run_gives_the_same_nuclei(tiny_run, slide, in_proce
     np.testing.assert_array_equal(labels_of(out / "case_02"), labels_of(in_process / "case_02"))
     assert ((out / "case_02" / "nuclei.csv").read_text()
             == (in_process / "case_02" / "nuclei.csv").read_text())
-    assert done_before >= 3
+    assert done_before >= 1
 
 
 def test_two_dask_workers_give_the_same_nuclei(tiny_run, slide, in_process, tmp_path):

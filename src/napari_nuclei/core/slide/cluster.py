@@ -11,13 +11,13 @@ and the outputs are the same, nucleus for nucleus.
 from __future__ import annotations
 
 import time
-from collections.abc import Generator
+from collections.abc import Generator, Iterator
 from pathlib import Path
 
 from distributed import WorkerPlugin
 
 from ..training.reports import Notice
-from .engine import ModelFacts, SlideOptions, TileDone, start_job
+from .engine import ModelFacts, SlideOptions, TileDone, run_job, start_job
 from .job import SlideResult
 from .plan import SlidePlan
 
@@ -140,31 +140,19 @@ def iter_predict_slide_dask(
     # here also reports a bad run folder before any worker starts.
     facts = ModelFacts.of(load_model(**{**load_args, "device": "cpu"}))
     started = start_job(facts, Path(slide_path), out_dir, options)
-    futures = []
-    try:
-        yield from started.notices
-        if started.finished is not None:
-            return started.finished
-        job, plan = started.job, started.plan
-        job.advance()
-        nuclei = job.nuclei_so_far()
-        pending = job.pending()
-        done = len(plan.selected) - len(pending)
-        yield TileDone(plan.slide, done, len(plan.selected), nuclei, -1)
+
+    def predict_pending(pending: list[int]) -> Iterator[list[tuple[int, int]]]:
         connection.register(load_args)
-        plan_json = plan.to_json()
-        futures = [connection.client.submit(predict_block, plan_json, str(job.job_dir),
+        plan_json = started.plan.to_json()
+        job_dir = str(started.job.job_dir)
+        futures = [connection.client.submit(predict_block, plan_json, job_dir,
                                             pending[i : i + block], pure=False)
                    for i in range(0, len(pending), block)]
-        for future in as_completed(futures):
-            finished = future.result()
-            job.advance([index for index, _ in finished])
-            for index, owned in finished:
-                nuclei += owned
-                done += 1
-                yield TileDone(plan.slide, done, len(plan.selected), nuclei, index)
-        return job.finish(options.outputs, started.tissue_mm2, started_at)
-    finally:
-        for future in futures:
-            future.cancel()
-        started.slide.close()
+        try:
+            for future in as_completed(futures):
+                yield future.result()
+        finally:
+            for future in futures:
+                future.cancel()
+
+    return (yield from run_job(started, options, started_at, predict_pending))

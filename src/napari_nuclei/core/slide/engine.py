@@ -8,9 +8,10 @@ the same steps on a Dask cluster.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import time
-from collections.abc import Generator
+from collections.abc import Callable, Generator, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -219,8 +220,42 @@ def iter_predict_slide(
     """
     options = options or SlideOptions()
     started_at = time.perf_counter()
-    out_dir = Path(out_dir)
-    started = start_job(ModelFacts.of(model), Path(slide_path), out_dir, options)
+    started = start_job(ModelFacts.of(model), Path(slide_path), Path(out_dir), options)
+
+    def predict_pending(pending: list[int]) -> Iterator[list[tuple[int, int]]]:
+        # One thread reads and decodes the next tile while the network works on this one.
+        with ThreadPoolExecutor(1) as reader:
+            ahead = reader.submit(read_window, started.slide, started.plan, pending[0]) \
+                if pending else None
+            for k, index in enumerate(pending):
+                pixels = ahead.result()
+                if k + 1 < len(pending):
+                    ahead = reader.submit(read_window, started.slide, started.plan,
+                                          pending[k + 1])
+                yield [(index, predict_tile(model, started.slide, started.plan,
+                                            started.job.job_dir, index, pixels))]
+
+    return (yield from run_job(started, options, started_at, predict_pending))
+
+
+def run_job(started: StartedJob, options: SlideOptions, started_at: float,
+            predict_pending: Callable[[list[int]], Iterator[list[tuple[int, int]]]],
+            ) -> Generator[TileDone | Notice, None, SlideResult]:
+    """Drive a started job: report, predict the pending tiles, finalize and paint as
+    their neighbours allow, and write the outputs; closes the slide when done or closed.
+
+    Parameters
+    ----------
+    started : StartedJob
+        From :func:`start_job`.
+    options : SlideOptions
+    started_at : float
+        ``time.perf_counter()`` when the run began.
+    predict_pending : callable
+        Takes the tiles not yet predicted (in order) and yields lists of
+        ``(tile, nuclei owned)`` as tiles are predicted (in any order); it is closed
+        when the job is.
+    """
     try:
         yield from started.notices
         if started.finished is not None:
@@ -231,18 +266,13 @@ def iter_predict_slide(
         pending = job.pending()
         done = len(plan.selected) - len(pending)
         yield TileDone(plan.slide, done, len(plan.selected), nuclei, -1)
-        # One thread reads and decodes the next tile while the network works on this one.
-        with ThreadPoolExecutor(1) as reader:
-            ahead = reader.submit(read_window, started.slide, plan, pending[0]) if pending \
-                else None
-            for k, index in enumerate(pending):
-                pixels = ahead.result()
-                if k + 1 < len(pending):
-                    ahead = reader.submit(read_window, started.slide, plan, pending[k + 1])
-                nuclei += predict_tile(model, started.slide, plan, job.job_dir, index, pixels)
-                job.advance([index])
-                done += 1
-                yield TileDone(plan.slide, done, len(plan.selected), nuclei, index)
+        with contextlib.closing(predict_pending(pending)) as finished_batches:
+            for finished in finished_batches:
+                job.advance([index for index, _ in finished])
+                for index, owned in finished:
+                    nuclei += owned
+                    done += 1
+                    yield TileDone(plan.slide, done, len(plan.selected), nuclei, index)
         return job.finish(options.outputs, started.tissue_mm2, started_at)
     finally:
         started.slide.close()
