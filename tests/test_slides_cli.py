@@ -75,14 +75,17 @@ def test_stopped_and_resumed_run_gives_the_same_nuclei(tiny_run, slide, in_proce
     out = tmp_path / "stopped"
     args = [*CLI, str(slide), "--model", str(tiny_run[0]), "-o", str(out), "--threads", "1",
             "--csv", "--gzip", "-q"]
-    process = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    # Ctrl-C reaches the command even when the tests run where SIGINT is ignored (a
+    # background job of a shell).
+    process = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     records = out / "case_02" / "job" / "records"
     deadline = time.monotonic() + 600
     while time.monotonic() < deadline and process.poll() is None:
         # Stop as soon as a tile is recorded: the tiny model predicts the others quickly.
         if records.is_dir() and any(records.glob("*.npz")):
             break
-        time.sleep(0.01)
+        time.sleep(0.05)
     process.send_signal(signal.SIGINT)
     _, stderr = process.communicate(timeout=300)
     assert process.returncode == 130, stderr

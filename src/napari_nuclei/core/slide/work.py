@@ -23,7 +23,7 @@ import numpy as np
 from ..normalize import to_model_input
 from ..predict.paste import paste_in_box, tight
 from ..predict.tiles import Candidate, Neighbourhood, centred, cut_off, resolve_candidate
-from .measure import Scale, feature, measure, polygon
+from .measure import Scale, feature, measure_nuclei, polygons
 from .outputs import LabelsStore, write_features_part, write_table_part
 from .plan import SlidePlan, regions_keep
 from .reader import Slide
@@ -73,14 +73,12 @@ def _centres(nuclei) -> np.ndarray:
 
 def _write_parts(job_dir: Path, index: int, suffix: str, nuclei, pixels, plan) -> None:
     scale = _scale(plan)
-    rows, features = [], []
-    for nucleus, rgb in zip(nuclei, pixels, strict=True):
-        row = measure(nucleus.id, nucleus.score, nucleus.top, nucleus.left, nucleus.mask, rgb,
-                      scale, plan.stain)
-        rows.append(row)
-        features.append(feature(row, polygon(nucleus.top, nucleus.left, nucleus.mask, scale)))
+    rows = measure_nuclei([(n.id, n.score, n.top, n.left, n.mask) for n in nuclei], pixels,
+                          scale, plan.stain)
+    rings = polygons([(n.top, n.left, n.mask) for n in nuclei], scale)
     parts = job_dir / PARTS
-    write_features_part(parts / f"{index:07d}{suffix}.geojsonl", features)
+    write_features_part(parts / f"{index:07d}{suffix}.geojsonl",
+                        (feature(row, ring) for row, ring in zip(rows, rings, strict=True)))
     write_table_part(parts / f"{index:07d}{suffix}.parquet", rows, plan.stain)
 
 
