@@ -373,3 +373,20 @@ def test_measurements_and_geojson_of_an_ordinary_image():
     assert polygon.is_valid and polygon.area == pytest.approx(first.sum(), rel=0.15)
     grey_rows, _ = measure_prediction(prediction, image[:, :, 0])
     assert grey_rows[0]["intensity_r"] == pytest.approx(60)
+
+
+def test_stale_temporary_files_of_dead_writers_are_removed_once(tmp_path):
+    import os
+
+    from napari_nuclei.core.atomic import atomic_path, remove_stale_temp_files_in
+
+    dead = tmp_path / ".0000003.npz.4194305.k2j9.part"  # above Linux's largest pid
+    alive = tmp_path / f".0000004.npz.{os.getpid()}.x7a1.part"
+    for path in (dead, alive, tmp_path / "0000002.npz"):
+        path.write_bytes(b"x")
+    with atomic_path(tmp_path / "0000005.npz", clean_stale=False) as tmp:
+        tmp.write_bytes(b"tile")
+    assert dead.exists()  # writing a tile does not scan the folder
+    assert remove_stale_temp_files_in(tmp_path) == [dead]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [alive.name, "0000002.npz",
+                                                          "0000005.npz"]

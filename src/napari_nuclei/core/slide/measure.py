@@ -229,35 +229,56 @@ def polygons(crops: Sequence[tuple[int, int, np.ndarray]], scale: Scale) -> list
         shapes = shapely.polygons(shapely.linearrings(coords, indices=ring_index),
                                   indices=polygon_index)
         valid = shapely.is_valid(shapes)
-        for k in np.flatnonzero(~valid):
-            parts = [g for g in shapely.get_parts(shapely.buffer(shapes[k], 0))
+        invalid = np.flatnonzero(~valid)
+        for k, rebuilt in zip(invalid, shapely.buffer(shapes[invalid], 0), strict=True):
+            parts = [g for g in shapely.get_parts(rebuilt)
                      if g.geom_type == "Polygon" and g.area > 0]
             best = max(parts, key=lambda g: g.area) if parts else None
+            # Unclosed, as contours are; closed again below.
             rings[traced[k]] = None if best is None else [
-                np.asarray(best.exterior.coords), *(np.asarray(r.coords)
-                                                    for r in best.interiors)]
+                np.asarray(best.exterior.coords)[:-1], *(np.asarray(r.coords)[:-1]
+                                                         for r in best.interiors)]
         for k in np.flatnonzero(valid & (shapely.area(shapes) <= 0)):
             rings[traced[k]] = None
-    return [_geojson_rings(r, top, left, mask.shape, scale.factor)
-            for r, (top, left, mask) in zip(rings, crops, strict=True)]
+    return _geojson_rings(rings, crops, scale.factor)
 
 
-def _geojson_rings(rings: list[np.ndarray] | None, top: int, left: int,
-                   shape: tuple[int, int], factor: float) -> list:
-    if rings is None:
-        h, w = shape
-        rings = [np.array([(0, 0), (w, 0), (w, h), (0, h), (0, 0)], np.float64)]
-    out = []
-    for k, ring in enumerate(rings):
-        ring = (ring + (left, top)) / factor
-        if not np.array_equal(ring[0], ring[-1]):
-            ring = np.vstack([ring, ring[:1]])
-        x, y = ring[:, 0], ring[:, 1]
-        signed_area = np.dot(x[:-1], y[1:]) - np.dot(x[1:], y[:-1])
-        # Counter-clockwise exterior, clockwise holes (RFC 7946, as shapely's orient).
-        if (signed_area < 0) == (k == 0):
-            ring = ring[::-1]
-        out.append(np.round(ring, 2).tolist())
+def _geojson_rings(rings: list[list[np.ndarray] | None],
+                   crops: Sequence[tuple[int, int, np.ndarray]], factor: float) -> list[list]:
+    """Unclosed rings in crop pixels to closed GeoJSON rings in level-0 pixels, rounded to
+    0.01, counter-clockwise outside and clockwise inside (RFC 7946, as shapely's
+    ``orient``); computed for all the rings of all the crops at once."""
+    flat, offsets, outer = [], [], []
+    for crop_rings, (top, left, mask) in zip(rings, crops, strict=True):
+        if crop_rings is None:  # too small for a contour: its box
+            h, w = mask.shape
+            crop_rings = [np.array([(0, 0), (w, 0), (w, h), (0, h)], np.float64)]
+        flat += crop_rings
+        offsets += [(left, top)] * len(crop_rings)
+        outer += [True] + [False] * (len(crop_rings) - 1)
+    if not flat:
+        return []
+    lengths = np.array([len(r) for r in flat])
+    ends = np.cumsum(lengths)
+    starts = ends - lengths
+    points = (np.concatenate(flat) + np.repeat(np.array(offsets, np.float64), lengths,
+                                                axis=0)) / factor
+    following = np.arange(len(points)) + 1
+    following[ends - 1] = starts
+    cross = points[:, 0] * points[following, 1] - points[following, 0] * points[:, 1]
+    reverse = (np.add.reduceat(cross, starts) < 0) == np.array(outer)
+    points = np.round(points, 2)
+    out, ring_number = [], 0
+    for crop_rings in rings:
+        polygon = []
+        for _ in range(1 if crop_rings is None else len(crop_rings)):
+            ring = points[starts[ring_number] : ends[ring_number]].tolist()
+            ring.append(ring[0])
+            if reverse[ring_number]:
+                ring.reverse()
+            polygon.append(ring)
+            ring_number += 1
+        out.append(polygon)
     return out
 
 

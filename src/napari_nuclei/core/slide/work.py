@@ -79,7 +79,7 @@ def _write_parts(job_dir: Path, index: int, suffix: str, nuclei, pixels, plan) -
     parts = job_dir / PARTS
     write_features_part(parts / f"{index:07d}{suffix}.geojsonl",
                         (feature(row, ring) for row, ring in zip(rows, rings, strict=True)))
-    write_table_part(parts / f"{index:07d}{suffix}.parquet", rows, plan.stain)
+    write_table_part(parts / f"{index:07d}{suffix}.arrow", rows, plan.stain)
 
 
 def read_window(slide: Slide, plan: SlidePlan, index: int) -> np.ndarray:
