@@ -13,9 +13,16 @@ measurement runs in a fresh process. Prints, from one run each:
   the smallest;
 - the share of tiles skipped as background;
 - with ``--workers``: the speed-up of a local Dask cluster of two workers (one torch
-  thread each) over one worker on the first slide.
+  thread each) over one worker, on the first slide or on a slide of ``--workers-size``
+  (a smaller one is quicker to measure; the comparison needs a quiet machine with at
+  least two free cores).
 
-Usage: ``.venv/bin/python benchmarks/bench_slides.py [--sizes 8000 16000] [--workers]``
+Both sides do the same network work: the same tile windows (``TILE`` pixels, larger or
+smaller at the slide's edges), each fed whole at its own scale, the same detection cap and
+score threshold, one torch thread.
+
+Usage: ``.venv/bin/python benchmarks/bench_slides.py [--sizes 8000 16000] [--workers]
+[--workers-size 4000]``
 """
 
 from __future__ import annotations
@@ -89,7 +96,6 @@ def side_slide(run_dir: str, slide: str, out: str, workers: int) -> dict:
 
     torch.set_num_threads(1)
     baseline = _peak_mib()
-    start = time.perf_counter()
     if workers:
         from napari_nuclei.core.slide.cluster import connect, iter_predict_slide_dask
 
@@ -99,16 +105,17 @@ def side_slide(run_dir: str, slide: str, out: str, workers: int) -> dict:
         # Start the workers and load their models before timing, as a running cluster
         # would have them.
         connection.register(load_args)
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), time.process_time()
         result = drain(iter_predict_slide_dask(connection, load_args, slide, out,
                                                SlideOptions(tile_size=TILE), block=2))
         connection.close()
     else:
         model = _load(run_dir)
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), time.process_time()
         result = drain(iter_predict_slide(model, slide, out, SlideOptions(tile_size=TILE)))
     seconds = time.perf_counter() - start
-    return {"seconds": seconds, "nuclei": result.nuclei, "tiles": result.tiles,
+    return {"seconds": seconds, "cpu_seconds": time.process_time() - cpu,
+            "nuclei": result.nuclei, "tiles": result.tiles,
             "predicted": result.predicted, "skipped": result.skipped_share,
             "peak_mib": _peak_mib(), "start_mib": baseline}
 
@@ -128,13 +135,16 @@ def side_predict_image(run_dir: str, slide: str, out: str) -> dict:
     with open_slide(slide) as opened:
         windows = [read_tile(opened, plan, *(lambda t: (t.top, t.left, t.bottom, t.right))(
             plan.tile_at(i))) for i in plan.selected]
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     nuclei = 0
     for pixels in windows:
-        nuclei += len(predict_image(model, pixels))
+        # Each window whole at its own scale, as the slide path feeds it (without
+        # tile_size, predict_image would enlarge the smaller edge windows to the test size).
+        nuclei += len(predict_image(model, pixels, tile_size=max(pixels.shape[:2])))
     seconds = time.perf_counter() - start
     megapixels = sum(w.shape[0] * w.shape[1] for w in windows) / 1e6
-    return {"seconds": seconds, "nuclei": nuclei, "megapixels": megapixels}
+    return {"seconds": seconds, "cpu_seconds": time.process_time() - cpu, "nuclei": nuclei,
+            "megapixels": megapixels}
 
 
 def run_side(*args) -> dict:
@@ -147,9 +157,12 @@ def run_side(*args) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--sizes", type=int, nargs="+", default=[8000, 16000])
+    parser.add_argument("--sizes", type=int, nargs="*", default=[8000, 16000],
+                        help="slide sides to compare with predict_image (none: only --workers)")
     parser.add_argument("--workers", action="store_true",
                         help="also time a local cluster of 1 and of 2 workers")
+    parser.add_argument("--workers-size", type=int,
+                        help="side of the slide for --workers (default: the first size)")
     parser.add_argument("--side", nargs="+", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.side:
@@ -187,14 +200,23 @@ def main() -> None:
             print(f"  predict_image: {direct['seconds']:7.1f} s, {mp / direct['seconds']:.3f}"
                   f" MP/s, {direct['nuclei'] / direct['seconds']:.1f} nuclei/s "
                   f"({direct['nuclei']} nuclei) on the same {mp:.1f} MP of tissue tiles")
+            # CPU time of the process as well: on a shared machine wall time also counts
+            # the other programs' load, which differs between the two runs.
             print(f"  slide path overhead (read, stitch, measure, write): "
-                  f"{100 * (streamed['seconds'] / direct['seconds'] - 1):.1f}%")
-            if args.workers and size == args.sizes[0]:
-                one = run_side("slide", run_dir, slide, tmp / f"w1_{size}", 1)
-                two = run_side("slide", run_dir, slide, tmp / f"w2_{size}", 2)
-                print(f"  Dask local cluster: 1 worker {one['seconds']:.1f} s, 2 workers "
-                      f"{two['seconds']:.1f} s: speed-up {one['seconds'] / two['seconds']:.2f}x"
-                      f" (same nuclei: {one['nuclei'] == two['nuclei'] == streamed['nuclei']})")
+                  f"{100 * (streamed['seconds'] / direct['seconds'] - 1):.1f}% wall time, "
+                  f"{100 * (streamed['cpu_seconds'] / direct['cpu_seconds'] - 1):.1f}% CPU "
+                  f"time ({streamed['cpu_seconds']:.1f} s vs {direct['cpu_seconds']:.1f} s)")
+        if args.workers:
+            size = args.workers_size or args.sizes[0]
+            slide = tmp / f"slide_{size}.tif"
+            if not slide.exists():
+                write_test_slide(slide, read_image(IMAGE), size)
+            one = run_side("slide", run_dir, slide, tmp / f"w1_{size}", 1)
+            two = run_side("slide", run_dir, slide, tmp / f"w2_{size}", 2)
+            print(f"{size}x{size} slide on a Dask local cluster: 1 worker {one['seconds']:.1f} s, "
+                  f"2 workers {two['seconds']:.1f} s: speed-up "
+                  f"{one['seconds'] / two['seconds']:.2f}x (same nuclei: "
+                  f"{one['nuclei'] == two['nuclei']}, {one['nuclei']})")
         if len(peaks) > 1:
             small, large = min(peaks), max(peaks)
             print(f"peak RSS {large}² / {small}²: {peaks[large] / peaks[small]:.2f}x "
