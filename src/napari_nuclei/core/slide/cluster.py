@@ -64,17 +64,19 @@ class ModelPlugin(WorkerPlugin):
             slide.close()
 
 
-def predict_block(plan_json: dict, job_dir: str, indices: list[int]) -> list[tuple[int, int]]:
+def predict_block(plan_json: dict, job_dir: str, indices: list[int],
+                  batch_size: int = 1) -> list[tuple[int, int]]:
     """A Dask task: predict some tiles of a slide; returns ``(tile, nuclei owned)``."""
     from distributed import get_worker
 
-    from .work import predict_tile
+    from .work import predict_batches, read_window
 
     plugin = get_worker().plugins[PLUGIN_NAME]
     plan = SlidePlan.from_json(plan_json)
     slide = plugin.slide(plan.slide)
-    return [(index, predict_tile(plugin.model, slide, plan, Path(job_dir), index))
-            for index in indices]
+    tiles = ((index, read_window(slide, plan, index)) for index in indices)
+    return [pair for batch in predict_batches(plugin.model, plan, Path(job_dir), tiles,
+                                              batch_size) for pair in batch]
 
 
 class Connection:
@@ -146,7 +148,8 @@ def iter_predict_slide_dask(
         plan_json = started.plan.to_json()
         job_dir = str(started.job.job_dir)
         futures = [connection.client.submit(predict_block, plan_json, job_dir,
-                                            pending[i : i + block], pure=False)
+                                            pending[i : i + block], options.batch_size,
+                                            pure=False)
                    for i in range(0, len(pending), block)]
         try:
             for future in as_completed(futures):
