@@ -31,9 +31,14 @@ class BlobModel:
     def __init__(self, threshold: int = 110, min_area: int = 30):
         self.threshold, self.min_area = threshold, min_area
         self.tiles_seen = 0
+        self.batches = []  # tiles per forward pass
 
     def resize_scale(self, height, width):
         return 1.0
+
+    def infer_batch(self, images, resize=True):
+        self.batches.append(len(images))
+        return [self.infer(image, resize) for image in images]
 
     def infer(self, bgr, resize=True):
         import cv2

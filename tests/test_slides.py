@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from slide_helpers import BlobModel, he_tile, make_slide
 
-from napari_nuclei.core.errors import InputError
+from napari_nuclei.core.errors import InputError, OptionError
 from napari_nuclei.core.jobs import drain
 from napari_nuclei.core.predict.paste import paste_in_box
 from napari_nuclei.core.slide.engine import SlideOptions, TileDone, iter_predict_slide
@@ -332,6 +332,12 @@ def test_cli_bad_input_is_one_line_and_exit_2(tmp_path, slide):
                              "-o", str(tmp_path / "out"), "--region", "1,2,3"],
                             capture_output=True, text=True, timeout=300)
     assert result.returncode == 2 and "--region wants x,y,w,h" in result.stderr
+    result = subprocess.run([*CLI, "predict-slide", str(slide), "--model", str(tmp_path),
+                             "-o", str(tmp_path / "out"), "--batch-size", "0"],
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 2
+    assert result.stderr.strip() == ("napari-nuclei: error: --batch-size: must be a whole "
+                                     "number of at least 1 (got 0)")
     assert not (tmp_path / "out").exists()
 
 
@@ -373,3 +379,74 @@ def test_measurements_and_geojson_of_an_ordinary_image():
     assert polygon.is_valid and polygon.area == pytest.approx(first.sum(), rel=0.15)
     grey_rows, _ = measure_prediction(prediction, image[:, :, 0])
     assert grey_rows[0]["intensity_r"] == pytest.approx(60)
+
+
+def test_stale_temporary_files_of_dead_writers_are_removed_once(tmp_path):
+    import os
+
+    from napari_nuclei.core.atomic import atomic_path, remove_stale_temp_files_in
+
+    dead = tmp_path / ".0000003.npz.4194305.k2j9.part"  # above Linux's largest pid
+    alive = tmp_path / f".0000004.npz.{os.getpid()}.x7a1.part"
+    for path in (dead, alive, tmp_path / "0000002.npz"):
+        path.write_bytes(b"x")
+    with atomic_path(tmp_path / "0000005.npz", clean_stale=False) as tmp:
+        tmp.write_bytes(b"tile")
+    assert dead.exists()  # writing a tile does not scan the folder
+    assert remove_stale_temp_files_in(tmp_path) == [dead]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [alive.name, "0000002.npz",
+                                                          "0000005.npz"]
+
+
+def test_batches_and_prefetching_give_the_same_nuclei(slide, predicted, tmp_path):
+    import pyarrow.parquet as pq
+
+    result, _ = predicted
+    model = BlobModel()
+    options = SlideOptions(overlap=OVERLAP, outputs=OutputOptions(csv=True, gzip=True),
+                           batch_size=2)
+    batched = drain(iter_predict_slide(model, slide, tmp_path / "case_01", options))
+    # Edge tiles are smaller: only tiles of one size share a forward pass.
+    assert max(model.batches) == 2 and sum(model.batches) == result.predicted
+    assert batched.nuclei == result.nuclei
+    np.testing.assert_array_equal(labels_of(tmp_path / "case_01"), labels_of(result.out_dir))
+    assert pq.read_table(tmp_path / "case_01" / "nuclei.parquet").equals(
+        pq.read_table(result.out_dir / "nuclei.parquet"))
+    assert (gzip.decompress((tmp_path / "case_01" / "nuclei.geojson.gz").read_bytes())
+            == gzip.decompress((result.out_dir / "nuclei.geojson.gz").read_bytes()))
+    with pytest.raises(OptionError, match="at least 1"):
+        SlideOptions(batch_size=0)
+
+
+def test_prefetching_is_bounded_in_order_and_stops_when_closed():
+    import threading
+
+    from napari_nuclei.core.slide.prefetch import prefetch
+
+    taken, ahead, threads = [0], [], set()
+
+    def read(item):
+        threads.add(threading.current_thread().name)
+        ahead.append(item - taken[0])
+        if item == 7:
+            raise ValueError("tile 7 cannot be decoded")
+        return item * 10
+
+    tiles = prefetch(read, list(range(10)), depth=2)
+    for item, value in tiles:
+        assert value == item * 10
+        taken[0] += 1
+        if item == 2:
+            break
+    tiles.close()
+    read_before = len(ahead)
+    assert max(ahead) <= 3  # the queue holds 2, the reader one more in hand
+    assert threads == {"slide-prefetch"}
+    assert read_before <= 6 and not any(t.name == "slide-prefetch" and t.is_alive()
+                                        for t in threading.enumerate())
+    taken[0] = 0
+    with pytest.raises(ValueError, match="tile 7"):
+        for item, _ in prefetch(read, list(range(10)), depth=2):
+            assert item == taken[0]
+            taken[0] += 1
+    assert taken[0] == 7  # the error is raised at its own item, after the ones before

@@ -75,13 +75,17 @@ def test_stopped_and_resumed_run_gives_the_same_nuclei(tiny_run, slide, in_proce
     out = tmp_path / "stopped"
     args = [*CLI, str(slide), "--model", str(tiny_run[0]), "-o", str(out), "--threads", "1",
             "--csv", "--gzip", "-q"]
-    process = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    # Ctrl-C reaches the command even when the tests run where SIGINT is ignored (a
+    # background job of a shell).
+    process = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     records = out / "case_02" / "job" / "records"
     deadline = time.monotonic() + 600
     while time.monotonic() < deadline and process.poll() is None:
-        if records.is_dir() and len(list(records.glob("*.npz"))) >= 3:
+        # Stop as soon as a tile is recorded: the tiny model predicts the others quickly.
+        if records.is_dir() and any(records.glob("*.npz")):
             break
-        time.sleep(0.2)
+        time.sleep(0.05)
     process.send_signal(signal.SIGINT)
     _, stderr = process.communicate(timeout=300)
     assert process.returncode == 130, stderr
@@ -94,7 +98,7 @@ def test_stopped_and_resumed_run_gives_the_same_nuclei(tiny_run, slide, in_proce
     np.testing.assert_array_equal(labels_of(out / "case_02"), labels_of(in_process / "case_02"))
     assert ((out / "case_02" / "nuclei.csv").read_text()
             == (in_process / "case_02" / "nuclei.csv").read_text())
-    assert done_before >= 3
+    assert done_before >= 1
 
 
 def test_two_dask_workers_give_the_same_nuclei(tiny_run, slide, in_process, tmp_path):
@@ -108,6 +112,46 @@ def test_two_dask_workers_give_the_same_nuclei(tiny_run, slide, in_process, tmp_
     np.testing.assert_array_equal(labels_of(out / "case_02"), labels_of(in_process / "case_02"))
     assert ((out / "case_02" / "nuclei.csv").read_text()
             == (in_process / "case_02" / "nuclei.csv").read_text())
+
+
+def test_a_batch_of_tiles_gives_what_each_tile_gives_alone(tiny_run):
+    import torch
+
+    from conftest import SAMPLE_DATA
+    from napari_nuclei.core.image_io import read_image
+    from napari_nuclei.core.normalize import to_model_input
+    from napari_nuclei.core.predict.model import load_model
+
+    torch.set_num_threads(1)
+    # A cap above the mask head's chunk, so that the chunked head sees a batch.
+    model = load_model(tiny_run[0], device="cpu", score_thresh=0.0, max_dets=150)
+    image = to_model_input(read_image(SAMPLE_DATA / "test" / "he_tile_1000.png"))
+    tiles = [np.ascontiguousarray(image[:384, :384]),
+             np.ascontiguousarray(image[300:684, 500:884])]
+    alone = [model.infer(tile, resize=False) for tile in tiles]
+    batched = model.infer_batch(tiles, resize=False)
+    for one, many in zip(alone, batched, strict=True):
+        assert len(one.scores) == len(many.scores) == 150
+        # Batched convolutions round differently in the last bits, nothing more.
+        np.testing.assert_allclose(many.boxes, one.boxes, atol=0.01)
+        np.testing.assert_allclose(many.scores, one.scores, atol=1e-4)
+        np.testing.assert_allclose(many.mask_probs.numpy(), one.mask_probs.numpy(), atol=1e-3)
+
+
+def test_batches_of_tiles_give_the_same_nuclei(tiny_run, slide, in_process, tmp_path):
+    import pyarrow.csv as pcsv
+
+    out = tmp_path / "batched"
+    result = predict_slide(slide, "--model", tiny_run[0], "-o", out, "--threads", "1",
+                           "--batch-size", "2", "--csv", "--gzip", "-q")
+    assert result.returncode == 0, result.stderr
+    batched = pcsv.read_csv(out / "case_02" / "nuclei.csv").to_pandas()
+    alone = pcsv.read_csv(in_process / "case_02" / "nuclei.csv").to_pandas()
+    assert batched.id.tolist() == alone.id.tolist()
+    for column in ("centroid_x_px", "centroid_y_px", "area_px", "score"):
+        np.testing.assert_allclose(batched[column], alone[column], atol=0.02, rtol=0.01)
+    same = labels_of(out / "case_02") == labels_of(in_process / "case_02")
+    assert same.mean() > 0.999
 
 
 def test_predict_writes_measurements_and_geojson_for_ordinary_images(tiny_run, tmp_path):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 from pathlib import Path
 
@@ -31,6 +32,8 @@ def add_parser(sub) -> None:
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
     p.add_argument("--threads", type=int, help="torch threads in this process (Dask workers "
                    "use one each)")
+    p.add_argument("--batch-size", type=int, help="tiles per forward pass (default: 4 on a "
+                   "GPU, 1 on CPU); the nuclei found do not depend on it")
     where = p.add_argument_group("what to predict")
     where.add_argument("--mpp", type=float, help="the slides' pixel size in µm/px (overrides "
                        "the files'); tiles are resampled to the run's training pixel size")
@@ -80,7 +83,13 @@ def _options(args):
         raise InputError(args.regions, "regions file not found")
     return SlideOptions(args.tile_size, args.overlap, args.mpp, args.tissue_mask, region,
                         args.regions, args.stain,
-                        OutputOptions(args.csv, args.geojson, args.gzip), args.overwrite)
+                        OutputOptions(args.csv, args.geojson, args.gzip), args.overwrite,
+                        1 if args.batch_size is None else args.batch_size)
+
+
+# Tiles per forward pass on a GPU unless --batch-size says otherwise: enough to keep it
+# busy with tiles of 512-1000 px, little enough for the memory of common cards.
+GPU_BATCH_SIZE = 4
 
 
 class _Progress:
@@ -133,6 +142,9 @@ def run(args: argparse.Namespace) -> int:
     if args.workers or args.scheduler:
         from ..core.slide.cluster import connect, iter_predict_slide_dask
 
+        if args.batch_size is None and args.device == "cuda":
+            options = dataclasses.replace(options, batch_size=GPU_BATCH_SIZE)
+
         client = connect(args.workers, args.scheduler)
         start = lambda path, out: iter_predict_slide_dask(  # noqa: E731
             client, load_args, path, out, options, args.block)
@@ -146,6 +158,8 @@ def run(args: argparse.Namespace) -> int:
 
             torch.set_num_threads(args.threads)
         model = load_model(**load_args)
+        if args.batch_size is None and str(model.cfg.MODEL.DEVICE).startswith("cuda"):
+            options = dataclasses.replace(options, batch_size=GPU_BATCH_SIZE)
         start = lambda path, out: iter_predict_slide(model, path, out, options)  # noqa: E731
     results = []
     try:

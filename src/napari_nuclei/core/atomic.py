@@ -63,14 +63,40 @@ def remove_stale_temp_files(path: str | Path) -> list[Path]:
     return removed
 
 
+def remove_stale_temp_files_in(folder: str | Path) -> list[Path]:
+    """Delete every temporary file in ``folder`` left by writers that no longer run.
+
+    For folders of many outputs written with ``atomic_path(..., clean_stale=False)``:
+    one scan of the folder when a job starts instead of one per file written.
+
+    Returns
+    -------
+    list of Path
+        The files removed.
+    """
+    removed = []
+    for stale in Path(folder).glob(f"{_TEMP_PREFIX}*{_TEMP_SUFFIX}"):
+        fields = stale.name[: -len(_TEMP_SUFFIX)].rsplit(".", 2)
+        if len(fields) < 3 or not fields[1].isdigit() or _process_alive(int(fields[1])):
+            continue
+        with contextlib.suppress(OSError):
+            stale.unlink()
+            removed.append(stale)
+    return removed
+
+
 @contextlib.contextmanager
-def atomic_path(path: str | Path) -> Iterator[Path]:
+def atomic_path(path: str | Path, clean_stale: bool = True) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; rename it onto ``path`` only on success.
 
     Parameters
     ----------
     path : str or Path
         The final output file. Its folder is created if needed.
+    clean_stale : bool
+        First remove temporary files of ``path`` left by dead writers. That scans the
+        folder: writers of thousands of files in one folder pass False and call
+        :func:`remove_stale_temp_files_in` once instead.
 
     Yields
     ------
@@ -81,7 +107,8 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    remove_stale_temp_files(path)
+    if clean_stale:
+        remove_stale_temp_files(path)
     fd, tmp_name = tempfile.mkstemp(prefix=f"{_TEMP_PREFIX}{path.name}.{os.getpid()}.",
                                     suffix=_TEMP_SUFFIX, dir=path.parent)
     os.close(fd)

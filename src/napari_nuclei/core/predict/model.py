@@ -8,6 +8,7 @@ pastes each mask only inside its own box (:mod:`napari_nuclei.core.predict.paste
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -96,31 +97,59 @@ class NucleiModel:
         -------
         RawDetections
         """
+        return self.infer_batch([bgr], resize)[0]
+
+    def infer_batch(self, images: Sequence[np.ndarray],
+                    resize: bool = True) -> list[RawDetections]:
+        """Run the network on several uint8 BGR images in one forward pass.
+
+        detectron2 pads the images of a batch to the largest; normalisation layers see
+        the padding, so images of one size give the same detections batched as one at a
+        time, and images of different sizes may not.
+
+        Parameters
+        ----------
+        images : sequence of numpy.ndarray
+            ``(H, W, 3)`` uint8 each.
+        resize : bool
+            As :meth:`infer`.
+
+        Returns
+        -------
+        list of RawDetections
+        """
         import torch
         from detectron2.data import transforms as T
 
-        height, width = bgr.shape[:2]
-        pixels = bgr
-        if resize:
-            resizer = T.ResizeShortestEdge([self.min_size_test] * 2, self.max_size_test)
-            pixels = resizer.get_transform(bgr).apply_image(bgr)
-        tensor = torch.as_tensor(np.ascontiguousarray(pixels.transpose(2, 0, 1)),
-                                 dtype=torch.float32)
-        inputs = [{"image": tensor.to(self.cfg.MODEL.DEVICE), "height": height, "width": width}]
+        inputs, scales = [], []
+        for bgr in images:
+            height, width = bgr.shape[:2]
+            pixels = bgr
+            if resize:
+                resizer = T.ResizeShortestEdge([self.min_size_test] * 2, self.max_size_test)
+                pixels = resizer.get_transform(bgr).apply_image(bgr)
+            tensor = torch.as_tensor(np.ascontiguousarray(pixels.transpose(2, 0, 1)),
+                                     dtype=torch.float32)
+            inputs.append({"image": tensor.to(self.cfg.MODEL.DEVICE), "height": height,
+                           "width": width})
+            scales.append((height, width, width / pixels.shape[1], height / pixels.shape[0]))
         with torch.inference_mode():
-            out = self.model.inference(inputs, do_postprocess=False)[0]
-            hit_cap = len(out) >= self.detections_per_image
-            # As detectron2's detector_postprocess: boxes to image scale, clipped, none empty.
-            boxes = out.pred_boxes.clone()
-            boxes.scale(width / pixels.shape[1], height / pixels.shape[0])
-            boxes.clip((height, width))
-            keep = boxes.nonempty()
-            return RawDetections(
-                boxes=boxes.tensor[keep].float().cpu().numpy(),
-                scores=out.scores[keep].float().cpu().numpy(),
-                mask_probs=out.pred_masks[keep][:, 0].float().cpu().clone(),
-                hit_cap=hit_cap,
-            )
+            outs = self.model.inference(inputs, do_postprocess=False)
+            return [self._raw(out, *scale) for out, scale in zip(outs, scales, strict=True)]
+
+    def _raw(self, out, height: int, width: int, scale_x: float,
+             scale_y: float) -> RawDetections:
+        # As detectron2's detector_postprocess: boxes to image scale, clipped, none empty.
+        boxes = out.pred_boxes.clone()
+        boxes.scale(scale_x, scale_y)
+        boxes.clip((height, width))
+        keep = boxes.nonempty()
+        return RawDetections(
+            boxes=boxes.tensor[keep].float().cpu().numpy(),
+            scores=out.scores[keep].float().cpu().numpy(),
+            mask_probs=out.pred_masks[keep][:, 0].float().cpu().clone(),
+            hit_cap=len(out) >= self.detections_per_image,
+        )
 
 
 # Detections per mask-head pass: the head's activations for 1000 nuclei at once take
@@ -139,8 +168,10 @@ def chunk_mask_head(roi_heads, chunk: int = MASK_HEAD_CHUNK) -> None:
         if roi_heads.training or all(len(i) <= chunk for i in instances):
             return whole(features, instances)
         results = []
-        for per_image in instances:
-            parts = [whole(features, [per_image[start : start + chunk]])[0]
+        for image, per_image in enumerate(instances):
+            # The features of this image only (a batch holds several).
+            own = {name: f[image : image + 1] for name, f in features.items()}
+            parts = [whole(own, [per_image[start : start + chunk]])[0]
                      for start in range(0, len(per_image), chunk)]
             results.append(Instances.cat(parts) if parts else per_image)
         return results

@@ -11,13 +11,13 @@ and the outputs are the same, nucleus for nucleus.
 from __future__ import annotations
 
 import time
-from collections.abc import Generator
+from collections.abc import Generator, Iterator
 from pathlib import Path
 
 from distributed import WorkerPlugin
 
 from ..training.reports import Notice
-from .engine import ModelFacts, SlideOptions, TileDone, start_job
+from .engine import ModelFacts, SlideOptions, TileDone, run_job, start_job
 from .job import SlideResult
 from .plan import SlidePlan
 
@@ -64,17 +64,19 @@ class ModelPlugin(WorkerPlugin):
             slide.close()
 
 
-def predict_block(plan_json: dict, job_dir: str, indices: list[int]) -> list[tuple[int, int]]:
+def predict_block(plan_json: dict, job_dir: str, indices: list[int],
+                  batch_size: int = 1) -> list[tuple[int, int]]:
     """A Dask task: predict some tiles of a slide; returns ``(tile, nuclei owned)``."""
     from distributed import get_worker
 
-    from .work import predict_tile
+    from .work import predict_batches, read_window
 
     plugin = get_worker().plugins[PLUGIN_NAME]
     plan = SlidePlan.from_json(plan_json)
     slide = plugin.slide(plan.slide)
-    return [(index, predict_tile(plugin.model, slide, plan, Path(job_dir), index))
-            for index in indices]
+    tiles = ((index, read_window(slide, plan, index)) for index in indices)
+    return [pair for batch in predict_batches(plugin.model, plan, Path(job_dir), tiles,
+                                              batch_size) for pair in batch]
 
 
 class Connection:
@@ -140,31 +142,20 @@ def iter_predict_slide_dask(
     # here also reports a bad run folder before any worker starts.
     facts = ModelFacts.of(load_model(**{**load_args, "device": "cpu"}))
     started = start_job(facts, Path(slide_path), out_dir, options)
-    futures = []
-    try:
-        yield from started.notices
-        if started.finished is not None:
-            return started.finished
-        job, plan = started.job, started.plan
-        job.advance()
-        nuclei = job.nuclei_so_far()
-        pending = job.pending()
-        done = len(plan.selected) - len(pending)
-        yield TileDone(plan.slide, done, len(plan.selected), nuclei, -1)
+
+    def predict_pending(pending: list[int]) -> Iterator[list[tuple[int, int]]]:
         connection.register(load_args)
-        plan_json = plan.to_json()
-        futures = [connection.client.submit(predict_block, plan_json, str(job.job_dir),
-                                            pending[i : i + block], pure=False)
+        plan_json = started.plan.to_json()
+        job_dir = str(started.job.job_dir)
+        futures = [connection.client.submit(predict_block, plan_json, job_dir,
+                                            pending[i : i + block], options.batch_size,
+                                            pure=False)
                    for i in range(0, len(pending), block)]
-        for future in as_completed(futures):
-            finished = future.result()
-            job.advance([index for index, _ in finished])
-            for index, owned in finished:
-                nuclei += owned
-                done += 1
-                yield TileDone(plan.slide, done, len(plan.selected), nuclei, index)
-        return job.finish(options.outputs, started.tissue_mm2, started_at)
-    finally:
-        for future in futures:
-            future.cancel()
-        started.slide.close()
+        try:
+            for future in as_completed(futures):
+                yield future.result()
+        finally:
+            for future in futures:
+                future.cancel()
+
+    return (yield from run_job(started, options, started_at, predict_pending))

@@ -8,16 +8,18 @@ the same steps on a Dask cluster.
 
 from __future__ import annotations
 
+import contextlib
 import csv
+import functools
 import time
-from collections.abc import Generator
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from ..atomic import atomic_path
+from ..errors import OptionError
 from ..predict.overlap import largest_training_nucleus, model_run_dir, overlap_for
 from ..training.reports import Notice
 from .job import (
@@ -31,9 +33,10 @@ from .job import (
 )
 from .pixel_size import resolve_pixel_size, run_training_mpp
 from .plan import SlidePlan, ids_per_tile, slide_bytes
+from .prefetch import prefetch
 from .reader import Slide, SlideError, open_slide
 from .tissue import make_overview, write_preview
-from .work import predict_tile, read_window
+from .work import predict_batches, read_window
 
 SUMMARY_NAME = "summary.csv"
 _SLIDE_SUFFIXES = (".ome.zarr", ".ome.tiff", ".ome.tif", ".zarr", ".tiff", ".tif", ".svs",
@@ -65,6 +68,8 @@ class SlideOptions:
     outputs : OutputOptions
     overwrite : bool
         Replace the job of another slide or settings in the output folder.
+    batch_size : int
+        Tiles per forward pass (more on a GPU); the nuclei found do not depend on it.
     """
 
     tile_size: int | None = None
@@ -76,6 +81,13 @@ class SlideOptions:
     stain: str = "auto"
     outputs: OutputOptions = field(default_factory=OutputOptions)
     overwrite: bool = False
+    batch_size: int = 1
+
+    def __post_init__(self):
+        if (isinstance(self.batch_size, bool) or not isinstance(self.batch_size, int)
+                or self.batch_size < 1):
+            raise OptionError("batch_size", f"must be a whole number of at least 1 (got "
+                              f"{self.batch_size!r})")
 
 
 @dataclass(frozen=True)
@@ -219,8 +231,36 @@ def iter_predict_slide(
     """
     options = options or SlideOptions()
     started_at = time.perf_counter()
-    out_dir = Path(out_dir)
-    started = start_job(ModelFacts.of(model), Path(slide_path), out_dir, options)
+    started = start_job(ModelFacts.of(model), Path(slide_path), Path(out_dir), options)
+
+    def predict_pending(pending: list[int]) -> Iterator[list[tuple[int, int]]]:
+        # A thread reads and decodes the next tiles while the network works.
+        read = functools.partial(read_window, started.slide, started.plan)
+        with contextlib.closing(prefetch(read, pending, 2 * options.batch_size)) as tiles:
+            yield from predict_batches(model, started.plan, started.job.job_dir, tiles,
+                                       options.batch_size)
+
+    return (yield from run_job(started, options, started_at, predict_pending))
+
+
+def run_job(started: StartedJob, options: SlideOptions, started_at: float,
+            predict_pending: Callable[[list[int]], Iterator[list[tuple[int, int]]]],
+            ) -> Generator[TileDone | Notice, None, SlideResult]:
+    """Drive a started job: report, predict the pending tiles, finalize and paint as
+    their neighbours allow, and write the outputs; closes the slide when done or closed.
+
+    Parameters
+    ----------
+    started : StartedJob
+        From :func:`start_job`.
+    options : SlideOptions
+    started_at : float
+        ``time.perf_counter()`` when the run began.
+    predict_pending : callable
+        Takes the tiles not yet predicted (in order) and yields lists of
+        ``(tile, nuclei owned)`` as tiles are predicted (in any order); it is closed
+        when the job is.
+    """
     try:
         yield from started.notices
         if started.finished is not None:
@@ -231,18 +271,13 @@ def iter_predict_slide(
         pending = job.pending()
         done = len(plan.selected) - len(pending)
         yield TileDone(plan.slide, done, len(plan.selected), nuclei, -1)
-        # One thread reads and decodes the next tile while the network works on this one.
-        with ThreadPoolExecutor(1) as reader:
-            ahead = reader.submit(read_window, started.slide, plan, pending[0]) if pending \
-                else None
-            for k, index in enumerate(pending):
-                pixels = ahead.result()
-                if k + 1 < len(pending):
-                    ahead = reader.submit(read_window, started.slide, plan, pending[k + 1])
-                nuclei += predict_tile(model, started.slide, plan, job.job_dir, index, pixels)
-                job.advance([index])
-                done += 1
-                yield TileDone(plan.slide, done, len(plan.selected), nuclei, index)
+        with contextlib.closing(predict_pending(pending)) as finished_batches:
+            for finished in finished_batches:
+                job.advance([index for index, _ in finished])
+                for index, owned in finished:
+                    nuclei += owned
+                    done += 1
+                    yield TileDone(plan.slide, done, len(plan.selected), nuclei, index)
         return job.finish(options.outputs, started.tissue_mm2, started_at)
     finally:
         started.slide.close()

@@ -14,7 +14,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..atomic import write_json_atomic
+from ..atomic import remove_stale_temp_files_in, write_json_atomic
 from ..errors import InputError
 from .outputs import (
     CSV_NAME,
@@ -142,6 +142,10 @@ class SlideJob:
     def __init__(self, out_dir: Path, plan: SlidePlan):
         self.out_dir, self.plan = out_dir, plan
         self.job_dir = out_dir / JOB
+        # Tiles write their files without looking for stale temporary files (a scan of a
+        # folder of thousands): those of writers that died are removed here, once.
+        for sub in (RECORDS, FINAL, PARTS):
+            remove_stale_temp_files_in(self.job_dir / sub)
         # Finalizing reads the rows around a tile and painting the rows around those: keep
         # about eight rows of tiles, so that each record is read from disk about once.
         self.cache = RecordCache(self.job_dir, plan, size=8 * plan.cols + 16)
@@ -204,7 +208,7 @@ class SlideJob:
         if self._waiting_paint:
             raise RuntimeError(f"{len(self._waiting_paint)} chunks could not be painted")
         self.labels.finish()
-        parts = sorted((self.job_dir / PARTS).glob("*.parquet"))
+        parts = sorted((self.job_dir / PARTS).glob("*.arrow"))
         table = self.out_dir / TABLE_NAME
         csv = self.out_dir / CSV_NAME if outputs.csv else None
         nuclei = assemble_table(parts, self.plan.stain, table, csv)

@@ -97,14 +97,15 @@ class LabelsStore:
 
 
 def write_table_part(path: Path, rows: list[dict], stain: str) -> Path:
-    """Write one tile's table rows as a Parquet file (atomically)."""
+    """Write one tile's table rows as an Arrow IPC file (atomically; read back by
+    :func:`assemble_table`)."""
     import pyarrow as pa
-    import pyarrow.parquet as pq
 
     table = pa.table({name: [row[name] for row in rows] for name in table_columns(stain)},
                      schema=table_schema(stain))
-    with atomic_path(path) as tmp:
-        pq.write_table(table, tmp)
+    with atomic_path(path, clean_stale=False) as tmp:
+        with pa.OSFile(str(tmp), "wb") as sink, pa.ipc.new_file(sink, table.schema) as writer:
+            writer.write_table(table)
     return path
 
 
@@ -118,7 +119,7 @@ def table_schema(stain: str):
 
 def write_features_part(path: Path, features: Iterable[dict]) -> Path:
     """Write one tile's GeoJSON features, one per line (atomically)."""
-    with atomic_path(path) as tmp:
+    with atomic_path(path, clean_stale=False) as tmp:
         with open(tmp, "w", encoding="utf-8") as fh:
             for feature in features:
                 fh.write(json.dumps(feature, separators=(",", ":")))
@@ -128,6 +129,7 @@ def write_features_part(path: Path, features: Iterable[dict]) -> Path:
 
 def assemble_table(parts: list[Path], stain: str, path: Path, csv_path: Path | None) -> int:
     """Stream the table parts (in order) into one Parquet file, and a CSV when asked."""
+    import pyarrow as pa
     import pyarrow.csv as pcsv
     import pyarrow.parquet as pq
 
@@ -141,7 +143,8 @@ def assemble_table(parts: list[Path], stain: str, path: Path, csv_path: Path | N
             csv_tmp = stack.enter_context(atomic_path(csv_path))
             csv_writer = stack.enter_context(pcsv.CSVWriter(csv_tmp, schema))
         for part in parts:
-            table = pq.read_table(part, schema=schema)
+            with pa.memory_map(str(part)) as source:
+                table = pa.ipc.open_file(source).read_all()
             rows += table.num_rows
             if table.num_rows:
                 writer.write_table(table)

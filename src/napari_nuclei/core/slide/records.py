@@ -67,7 +67,8 @@ def _unpack(shapes: np.ndarray, bits: np.ndarray) -> list[np.ndarray]:
 def save_nuclei(path: Path, nuclei: list[Nucleus], **arrays) -> Path:
     """Write kept nuclei (and extra arrays) to an ``.npz`` file atomically."""
     shapes, bits = _pack([n.mask for n in nuclei])
-    with atomic_path(path) as tmp:
+    # Stale temporary files are removed once per job (SlideJob), not per tile.
+    with atomic_path(path, clean_stale=False) as tmp:
         with open(tmp, "wb") as fh:
             np.savez(fh, ids=np.array([n.id for n in nuclei], np.uint32).reshape(-1),
                      scores=np.array([n.score for n in nuclei], np.float32).reshape(-1),

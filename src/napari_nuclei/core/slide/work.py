@@ -1,8 +1,8 @@
 """The three steps every tile goes through; each writes its results to the job folder.
 
-1. :func:`predict_tile` runs the network on the tile, keeps the nuclei the tile owns
-   (measured, with their ids) and saves the candidates (needs only the tile: runs on any
-   worker).
+1. :func:`predict_batches` runs the network on tiles (a batch per forward pass), keeps
+   the nuclei each tile owns (measured, with their ids) and saves its candidates (needs
+   only the tile: runs on any worker).
 2. :func:`finalize_tile` settles the tile's candidates against its neighbours' records
    (needs the 3x3 tiles around it predicted).
 3. :func:`paint_chunk` paints the labels chunks under the tile's core (one chunk, two or
@@ -16,6 +16,7 @@ started again, gives the same labels, table and GeoJSON.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -23,7 +24,7 @@ import numpy as np
 from ..normalize import to_model_input
 from ..predict.paste import paste_in_box, tight
 from ..predict.tiles import Candidate, Neighbourhood, centred, cut_off, resolve_candidate
-from .measure import Scale, feature, measure, polygon
+from .measure import Scale, feature, measure_nuclei, polygons
 from .outputs import LabelsStore, write_features_part, write_table_part
 from .plan import SlidePlan, regions_keep
 from .reader import Slide
@@ -73,15 +74,13 @@ def _centres(nuclei) -> np.ndarray:
 
 def _write_parts(job_dir: Path, index: int, suffix: str, nuclei, pixels, plan) -> None:
     scale = _scale(plan)
-    rows, features = [], []
-    for nucleus, rgb in zip(nuclei, pixels, strict=True):
-        row = measure(nucleus.id, nucleus.score, nucleus.top, nucleus.left, nucleus.mask, rgb,
-                      scale, plan.stain)
-        rows.append(row)
-        features.append(feature(row, polygon(nucleus.top, nucleus.left, nucleus.mask, scale)))
+    rows = measure_nuclei([(n.id, n.score, n.top, n.left, n.mask) for n in nuclei], pixels,
+                          scale, plan.stain)
+    rings = polygons([(n.top, n.left, n.mask) for n in nuclei], scale)
     parts = job_dir / PARTS
-    write_features_part(parts / f"{index:07d}{suffix}.geojsonl", features)
-    write_table_part(parts / f"{index:07d}{suffix}.parquet", rows, plan.stain)
+    write_features_part(parts / f"{index:07d}{suffix}.geojsonl",
+                        (feature(row, ring) for row, ring in zip(rows, rings, strict=True)))
+    write_table_part(parts / f"{index:07d}{suffix}.arrow", rows, plan.stain)
 
 
 def read_window(slide: Slide, plan: SlidePlan, index: int) -> np.ndarray:
@@ -90,16 +89,51 @@ def read_window(slide: Slide, plan: SlidePlan, index: int) -> np.ndarray:
     return read_tile(slide, plan, window.top, window.left, window.bottom, window.right)
 
 
-def predict_tile(model, slide: Slide, plan: SlidePlan, job_dir: Path, index: int,
-                 pixels: np.ndarray | None = None) -> int:
-    """Predict one tile and save its record; returns the number of nuclei it owns.
+def predict_batches(model, plan: SlidePlan, job_dir: Path,
+                    tiles: Iterable[tuple[int, np.ndarray]],
+                    batch_size: int = 1) -> Iterator[list[tuple[int, int]]]:
+    """Predict tiles ``batch_size`` at a time and save their records.
 
-    ``pixels`` are the window's pixels when already read (by a prefetching thread).
+    Parameters
+    ----------
+    model : NucleiModel
+    plan : SlidePlan
+    job_dir : Path
+    tiles : iterable of tuple
+        ``(tile index, window pixels)``, e.g. from a prefetching thread.
+    batch_size : int
+        Tiles per forward pass; only windows of one size share a pass (edge tiles are
+        smaller), so that a tile gets the same detections in any batch.
+
+    Yields
+    ------
+    list of tuple
+        ``(tile index, nuclei it owns)`` for each batch.
     """
+    batch: list[tuple[int, np.ndarray]] = []
+    for tile in tiles:
+        if batch and tile[1].shape != batch[0][1].shape:
+            yield _predict_batch(model, plan, job_dir, batch)
+            batch = []
+        batch.append(tile)
+        if len(batch) >= batch_size:
+            yield _predict_batch(model, plan, job_dir, batch)
+            batch = []
+    if batch:
+        yield _predict_batch(model, plan, job_dir, batch)
+
+
+def _predict_batch(model, plan: SlidePlan, job_dir: Path,
+                   batch: list[tuple[int, np.ndarray]]) -> list[tuple[int, int]]:
+    raws = model.infer_batch([to_model_input(rgb) for _, rgb in batch], resize=False)
+    return [(index, _keep_tile(plan, job_dir, index, rgb, raw))
+            for (index, rgb), raw in zip(batch, raws, strict=True)]
+
+
+def _keep_tile(plan: SlidePlan, job_dir: Path, index: int, rgb: np.ndarray, raw) -> int:
+    """Keep what a tile's detections own, save its candidates; returns the nuclei owned."""
     window = plan.tile_at(index)
     bounds = (window.top, window.left, window.bottom, window.right)
-    rgb = read_window(slide, plan, index) if pixels is None else pixels
-    raw = model.infer(to_model_input(rgb), resize=False)
     cut = cut_off(window, raw.boxes)
     mine = centred(window, raw.boxes) & ~cut
     owned, owned_pixels, candidates = [], [], []
