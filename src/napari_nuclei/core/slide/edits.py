@@ -134,7 +134,7 @@ class SlideOutput:
             shutil.rmtree(staging)
         staging.mkdir()
         np.save(staging / "labels.npy", edit.labels, allow_pickle=False)
-        write_table_part(staging / "rows.parquet", edit.rows, self.plan.stain)
+        write_table_part(staging / "rows.arrow", edit.rows, self.plan.stain)
         write_features_part(staging / "features.geojsonl", edit.features)
         write_json_atomic(staging / "edit.json", {
             "top": edit.top, "left": edit.left, "drop_ids": edit.drop_ids,
@@ -211,14 +211,16 @@ def _rewrite_table(output: SlideOutput, replaced: set[int], pending: Path) -> No
     import pyarrow.compute as pc
     import pyarrow.parquet as pq
 
-    kept = pending / "kept.parquet"
+    # Both parts in the engine's part format (Arrow IPC), which assemble_table streams.
+    kept = pending / "kept.arrow"
     schema = table_schema(output.plan.stain)
     drop = pa.array(sorted(replaced), pa.uint32())
-    with atomic_path(kept) as tmp, pq.ParquetWriter(tmp, schema) as writer:
+    with atomic_path(kept) as tmp, pa.OSFile(str(tmp), "wb") as sink, \
+            pa.ipc.new_file(sink, schema) as writer:
         for batch in pq.ParquetFile(output.table_path).iter_batches(batch_size=65536):
             table = pa.Table.from_batches([batch]).cast(schema)
             writer.write_table(table.filter(pc.invert(pc.is_in(table["id"], drop))))
-    assemble_table([kept, pending / "rows.parquet"], output.plan.stain, output.table_path,
+    assemble_table([kept, pending / "rows.arrow"], output.plan.stain, output.table_path,
                    output.csv_path)
 
 

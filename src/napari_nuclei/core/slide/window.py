@@ -34,7 +34,7 @@ import numpy as np
 
 from ..errors import InputError
 from .edits import EditPlan, SlideOutput, apply_pending, open_output
-from .measure import Scale, feature, measure, polygon
+from .measure import Scale, feature, measure_nuclei, polygons
 from .window_autosave import discard_autosave
 
 # Windows larger than this (label pixels a side) paint slowly in napari.
@@ -306,16 +306,15 @@ def write_back(window: SlideWindow, edited=None) -> WriteBack:
     result.labels = final
     scores = {int(r["id"]): float(r["score"]) for r in output.rows_of(result.changed)}
     scale = Scale(window.factor, output.plan.mpp)
-    rows, features = [], []
     remeasure = set(result.changed) | set(result.added)
-    for nucleus_id, box, mask in pieces:
-        if nucleus_id not in remeasure:
-            continue
-        top, left = window.top + box[0].start, window.left + box[1].start
-        row = measure(nucleus_id, scores.get(nucleus_id, ADDED_SCORE), top, left, mask,
-                      window.image[box], scale, output.plan.stain)
-        rows.append(row)
-        features.append(feature(row, polygon(top, left, mask, scale)))
+    # The engine's tile measurements, so edited nuclei get the same columns and outlines.
+    nuclei = [(nucleus_id, scores.get(nucleus_id, ADDED_SCORE), window.top + box[0].start,
+               window.left + box[1].start, mask)
+              for nucleus_id, box, mask in pieces if nucleus_id in remeasure]
+    crops = [window.image[box] for nucleus_id, box, _ in pieces if nucleus_id in remeasure]
+    rows = measure_nuclei(nuclei, crops, scale, output.plan.stain)
+    rings = polygons([(top, left, mask) for _, _, top, left, mask in nuclei], scale)
+    features = [feature(row, ring) for row, ring in zip(rows, rings, strict=True)]
     if result.count == 0 and result.restored_pixels == 0:
         discard_autosave(window)
         return result
