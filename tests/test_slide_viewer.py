@@ -117,10 +117,19 @@ def test_stopping_a_prediction_keeps_its_tiles_and_predicting_again_continues(
     section.open_slide(slide)
     qtbot.waitUntil(lambda: section.state.slide is not None, timeout=30000)
     section.buttons["whole"].click()
-    qtbot.waitUntil(lambda: section.progress.value() >= 2, timeout=120000)
+    whole = section.state.output_for(None)
+    # The labels show up while the tiles are predicted, and are refreshed as they finish.
+    qtbot.waitUntil(lambda: section.labels_layers.refreshes >= 2, timeout=120000)
+    live = section.labels_layers[whole]
+    assert live.multiscale and tuple(live.scale) == (0.25, 0.25)
+    qtbot.waitUntil(lambda: np.asarray(live.data[1]).any(), timeout=60000)
+    assert not (whole / "job" / "complete.json").exists()
+    coarse = np.asarray(live.data[1])  # read first: level 0 is only ever ahead of it
+    painted = coarse > 0
+    assert painted.any()
+    assert (coarse[painted] == np.asarray(live.data[0])[::2, ::2][painted]).all()
     section.buttons["stop"].click()
     qtbot.waitUntil(lambda: section.hint.text().startswith("Stopped"), timeout=60000)
-    whole = section.state.output_for(None)
     assert not (whole / "job" / "complete.json").exists() and not section.state.outputs
     done = len(list((whole / "job" / "records").glob("*.npz")))
     assert 2 <= done < section.progress.maximum()
@@ -128,3 +137,7 @@ def test_stopping_a_prediction_keeps_its_tiles_and_predicting_again_continues(
     section.buttons["whole"].click()
     qtbot.waitUntil(lambda: whole in section.state.outputs, timeout=240000)
     assert (whole / "job" / "complete.json").is_file()
+    final = section.labels_layers[whole]  # the finished pyramid replaced the live layer
+    assert final is not live and live not in section.viewer.layers
+    assert final.metadata["labels"].endswith("nuclei.ome.zarr")
+    assert np.array_equal(np.asarray(final.data[0]), labels_of(whole))

@@ -22,6 +22,7 @@ from qtpy.QtWidgets import (
 
 from ..session.slides import SlideSession, pull_with_table, write_back_with_table
 from .predict_tab import ask_yes_no
+from .slide_labels_layers import SlideLabelsLayers
 from .slide_window_layers import WindowLayers
 from .workers import relay, start_job
 
@@ -46,7 +47,7 @@ class SlideSection(QWidget):
         self.ask = ask_yes_no
         self.job = self.worker = None
         self.slide_layer = None
-        self.labels_layers: dict[Path, object] = {}
+        self.labels_layers = SlideLabelsLayers(viewer)
         self.slide_label = QLabel("No slide open.")
         self.hint = QLabel("")
         for label in (self.slide_label, self.hint):
@@ -135,27 +136,24 @@ class SlideSection(QWidget):
             "slide": self.state.slide, "out_dir": out_dir, "region": region},
             log_path=self.session.output_folder() / "logs" / "predict-slide.log").start()
         self._set_running(True)
-        self.worker = start_job(relay, self.job, on_yield=self._on_progress,
+        self.worker = start_job(relay, self.job,
+                                on_yield=lambda report: self._on_progress(out_dir, report),
                                 on_return=lambda _r: self._on_predicted(out_dir, region),
                                 on_finish=lambda: self._set_running(False))
 
-    def _on_progress(self, report) -> None:
+    def _on_progress(self, out_dir: Path, report) -> None:
         if hasattr(report, "total"):
+            self.labels_layers.tiles_done(out_dir)
             self.progress.setRange(0, max(1, report.total))
             self.progress.setValue(report.done)
             self.hint.setText(f"{report.done} of {report.total} tiles, {report.nuclei} nuclei")
 
     def _on_predicted(self, out_dir: Path, region) -> None:
         from ..core.slide.job import load_result
-        from ..core.slide.lazy import labels_layer_data
-
         if self.job is not None and self.job.stopping or load_result(out_dir) is None:
             self.hint.setText("Stopped: predicting the same region again continues.")
             return
-        levels, meta, _ = labels_layer_data(out_dir)
-        if out_dir in self.labels_layers:
-            self.viewer.layers.remove(self.labels_layers[out_dir])
-        self.labels_layers[out_dir] = self.viewer.add_labels(levels, **meta)
+        self.labels_layers.finished(out_dir)
         self.state.predicted(out_dir, region or (0, 0, *self.state.size))
         self.hint.setText(f"Predicted into {out_dir}")
 
