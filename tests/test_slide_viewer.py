@@ -141,3 +141,37 @@ def test_stopping_a_prediction_keeps_its_tiles_and_predicting_again_continues(
     assert final is not live and live not in section.viewer.layers
     assert final.metadata["labels"].endswith("nuclei.ome.zarr")
     assert np.array_equal(np.asarray(final.data[0]), labels_of(whole))
+
+
+def test_predict_view_predicts_exactly_what_the_canvas_shows(make_napari_viewer, qtbot,
+                                                             tmp_path):
+    from napari_nuclei._qt.dock import NucleiDock
+
+    slide = make_slide(tmp_path / "case_01.tif")
+    viewer = make_napari_viewer()
+    dock = NucleiDock(viewer)
+    section = dock.slide_section
+    dock.session.output_dir = tmp_path / "session"
+    dock.session.run_dir = tmp_path
+    section.predict_target = "slide_jobs_for_child:predict_region_with_blobs"
+    section.open_slide(slide)
+    qtbot.waitUntil(lambda: section.state.slide is not None, timeout=30000)
+    viewer.scene.camera.center = (100.0, 120.0)  # µm
+    viewer.scene.camera.zoom = 8.0  # screen pixels per µm: about 100 µm of the 256 µm slide
+    viewer.screenshot(canvas_only=True)
+    # napari's own drawing: the world corners of the canvas, in level-0 pixels.
+    (top, left), (bottom, right) = \
+        viewer.window._qt_viewer.canvas._viewbox_corners_in_world[:, -2:] / 0.25
+    x, y, w, h = section.view_region()
+    assert abs(x - left) <= 1 and abs(y - top) <= 1
+    assert abs(x + w - right) <= 1 and abs(y + h - bottom) <= 1
+    assert 0 < w < 1024 and 0 < h < 1024
+    section.buttons["view"].click()
+    qtbot.waitUntil(lambda: bool(section.state.outputs), timeout=240000)
+    assert list(section.state.outputs.values()) == [(x, y, w, h)]
+    assert next(iter(section.state.outputs)).name == f"case_01_x{x}_y{y}_{w}x{h}"
+
+    # Moved off the slide, the view is clipped to it; wholly outside, nothing starts.
+    viewer.scene.camera.center = (-500.0, -500.0)
+    section.buttons["view"].click()
+    assert section.hint.text().startswith("The view shows none of the slide")

@@ -2,7 +2,7 @@
 correct it in an in-memory window, write the window back, add it to a training set.
 
 The region is the last rectangle of the "slide region" Shapes layer, or a square at the
-centre of the view when there is none.
+centre of the view when there is none; "Predict view" predicts what the canvas shows.
 """
 
 from __future__ import annotations
@@ -59,6 +59,7 @@ class SlideSection(QWidget):
         for k, (key, text, handler) in enumerate((
                 ("open", "Open slide…", self._on_open_clicked),
                 ("predict", "Predict region", self._on_predict),
+                ("view", "Predict view", self._on_predict_view),
                 ("whole", "Predict whole tissue", self._on_predict_whole),
                 ("stop", "Stop", self._on_stop),
                 ("edit", "Edit region", self._on_edit),
@@ -115,10 +116,24 @@ class SlideSection(QWidget):
         if layer is not None and len(layer.data):
             corners = [layer.data_to_world(point)[-2:] for point in layer.data[-1]]
             return self.state.region_from_corners(corners)
-        return self.state.region_around(self.viewer.camera.center[-2:])
+        return self.state.region_around(self.viewer.scene.camera.center[-2:])
 
     def _on_predict(self) -> None:
         self.predict(self.current_region())
+
+    def view_region(self) -> tuple[int, int, int, int]:
+        """The level-0 region the canvas shows, clipped to the slide."""
+        camera = self.viewer.scene.camera
+        return self.state.region_in_view(camera.center[-2:],
+                                         self.viewer.canvas.viewbox_size(self.viewer.layers),
+                                         camera.zoom)
+
+    def _on_predict_view(self) -> None:
+        region = self.view_region()
+        if not region[2] or not region[3]:
+            self.hint.setText("The view shows none of the slide: move to the slide first.")
+            return
+        self.predict(region)
 
     def _on_predict_whole(self) -> None:
         self.predict(None)
@@ -163,7 +178,7 @@ class SlideSection(QWidget):
             self.hint.setText("Stopping after this tile…")
 
     def _set_running(self, running: bool) -> None:
-        for key in ("predict", "whole"):
+        for key in ("predict", "view", "whole"):
             self.buttons[key].setEnabled(not running and self.state.slide is not None)
         self.buttons["stop"].setEnabled(running)
 
