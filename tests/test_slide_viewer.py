@@ -1,6 +1,9 @@
 """Slides in a real viewer: a slide file opened lazily through the plugin, and the dock's
 Slides section from opening to a training sample (stand-in model in the child)."""
 
+import json
+from types import SimpleNamespace
+
 import numpy as np
 import pytest
 from npe2 import PluginManager
@@ -77,6 +80,13 @@ def test_the_slides_section_predicts_corrects_writes_back_and_adds_to_training(
     features = section.window_labels.features.set_index("index")
     assert set(features.index) == set(np.unique(window.original).tolist()) - {0}
     assert (features.area_px == table_of(out_dir).loc[features.index].area_px).all()
+    # Clicking a nucleus of the window shows its row, from the window's features.
+    rows, cols = np.nonzero(window.original)
+    clicked = int(window.original[rows[0], cols[0]])
+    section.measurements._on_click(viewer, SimpleNamespace(
+        position=((256 + rows[0] + 0.5) * 0.25, (256 + cols[0] + 0.5) * 0.25)))
+    assert section.measurements.row["id"] == clicked
+    assert section.measurements.row["area_px"] == features.loc[clicked].area_px
     gone = min(set(np.unique(window.original).tolist()) - {0} - window.cut_ids)
     edited = section.window_labels.data.copy()
     edited[edited == gone] = 0
@@ -169,7 +179,33 @@ def test_predict_view_predicts_exactly_what_the_canvas_shows(make_napari_viewer,
     section.buttons["view"].click()
     qtbot.waitUntil(lambda: bool(section.state.outputs), timeout=240000)
     assert list(section.state.outputs.values()) == [(x, y, w, h)]
-    assert next(iter(section.state.outputs)).name == f"case_01_x{x}_y{y}_{w}x{h}"
+    out_dir = next(iter(section.state.outputs))
+    assert out_dir.name == f"case_01_x{x}_y{y}_{w}x{h}"
+
+    # Clicking a nucleus of the region's labels (in view) shows its table row.
+    labels = labels_of(out_dir)[y : y + h, x : x + w]
+    ys, xs = np.nonzero(labels)
+    nucleus = int(labels[ys[0], xs[0]])
+    ys, xs = ys + y, xs + x
+    measurements = section.measurements
+    assert measurements._on_click in viewer.mouse_drag_callbacks
+    click = SimpleNamespace(position=((ys[0] + 0.5) * 0.25, (xs[0] + 0.5) * 0.25))
+    measurements._on_click(viewer, click)
+    qtbot.waitUntil(lambda: measurements.row is not None, timeout=30000)
+    assert measurements.row["id"] == nucleus
+    assert measurements.table.item(0, 1).text() == str(nucleus)
+    assert measurements.row["area_px"] == table_of(out_dir).loc[nucleus].area_px
+    # The region's table and GeoJSON export in workers.
+    measurements.ask_save_path = lambda *_: tmp_path / "region.csv"
+    measurements.buttons["csv"].click()
+    qtbot.waitUntil(lambda: section.hint.text().startswith("Exported"), timeout=30000)
+    assert f"{len(table_of(out_dir))} rows" in section.hint.text()
+    assert len((tmp_path / "region.csv").read_text().splitlines()) == len(table_of(out_dir)) + 1
+    measurements.ask_save_path = lambda *_: tmp_path / "region.geojson"
+    measurements.buttons["geojson"].click()
+    qtbot.waitUntil(lambda: (tmp_path / "region.geojson").is_file(), timeout=30000)
+    features = json.loads((tmp_path / "region.geojson").read_text())["features"]
+    assert len(features) == len(table_of(out_dir))
 
     # Moved off the slide, the view is clipped to it; wholly outside, nothing starts.
     viewer.scene.camera.center = (-500.0, -500.0)

@@ -23,6 +23,7 @@ from qtpy.QtWidgets import (
 from ..session.slides import SlideSession, pull_with_table, write_back_with_table
 from .predict_tab import ask_yes_no
 from .slide_labels_layers import SlideLabelsLayers
+from .slide_measurements import SlideMeasurements
 from .slide_window_layers import WindowLayers
 from .workers import relay, start_job
 
@@ -68,8 +69,9 @@ class SlideSection(QWidget):
             button = self.buttons[key] = QPushButton(text)
             button.clicked.connect(handler)
             grid.addWidget(button, k // 2, k % 2)
+        self.measurements = SlideMeasurements(self)
         layout = QVBoxLayout(self)
-        for widget in (self.slide_label, self.progress, self.hint):
+        for widget in (self.slide_label, self.progress, self.hint, self.measurements):
             layout.addWidget(widget)
         layout.insertLayout(1, grid)
         layout.addStretch(1)
@@ -233,5 +235,7 @@ class SlideSection(QWidget):
                                      f"{self.state.size[1]} px, {mpp}")
         self._set_running(self.job is not None and self.job.is_alive())
         self.buttons["edit"].setEnabled(bool(self.state.outputs))
+        for button in self.measurements.buttons.values():
+            button.setEnabled(bool(self.state.outputs))
         for key in ("write", "train"):
             self.buttons[key].setEnabled(has_window)
