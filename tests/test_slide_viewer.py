@@ -149,6 +149,7 @@ def test_stopping_a_prediction_keeps_its_tiles_and_predicting_again_continues(
     assert (whole / "job" / "complete.json").is_file()
     final = section.labels_layers[whole]  # the finished pyramid replaced the live layer
     assert final is not live and live not in section.viewer.layers
+    assert final.name == live.name == "case_01 nuclei"
     assert final.metadata["labels"].endswith("nuclei.ome.zarr")
     assert np.array_equal(np.asarray(final.data[0]), labels_of(whole))
 

@@ -74,5 +74,7 @@ class SlideLabelsLayers:
     def _replace(self, out_dir: Path, layer) -> None:
         old = self.layers.get(out_dir)
         if old is not None and old in self.viewer.layers:
+            name = old.name
             self.viewer.layers.remove(old)
+            layer.name = name  # added beside the old one, napari had given it a suffix
         self.layers[out_dir] = layer
