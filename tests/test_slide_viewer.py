@@ -147,10 +147,12 @@ def test_stopping_a_prediction_keeps_its_tiles_and_predicting_again_continues(
     section.buttons["whole"].click()
     qtbot.waitUntil(lambda: whole in section.state.outputs, timeout=240000)
     assert (whole / "job" / "complete.json").is_file()
-    final = section.labels_layers[whole]  # the finished pyramid replaced the live layer
-    assert final is not live and live not in section.viewer.layers
-    assert final.name == live.name == "case_01 nuclei"
-    assert final.metadata["labels"].endswith("nuclei.ome.zarr")
+    # The live layer now shows the finished pyramid (one layer, no second one built).
+    final = section.labels_layers[whole]
+    assert final is live and final in section.viewer.layers
+    assert [la.name for la in section.viewer.layers].count("case_01 nuclei") == 1
+    assert final.metadata["labels"] == str((whole / "nuclei.ome.zarr").resolve())
+    assert all(not d.name.startswith("live-") for d in final.data)
     assert np.array_equal(np.asarray(final.data[0]), labels_of(whole))
 
 

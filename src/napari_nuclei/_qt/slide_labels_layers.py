@@ -3,8 +3,8 @@
 While a job runs, its layer reads the level-0 labels and the job's live coarse levels
 (:mod:`napari_nuclei.core.slide.live_labels`); every progress report may refresh it, at
 most once per ``min_interval`` seconds, by handing napari fresh lazy arrays (nothing is
-read until napari draws what is in view). When the job finishes, the layer is swapped for
-one over the finished OME-Zarr pyramid.
+read until napari draws what is in view). When the job finishes, the layer takes the
+finished OME-Zarr pyramid.
 """
 
 from __future__ import annotations
@@ -69,6 +69,14 @@ class SlideLabelsLayers:
         out_dir = Path(out_dir)
         self._live.pop(out_dir, None)
         levels, meta, _ = labels_layer_data(out_dir)
+        layer = self.layers.get(out_dir)
+        if layer is not None and layer in self.viewer.layers and \
+                tuple(layer.scale) == meta["scale"] and len(layer.data) == len(levels):
+            # The live layer takes the finished pyramid: no second layer for napari to
+            # build (adding a multiscale Labels layer stalls the GUI for about a second).
+            layer.data = levels
+            layer.metadata = meta["metadata"]
+            return
         self._replace(out_dir, self.viewer.add_labels(levels, **meta))
 
     def _replace(self, out_dir: Path, layer) -> None:
