@@ -122,10 +122,10 @@ class SlideMeasurements(QWidget):
 
 
 def _label_at(layer, world_position) -> int:
-    """The label value under a world position (0 outside the layer or on background)."""
-    value = layer.get_value(world_position, world=True)
-    if isinstance(value, tuple):  # multiscale layers answer (data level, value)
-        value = value[-1]
-    if value is None or (isinstance(value, float) and np.isnan(value)):
+    """The level-0 label value under a world position (0 outside the layer or on
+    background). Reads one pixel (one chunk of a lazy level), whatever napari drew."""
+    level0 = layer.data[0] if layer.multiscale else layer.data
+    y, x = (int(np.floor(v)) for v in layer.world_to_data(world_position)[-2:])
+    if not (0 <= y < level0.shape[-2] and 0 <= x < level0.shape[-1]):
         return 0
-    return int(value)
+    return int(np.asarray(level0[..., y, x]).reshape(-1)[0])
