@@ -1,6 +1,9 @@
 """Slides in a real viewer: a slide file opened lazily through the plugin, and the dock's
 Slides section from opening to a training sample (stand-in model in the child)."""
 
+import json
+from types import SimpleNamespace
+
 import numpy as np
 import pytest
 from npe2 import PluginManager
@@ -77,6 +80,13 @@ def test_the_slides_section_predicts_corrects_writes_back_and_adds_to_training(
     features = section.window_labels.features.set_index("index")
     assert set(features.index) == set(np.unique(window.original).tolist()) - {0}
     assert (features.area_px == table_of(out_dir).loc[features.index].area_px).all()
+    # Clicking a nucleus of the window shows its row, from the window's features.
+    rows, cols = np.nonzero(window.original)
+    clicked = int(window.original[rows[0], cols[0]])
+    section.measurements._on_click(viewer, SimpleNamespace(
+        position=((256 + rows[0] + 0.5) * 0.25, (256 + cols[0] + 0.5) * 0.25)))
+    assert section.measurements.row["id"] == clicked
+    assert section.measurements.row["area_px"] == features.loc[clicked].area_px
     gone = min(set(np.unique(window.original).tolist()) - {0} - window.cut_ids)
     edited = section.window_labels.data.copy()
     edited[edited == gone] = 0
@@ -117,10 +127,19 @@ def test_stopping_a_prediction_keeps_its_tiles_and_predicting_again_continues(
     section.open_slide(slide)
     qtbot.waitUntil(lambda: section.state.slide is not None, timeout=30000)
     section.buttons["whole"].click()
-    qtbot.waitUntil(lambda: section.progress.value() >= 2, timeout=120000)
+    whole = section.state.output_for(None)
+    # The labels show up while the tiles are predicted, and are refreshed as they finish.
+    qtbot.waitUntil(lambda: section.labels_layers.refreshes >= 2, timeout=120000)
+    live = section.labels_layers[whole]
+    assert live.multiscale and tuple(live.scale) == (0.25, 0.25)
+    qtbot.waitUntil(lambda: np.asarray(live.data[1]).any(), timeout=60000)
+    assert not (whole / "job" / "complete.json").exists()
+    coarse = np.asarray(live.data[1])  # read first: level 0 is only ever ahead of it
+    painted = coarse > 0
+    assert painted.any()
+    assert (coarse[painted] == np.asarray(live.data[0])[::2, ::2][painted]).all()
     section.buttons["stop"].click()
     qtbot.waitUntil(lambda: section.hint.text().startswith("Stopped"), timeout=60000)
-    whole = section.state.output_for(None)
     assert not (whole / "job" / "complete.json").exists() and not section.state.outputs
     done = len(list((whole / "job" / "records").glob("*.npz")))
     assert 2 <= done < section.progress.maximum()
@@ -128,3 +147,70 @@ def test_stopping_a_prediction_keeps_its_tiles_and_predicting_again_continues(
     section.buttons["whole"].click()
     qtbot.waitUntil(lambda: whole in section.state.outputs, timeout=240000)
     assert (whole / "job" / "complete.json").is_file()
+    # The live layer now shows the finished pyramid (one layer, no second one built).
+    final = section.labels_layers[whole]
+    assert final is live and final in section.viewer.layers
+    assert [la.name for la in section.viewer.layers].count("case_01 nuclei") == 1
+    assert final.metadata["labels"] == str((whole / "nuclei.ome.zarr").resolve())
+    assert all(not d.name.startswith("live-") for d in final.data)
+    assert np.array_equal(np.asarray(final.data[0]), labels_of(whole))
+
+
+def test_predict_view_predicts_exactly_what_the_canvas_shows(make_napari_viewer, qtbot,
+                                                             tmp_path):
+    from napari_nuclei._qt.dock import NucleiDock
+
+    slide = make_slide(tmp_path / "case_01.tif")
+    viewer = make_napari_viewer()
+    dock = NucleiDock(viewer)
+    section = dock.slide_section
+    dock.session.output_dir = tmp_path / "session"
+    dock.session.run_dir = tmp_path
+    section.predict_target = "slide_jobs_for_child:predict_region_with_blobs"
+    section.open_slide(slide)
+    qtbot.waitUntil(lambda: section.state.slide is not None, timeout=30000)
+    viewer.scene.camera.center = (100.0, 120.0)  # µm
+    viewer.scene.camera.zoom = 8.0  # screen pixels per µm: about 100 µm of the 256 µm slide
+    viewer.screenshot(canvas_only=True)
+    # napari's own drawing: the world corners of the canvas, in level-0 pixels.
+    (top, left), (bottom, right) = \
+        viewer.window._qt_viewer.canvas._viewbox_corners_in_world[:, -2:] / 0.25
+    x, y, w, h = section.view_region()
+    assert abs(x - left) <= 1 and abs(y - top) <= 1
+    assert abs(x + w - right) <= 1 and abs(y + h - bottom) <= 1
+    assert 0 < w < 1024 and 0 < h < 1024
+    section.buttons["view"].click()
+    qtbot.waitUntil(lambda: bool(section.state.outputs), timeout=240000)
+    assert list(section.state.outputs.values()) == [(x, y, w, h)]
+    out_dir = next(iter(section.state.outputs))
+    assert out_dir.name == f"case_01_x{x}_y{y}_{w}x{h}"
+
+    # Clicking a nucleus of the region's labels (in view) shows its table row.
+    labels = labels_of(out_dir)[y : y + h, x : x + w]
+    ys, xs = np.nonzero(labels)
+    nucleus = int(labels[ys[0], xs[0]])
+    ys, xs = ys + y, xs + x
+    measurements = section.measurements
+    assert measurements._on_click in viewer.mouse_drag_callbacks
+    click = SimpleNamespace(position=((ys[0] + 0.5) * 0.25, (xs[0] + 0.5) * 0.25))
+    measurements._on_click(viewer, click)
+    qtbot.waitUntil(lambda: measurements.row is not None, timeout=30000)
+    assert measurements.row["id"] == nucleus
+    assert measurements.table.item(0, 1).text() == str(nucleus)
+    assert measurements.row["area_px"] == table_of(out_dir).loc[nucleus].area_px
+    # The region's table and GeoJSON export in workers.
+    measurements.ask_save_path = lambda *_: tmp_path / "region.csv"
+    measurements.buttons["csv"].click()
+    qtbot.waitUntil(lambda: section.hint.text().startswith("Exported"), timeout=30000)
+    assert f"{len(table_of(out_dir))} rows" in section.hint.text()
+    assert len((tmp_path / "region.csv").read_text().splitlines()) == len(table_of(out_dir)) + 1
+    measurements.ask_save_path = lambda *_: tmp_path / "region.geojson"
+    measurements.buttons["geojson"].click()
+    qtbot.waitUntil(lambda: (tmp_path / "region.geojson").is_file(), timeout=30000)
+    features = json.loads((tmp_path / "region.geojson").read_text())["features"]
+    assert len(features) == len(table_of(out_dir))
+
+    # Moved off the slide, the view is clipped to it; wholly outside, nothing starts.
+    viewer.scene.camera.center = (-500.0, -500.0)
+    section.buttons["view"].click()
+    assert section.hint.text().startswith("The view shows none of the slide")

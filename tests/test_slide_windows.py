@@ -212,6 +212,30 @@ def test_a_stale_window_is_refused_and_an_unchanged_one_writes_nothing(output):
         write_back(first, labels[:10])
 
 
+def test_a_second_process_writing_back_to_the_same_output_is_refused(output):
+    window = pull_window(output, *REGION)
+    labels = window.labels.copy()
+    labels[labels == min(set(np.unique(labels).tolist()) - {0} - window.cut_ids)] = 0
+    table_before = table_of(output)
+    # Another process holds the output's lock (as during its own write-back).
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import sys\n"
+         "from napari_nuclei.core.slide.output_lock import hold_output\n"
+         "with hold_output(sys.argv[1]):\n"
+         "    print('held', flush=True); sys.stdin.read()", str(output)],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        with pytest.raises(InputError, match=r"is being written by process \d+ on ") as err:
+            write_back(window, labels)
+        assert "\n" not in str(err.value)
+        assert table_of(output).equals(table_before)
+        assert np.array_equal(labels_of(output)[256:556, 256:656], window.original)
+    finally:
+        holder.communicate("")
+    assert write_back(window, labels).removed  # the lock goes with the process
+
+
 def test_a_write_back_stopped_half_way_is_completed_on_the_next_open(output, predicted,
                                                                       tmp_path, monkeypatch):
     reference = shutil.copytree(predicted, tmp_path / "reference")

@@ -2,7 +2,7 @@
 correct it in an in-memory window, write the window back, add it to a training set.
 
 The region is the last rectangle of the "slide region" Shapes layer, or a square at the
-centre of the view when there is none.
+centre of the view when there is none; "Predict view" predicts what the canvas shows.
 """
 
 from __future__ import annotations
@@ -22,6 +22,8 @@ from qtpy.QtWidgets import (
 
 from ..session.slides import SlideSession, pull_with_table, write_back_with_table
 from .predict_tab import ask_yes_no
+from .slide_labels_layers import SlideLabelsLayers
+from .slide_measurements import SlideMeasurements
 from .slide_window_layers import WindowLayers
 from .workers import relay, start_job
 
@@ -46,7 +48,7 @@ class SlideSection(QWidget):
         self.ask = ask_yes_no
         self.job = self.worker = None
         self.slide_layer = None
-        self.labels_layers: dict[Path, object] = {}
+        self.labels_layers = SlideLabelsLayers(viewer)
         self.slide_label = QLabel("No slide open.")
         self.hint = QLabel("")
         for label in (self.slide_label, self.hint):
@@ -58,6 +60,7 @@ class SlideSection(QWidget):
         for k, (key, text, handler) in enumerate((
                 ("open", "Open slide…", self._on_open_clicked),
                 ("predict", "Predict region", self._on_predict),
+                ("view", "Predict view", self._on_predict_view),
                 ("whole", "Predict whole tissue", self._on_predict_whole),
                 ("stop", "Stop", self._on_stop),
                 ("edit", "Edit region", self._on_edit),
@@ -66,8 +69,9 @@ class SlideSection(QWidget):
             button = self.buttons[key] = QPushButton(text)
             button.clicked.connect(handler)
             grid.addWidget(button, k // 2, k % 2)
+        self.measurements = SlideMeasurements(self)
         layout = QVBoxLayout(self)
-        for widget in (self.slide_label, self.progress, self.hint):
+        for widget in (self.slide_label, self.progress, self.hint, self.measurements):
             layout.addWidget(widget)
         layout.insertLayout(1, grid)
         layout.addStretch(1)
@@ -114,10 +118,24 @@ class SlideSection(QWidget):
         if layer is not None and len(layer.data):
             corners = [layer.data_to_world(point)[-2:] for point in layer.data[-1]]
             return self.state.region_from_corners(corners)
-        return self.state.region_around(self.viewer.camera.center[-2:])
+        return self.state.region_around(self.viewer.scene.camera.center[-2:])
 
     def _on_predict(self) -> None:
         self.predict(self.current_region())
+
+    def view_region(self) -> tuple[int, int, int, int]:
+        """The level-0 region the canvas shows, clipped to the slide."""
+        camera = self.viewer.scene.camera
+        return self.state.region_in_view(camera.center[-2:],
+                                         self.viewer.canvas.viewbox_size(self.viewer.layers),
+                                         camera.zoom)
+
+    def _on_predict_view(self) -> None:
+        region = self.view_region()
+        if not region[2] or not region[3]:
+            self.hint.setText("The view shows none of the slide: move to the slide first.")
+            return
+        self.predict(region)
 
     def _on_predict_whole(self) -> None:
         self.predict(None)
@@ -135,27 +153,24 @@ class SlideSection(QWidget):
             "slide": self.state.slide, "out_dir": out_dir, "region": region},
             log_path=self.session.output_folder() / "logs" / "predict-slide.log").start()
         self._set_running(True)
-        self.worker = start_job(relay, self.job, on_yield=self._on_progress,
+        self.worker = start_job(relay, self.job,
+                                on_yield=lambda report: self._on_progress(out_dir, report),
                                 on_return=lambda _r: self._on_predicted(out_dir, region),
                                 on_finish=lambda: self._set_running(False))
 
-    def _on_progress(self, report) -> None:
+    def _on_progress(self, out_dir: Path, report) -> None:
         if hasattr(report, "total"):
+            self.labels_layers.tiles_done(out_dir)
             self.progress.setRange(0, max(1, report.total))
             self.progress.setValue(report.done)
             self.hint.setText(f"{report.done} of {report.total} tiles, {report.nuclei} nuclei")
 
     def _on_predicted(self, out_dir: Path, region) -> None:
         from ..core.slide.job import load_result
-        from ..core.slide.lazy import labels_layer_data
-
         if self.job is not None and self.job.stopping or load_result(out_dir) is None:
             self.hint.setText("Stopped: predicting the same region again continues.")
             return
-        levels, meta, _ = labels_layer_data(out_dir)
-        if out_dir in self.labels_layers:
-            self.viewer.layers.remove(self.labels_layers[out_dir])
-        self.labels_layers[out_dir] = self.viewer.add_labels(levels, **meta)
+        self.labels_layers.finished(out_dir)
         self.state.predicted(out_dir, region or (0, 0, *self.state.size))
         self.hint.setText(f"Predicted into {out_dir}")
 
@@ -165,7 +180,7 @@ class SlideSection(QWidget):
             self.hint.setText("Stopping after this tile…")
 
     def _set_running(self, running: bool) -> None:
-        for key in ("predict", "whole"):
+        for key in ("predict", "view", "whole"):
             self.buttons[key].setEnabled(not running and self.state.slide is not None)
         self.buttons["stop"].setEnabled(running)
 
@@ -220,5 +235,7 @@ class SlideSection(QWidget):
                                      f"{self.state.size[1]} px, {mpp}")
         self._set_running(self.job is not None and self.job.is_alive())
         self.buttons["edit"].setEnabled(bool(self.state.outputs))
+        for button in self.measurements.buttons.values():
+            button.setEnabled(bool(self.state.outputs))
         for key in ("write", "train"):
             self.buttons[key].setEnabled(has_window)

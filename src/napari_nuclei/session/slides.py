@@ -81,6 +81,13 @@ class SlideSession:
                                          ((y + half) * self.units_per_pixel,
                                           (x + half) * self.units_per_pixel)])
 
+    def region_in_view(self, world_centre, canvas_hw, zoom: float):
+        """The level-0 region a canvas of ``canvas_hw`` screen pixels shows, centred on a
+        world position at ``zoom`` screen pixels per world unit, clipped to the slide."""
+        half_h, half_w = canvas_hw[0] / zoom / 2, canvas_hw[1] / zoom / 2
+        y, x = world_centre
+        return self.region_from_corners([(y - half_h, x - half_w), (y + half_h, x + half_w)])
+
     def output_for(self, region) -> Path:
         """The output folder of a predicted region (None: the whole tissue)."""
         name = slide_name(self.slide)

@@ -20,6 +20,7 @@ import numpy as np
 from ..atomic import atomic_path, write_json_atomic
 from ..errors import InputError
 from .job import COMPLETE_NAME, JOB, PLAN_NAME
+from .output_lock import hold_output
 from .outputs import (
     CSV_NAME,
     GEOJSON_NAME,
@@ -165,7 +166,9 @@ def open_output(out_dir: str | Path) -> SlideOutput:
     except (ValueError, KeyError, TypeError):
         raise InputError(plan_path, "cannot be read as a slide job plan") from None
     output = SlideOutput(out_dir, plan)
-    apply_pending(output)
+    if (output.edits_dir / PENDING).is_dir():
+        with hold_output(out_dir):  # another writer may be applying it right now
+            apply_pending(output)
     return output
 
 

@@ -2,8 +2,9 @@
 
 The job loads the model in the child, then streams the region's tiles through the same
 engine as ``predict-slide --region`` into the slide's output folder, yielding the
-engine's progress. Stopped, it keeps its finished tiles; started again with the same
-region, it continues.
+engine's progress; after each tile it brings the live coarse levels of the labels up to
+date (:mod:`.live_labels`), so that the viewer shows them filling in. Stopped, it keeps
+its finished tiles; started again with the same region, it continues.
 """
 
 from __future__ import annotations
@@ -11,7 +12,8 @@ from __future__ import annotations
 from collections.abc import Generator
 from pathlib import Path
 
-from .engine import SlideOptions, iter_predict_slide
+from .engine import SlideOptions, TileDone, iter_predict_slide
+from .live_labels import LivePyramid, remove_live_levels
 
 
 def iter_predict_region(model_path: str | Path, slide: str | Path, out_dir: str | Path,
@@ -53,4 +55,18 @@ def predict_region_with(model, slide, out_dir, region=None, overwrite: bool = Fa
     """:func:`iter_predict_region` with a model already loaded."""
     options = SlideOptions(region=tuple(int(v) for v in region) if region else None,
                            overwrite=overwrite)
-    return (yield from iter_predict_slide(model, slide, out_dir, options))
+    steps = iter_predict_slide(model, slide, out_dir, options)
+    live = None
+    try:
+        while True:
+            try:
+                report = next(steps)
+            except StopIteration as finished:
+                remove_live_levels(out_dir)
+                return finished.value
+            if isinstance(report, TileDone):
+                live = live or LivePyramid(out_dir)
+                live.update()
+            yield report
+    finally:
+        steps.close()  # stopped between tiles: the engine closes the slide

@@ -35,6 +35,7 @@ import numpy as np
 from ..errors import InputError
 from .edits import EditPlan, SlideOutput, apply_pending, open_output
 from .measure import Scale, feature, measure_nuclei, polygons
+from .output_lock import hold_output
 from .window_autosave import discard_autosave
 
 # Windows larger than this (label pixels a side) paint slowly in napari.
@@ -273,9 +274,14 @@ def write_back(window: SlideWindow, edited=None) -> WriteBack:
     ------
     InputError
         Labels of the wrong shape or type, or labels under the window that changed since
-        it was pulled.
+        it was pulled; ``OutputBusy`` when another process writes to the same output.
     """
     final = _checked_labels(window, window.labels if edited is None else edited)
+    with hold_output(window.out_dir):
+        return _write_back(window, final)
+
+
+def _write_back(window: SlideWindow, final: np.ndarray) -> WriteBack:
     output = open_output(window.out_dir)
     bottom, right = window.top + window.shape[0], window.left + window.shape[1]
     if not np.array_equal(output.read_labels(window.top, window.left, bottom, right),

@@ -1,0 +1,88 @@
+"""The multiscale Labels layer of each predicted region, shown while its tiles finish.
+
+While a job runs, its layer reads the level-0 labels and the job's live coarse levels
+(:mod:`napari_nuclei.core.slide.live_labels`); every progress report may refresh it, at
+most once per ``min_interval`` seconds, by handing napari fresh lazy arrays (nothing is
+read until napari draws what is in view). When the job finishes, the layer takes the
+finished OME-Zarr pyramid.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+
+class SlideLabelsLayers:
+    """The Labels layer of each output folder, live while its job runs.
+
+    Parameters
+    ----------
+    viewer : napari.viewer.Viewer
+    min_interval : float
+        Seconds between two refreshes of a live layer.
+    """
+
+    def __init__(self, viewer, min_interval: float = 1.0):
+        self.viewer = viewer
+        self.min_interval = min_interval
+        self.layers: dict[Path, object] = {}
+        self.refreshes = 0
+        self._live: dict[Path, tuple[float, int]] = {}  # out_dir: (last refresh, generation)
+
+    def get(self, out_dir: Path):
+        return self.layers.get(Path(out_dir))
+
+    def __getitem__(self, out_dir: Path):
+        return self.layers[Path(out_dir)]
+
+    def __contains__(self, out_dir) -> bool:
+        return Path(out_dir) in self.layers
+
+    def tiles_done(self, out_dir: Path) -> None:
+        """A tile of ``out_dir``'s job finished: show its labels, or refresh them when the
+        last refresh is old enough."""
+        from ..core.errors import InputError
+        from ..core.slide.live_labels import live_labels_layer_data
+
+        out_dir = Path(out_dir)
+        now = time.monotonic()
+        last, generation = self._live.get(out_dir, (None, 0))
+        if last is not None and now - last < self.min_interval:
+            return
+        try:
+            levels, meta, _ = live_labels_layer_data(out_dir, generation + 1)
+        except InputError:
+            return  # the job has not created its labels yet
+        self._live[out_dir] = (now, generation + 1)
+        layer = self.layers.get(out_dir)
+        if layer is None or last is None:
+            self._replace(out_dir, self.viewer.add_labels(levels, **meta))
+        else:
+            layer.data = levels  # new dask names: napari's chunk cache reads them afresh
+        self.refreshes += 1
+
+    def finished(self, out_dir: Path) -> None:
+        """Show the finished job's OME-Zarr pyramid in place of its live layer."""
+        from ..core.slide.lazy import labels_layer_data
+
+        out_dir = Path(out_dir)
+        self._live.pop(out_dir, None)
+        levels, meta, _ = labels_layer_data(out_dir)
+        layer = self.layers.get(out_dir)
+        if layer is not None and layer in self.viewer.layers and \
+                tuple(layer.scale) == meta["scale"] and len(layer.data) == len(levels):
+            # The live layer takes the finished pyramid: no second layer for napari to
+            # build (adding a multiscale Labels layer stalls the GUI for about a second).
+            layer.data = levels
+            layer.metadata = meta["metadata"]
+            return
+        self._replace(out_dir, self.viewer.add_labels(levels, **meta))
+
+    def _replace(self, out_dir: Path, layer) -> None:
+        old = self.layers.get(out_dir)
+        if old is not None and old in self.viewer.layers:
+            name = old.name
+            self.viewer.layers.remove(old)
+            layer.name = name  # added beside the old one, napari had given it a suffix
+        self.layers[out_dir] = layer

@@ -1,0 +1,136 @@
+"""A slide's labels while its job runs: coarse levels kept up to date as tiles are painted.
+
+The engine writes the full-resolution labels chunk by chunk as tiles finish, but builds
+the pyramid and its OME-Zarr metadata only at the end. So that a viewer can show the
+labels filling in, the job process keeps its own coarse levels (``job/live.zarr``,
+level ``k`` is ``s0[::2**k, ::2**k]``, the same nearest-neighbour rule as the final
+pyramid), updated for each newly painted tile core: work per tile, not per slide. The
+viewer reads them lazily next to ``s0`` (:func:`live_labels_layer_data`).
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+from ..errors import InputError
+from .job import JOB, PLAN_NAME
+from .outputs import LABELS_NAME, MIN_PYRAMID_SIDE
+from .plan import SlidePlan
+from .work import PAINTED
+
+LIVE_NAME = "live.zarr"
+
+
+def _level_shapes(height: int, width: int) -> list[tuple[int, int]]:
+    """Shapes of the coarse levels the final pyramid will have (level 1 first)."""
+    shapes, shape = [], (height, width)
+    while min(shape) // 2 >= MIN_PYRAMID_SIDE:
+        shape = (-(-shape[0] // 2), -(-shape[1] // 2))
+        shapes.append(shape)
+    return shapes
+
+
+def _plan(out_dir: Path) -> SlidePlan:
+    return SlidePlan.from_json(json.loads((out_dir / JOB / PLAN_NAME).read_text("utf-8")))
+
+
+class LivePyramid:
+    """The coarse levels of a running job's labels, updated tile core by tile core.
+
+    Parameters
+    ----------
+    out_dir : Path
+        The slide's output folder, its job started (``s0`` created).
+    """
+
+    def __init__(self, out_dir: str | Path):
+        import zarr
+
+        self.out_dir = Path(out_dir)
+        self.plan = _plan(self.out_dir)
+        self.base = zarr.open_array(str(self.out_dir / LABELS_NAME / "s0"), mode="r")
+        group = zarr.open_group(str(self.out_dir / JOB / LIVE_NAME), mode="a", zarr_format=3)
+        self.levels = []
+        for k, shape in enumerate(_level_shapes(*self.base.shape), start=1):
+            name = f"s{k}"
+            self.levels.append(group[name] if name in group else group.create_array(
+                name, shape=shape, chunks=(self.plan.stride,) * 2, dtype="uint32",
+                fill_value=0))
+        self.seen: set[int] = set()
+
+    def update(self) -> int:
+        """Bring the coarse levels up to date with the tiles painted since the last call;
+        returns how many tile cores were added."""
+        painted = {int(p.name) for p in (self.out_dir / JOB / PAINTED).iterdir()
+                   if p.name.isdigit()}
+        new = sorted(painted - self.seen)
+        for index in new:
+            self._add_core(*(int(v) for v in self.plan.tile_at(index).core))
+        self.seen.update(new)
+        return len(new)
+
+    def _add_core(self, y0: int, x0: int, y1: int, x1: int) -> None:
+        y1, x1 = min(y1, self.base.shape[0]), min(x1, self.base.shape[1])
+        block = self.base[y0:y1, x0:x1]
+        if not block.any():
+            return
+        for k, level in enumerate(self.levels, start=1):
+            step = 2**k
+            # The level-k pixels whose source pixel (k * step) lies in this core.
+            a0, b0 = -(-y0 // step), -(-x0 // step)
+            a1, b1 = -(-y1 // step), -(-x1 // step)
+            if a1 > a0 and b1 > b0:
+                level[a0:a1, b0:b1] = block[a0 * step - y0 :: step, b0 * step - x0 :: step][
+                    : a1 - a0, : b1 - b0]
+
+
+def remove_live_levels(out_dir: str | Path) -> None:
+    """Delete the live levels of a finished job (the final pyramid replaces them)."""
+    shutil.rmtree(Path(out_dir) / JOB / LIVE_NAME, ignore_errors=True)
+
+
+def live_labels_layer_data(out_dir: str | Path, generation: int = 0) -> tuple:
+    """A napari layer data tuple of a running job's labels: ``s0`` and the live coarse
+    levels, lazily, on the slide's scale.
+
+    Parameters
+    ----------
+    out_dir : str or Path
+    generation : int
+        Changes the dask names so that napari's chunk cache does not serve what an earlier
+        refresh read.
+
+    Returns
+    -------
+    tuple
+        ``(levels, metadata, "labels")``.
+
+    Raises
+    ------
+    InputError
+        When the job has not created its labels yet.
+    """
+    import dask.array as da
+    import zarr
+
+    out_dir = Path(out_dir)
+    try:
+        plan = _plan(out_dir)
+        base = zarr.open_array(str(out_dir / LABELS_NAME / "s0"), mode="r")
+        group = zarr.open_group(str(out_dir / JOB / LIVE_NAME), mode="r")
+    except (OSError, ValueError, KeyError, TypeError):
+        raise InputError(out_dir, "has no labels yet (the slide job has not started)") \
+            from None
+    arrays = [base] + [group[f"s{k}"] for k in range(1, len(_level_shapes(*base.shape)) + 1)
+                       if f"s{k}" in group]
+    levels = [da.from_array(a, chunks=a.chunks, name=f"live-{out_dir.name}-{generation}-{k}",
+                            asarray=True)
+              for k, a in enumerate(arrays)]
+    pixel = (plan.mpp or 1.0) / plan.factor
+    metadata = {"name": f"{out_dir.name} nuclei", "multiscale": len(levels) > 1,
+                "scale": (pixel, pixel), "metadata": {"labels": str(out_dir / LABELS_NAME)}}
+    if plan.mpp:
+        metadata["units"] = ("micrometer", "micrometer")
+    return (levels if len(levels) > 1 else levels[0], metadata, "labels")
