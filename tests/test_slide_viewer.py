@@ -209,6 +209,18 @@ def test_predict_view_predicts_exactly_what_the_canvas_shows(make_napari_viewer,
     qtbot.waitUntil(lambda: (tmp_path / "region.geojson").is_file(), timeout=30000)
     features = json.loads((tmp_path / "region.geojson").read_text())["features"]
     assert len(features) == len(table_of(out_dir))
+    # The Export tab offers the same two files, and says the outcome there.
+    measurements.ask_save_path = lambda *_: tmp_path / "from_export_tab.geojson"
+    dock.export_tab.slide_buttons["geojson"].click()
+    qtbot.waitUntil(lambda: dock.export_tab.result.text().startswith("Exported"),
+                    timeout=30000)
+    exported = json.loads((tmp_path / "from_export_tab.geojson").read_text())["features"]
+    assert len(exported) == len(table_of(out_dir))
+    measurements.ask_save_path = lambda *_: tmp_path / "from_export_tab.csv"
+    dock.export_tab.slide_buttons["csv"].click()
+    qtbot.waitUntil(lambda: "rows" in dock.export_tab.result.text(), timeout=30000)
+    assert len((tmp_path / "from_export_tab.csv").read_text().splitlines()) == \
+        len(table_of(out_dir)) + 1
 
     # Moved off the slide, the view is clipped to it; wholly outside, nothing starts.
     viewer.scene.camera.center = (-500.0, -500.0)

@@ -45,6 +45,7 @@ class NucleiDock(QWidget):
         self.predict_tab = PredictTab(napari_viewer, self.session)
         self.export_tab = ExportTab(napari_viewer, self.session)
         self.slide_section = SlideSection(napari_viewer, self.session)
+        self.export_tab.add_slide_exports(self.slide_section.measurements)
         self.tabs = QTabWidget()
         for title, tab in (("Data", self.data_tab), ("Train", self.train_tab),
                            ("Predict", self.predict_tab), ("Export", self.export_tab),

@@ -55,6 +55,20 @@ class ExportTab(QWidget):
             lambda: self.export_submission(self._ask("submission.json")))
         self.evaluate_button.clicked.connect(self.evaluate)
 
+    def add_slide_exports(self, measurements) -> None:
+        """Offer the Slides tab's exports here too: the nucleus table (CSV) and the GeoJSON
+        for QuPath of the slide prediction holding the current region."""
+        self.slide_buttons = {}
+        layout = self.layout()
+        for key, text, export in (
+                ("csv", "Export slide nucleus table (CSV)…", measurements.export_csv),
+                ("geojson", "Export slide nuclei for QuPath (GeoJSON)…",
+                 measurements.export_geojson)):
+            button = self.slide_buttons[key] = QPushButton(text)
+            button.clicked.connect(lambda _checked=False, export=export:
+                                   export(self.result.setText))
+            layout.insertWidget(layout.indexOf(self.result), button)
+
     def _ask(self, default: str) -> str:
         path, _ = QFileDialog.getSaveFileName(self, "Save as", default, "JSON (*.json)")
         return path

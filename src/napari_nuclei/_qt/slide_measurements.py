@@ -96,18 +96,27 @@ class SlideMeasurements(QWidget):
         return state.output_holding(self.section.current_region()) or list(state.outputs)[-1]
 
     def _on_export_csv(self) -> None:
+        self.export_csv(self.section.hint.setText)
+
+    def _on_export_geojson(self) -> None:
+        self.export_geojson(self.section.hint.setText)
+
+    def export_csv(self, say) -> None:
+        """Ask where, then write the nucleus table of the region's prediction as CSV in a
+        worker; ``say`` shows the outcome (the Slides and Export tabs each pass theirs)."""
         from ..core.slide.measurements import export_table_csv
 
         self._export(export_table_csv, "Export the nucleus table", ".csv", "CSV (*.csv)",
-                     "rows")
+                     "rows", say)
 
-    def _on_export_geojson(self) -> None:
+    def export_geojson(self, say) -> None:
+        """Ask where, then write the region's nuclei as GeoJSON for QuPath in a worker."""
         from ..core.slide.measurements import export_geojson
 
         self._export(export_geojson, "Export nuclei for QuPath", ".geojson",
-                     "GeoJSON (*.geojson)", None)
+                     "GeoJSON (*.geojson)", None, say)
 
-    def _export(self, function, title: str, suffix: str, pattern: str, unit) -> None:
+    def _export(self, function, title: str, suffix: str, pattern: str, unit, say) -> None:
         out_dir = self._export_target()
         if out_dir is None:
             return
@@ -115,7 +124,6 @@ class SlideMeasurements(QWidget):
                                   pattern)
         if dest is None:
             return
-        say = self.section.hint.setText
         say(f"Exporting {dest.name}…")
         start_job(function, out_dir, dest, on_return=lambda result: say(
             f"Exported {result} {unit} to {dest}" if unit else f"Exported {dest}"))
