@@ -10,14 +10,12 @@ writer is refused with one line naming the holder.
 from __future__ import annotations
 
 import contextlib
-import os
-import socket
 import threading
 from collections.abc import Iterator
 from pathlib import Path
 
 from ..errors import InputError
-from ..training.run_folder import _lock_file, _owner
+from ..training.run_folder import _lock_file, _owner, _record_owner
 
 LOCK_NAME = ".edits.lock"
 # Folders this thread holds: a writer that opens the output again must not lock itself out.
@@ -47,10 +45,7 @@ def hold_output(out_dir: str | Path) -> Iterator[Path]:
         if not _lock_file(fh):
             raise OutputBusy(out_dir, f"is being written by {_owner(lock_path)}: wait for "
                              "its write-back to finish, then pull the window again")
-        fh.seek(0)
-        fh.truncate()
-        fh.write(f"process {os.getpid()} on {socket.gethostname()}\n")
-        fh.flush()
+        _record_owner(fh)
         held.add(out_dir)
         try:
             yield out_dir

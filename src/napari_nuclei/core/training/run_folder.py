@@ -55,6 +55,14 @@ def _lock_file(fh) -> bool:
     return True
 
 
+def _record_owner(fh) -> None:
+    """Write who holds a lock into its (locked) file, for the message a second writer gets."""
+    fh.seek(0)
+    fh.truncate()
+    fh.write(f"process {os.getpid()} on {socket.gethostname()}\n")
+    fh.flush()
+
+
 def _owner(lock_path: Path) -> str:
     try:
         return lock_path.read_text(encoding="utf-8").strip() or "another process"
@@ -93,10 +101,7 @@ def hold_run_folder(run_dir: str | Path, new: bool) -> Iterator[Path]:
         if not _lock_file(fh):
             raise RunFolderBusy(run_dir, f"is in use by {_owner(lock_path)}: wait for it to "
                                 "finish or stop it first")
-        fh.seek(0)
-        fh.truncate()
-        fh.write(f"process {os.getpid()} on {socket.gethostname()}\n")
-        fh.flush()
+        _record_owner(fh)
         completed = False
         try:
             yield run_dir
