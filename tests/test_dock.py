@@ -38,9 +38,20 @@ def _wait_idle(qtbot, worker, timeout=600_000):
 def _predict_folder(qtbot, widget, tiny_run):
     assert widget.train_tab.open_run(tiny_run[0])
     predict = widget.predict_tab
+    layers = predict.layers
     predict.folder_button.click()
+    # While the model loads, the reused pair of layers is made: the first test image
+    # shown, its labels layer hidden until its prediction comes.
+    qtbot.waitUntil(lambda: layers.labels_layer is not None, timeout=60_000)
+    assert not widget.session.images and not layers.labels_layer.visible
+    first = sorted((SAMPLE_DATA / "test").glob("*.png"))[0].stem
+    assert layers.image_layer.name == first and layers.image_layer.visible
+    made = (layers.image_layer.unique_id, layers.labels_layer.unique_id)
     qtbot.waitUntil(lambda: len(widget.session.images) == 2, timeout=300_000)
     _wait_idle(qtbot, predict.worker)
+    assert (layers.image_layer.unique_id, layers.labels_layer.unique_id) == made
+    assert layers.current == first and layers.labels_layer.visible
+    assert layers.labels_layer.data is widget.session.images[first].labels
     return predict
 
 
@@ -223,12 +234,22 @@ def test_corrections_are_counted_autosaved_and_exported(dock, qtbot, tiny_run, t
     widget.export_tab.evaluate()
     qtbot.waitUntil(lambda: "AJI" in widget.export_tab.result.text(), timeout=60_000)
 
-    # Predicting again asks first; saying no keeps the corrections.
-    predict.ask = lambda *_: False
+    # Predicting again asks first for each edited image; saying no keeps its
+    # corrections. A detection cap reached is said once, when the folder is done, for
+    # the predictions taken.
+    from napari.utils.notifications import notification_manager
+
+    said = len(notification_manager.records)
+    predict.form.fields["max_dets"].value = 5
+    predict.ask = lambda _parent, question: "he_tile_1000" in question
     predict.folder_button.click()
     qtbot.waitUntil(lambda: "Kept the corrections" in predict.hint.text(), timeout=300_000)
     _wait_idle(qtbot, predict.worker)
     assert session.images["fluo_r1c1"].edited
+    capped = [record.message for record in notification_manager.records[said:]
+              if "detection cap" in record.message]
+    assert len(capped) == 1 and "he_tile_1000" in capped[0] and "fluo_r1c1" not in capped[0]
+    assert session.images["he_tile_1000"].prediction.hit_cap  # replaced, under the new cap
 
 
 def test_session_is_restored_from_its_output_folder(dock, qtbot, tiny_run, tmp_path):

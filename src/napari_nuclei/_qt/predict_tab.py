@@ -137,6 +137,7 @@ class PredictTab(QWidget):
                                 on_yield=self._on_predicted,
                                 on_finish=self._on_finished,
                                 progress={"total": len(sources), "desc": "predicting"})
+        self.layers.prepare(sources[0].name, sources[0].path)
 
     def _set_running(self, running: bool) -> None:
         self.current_button.setEnabled(not running)

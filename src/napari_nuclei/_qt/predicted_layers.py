@@ -10,11 +10,12 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from qtpy.QtCore import QObject
+import numpy as np
+from qtpy.QtCore import QObject, QTimer
 
 from .autosave import Autosaver
 from .edit_events import EditEvents, forget_history
-from .workers import start_job
+from .pixel_store import PixelStore
 
 if TYPE_CHECKING:
     import napari
@@ -45,8 +46,7 @@ class PredictedLayers(QObject):
         self.follow = True  # show each new prediction (False: only when none is shown)
         self.labels_layer = self.image_layer = None  # created at the first prediction
         self.images: dict[str, object] = {}  # image name -> the user's Image layer
-        self.pixels: dict[str, object] = {}  # image name -> pixels read from its file
-        self._reading = None
+        self.pixels = PixelStore()  # image name -> its pixels, from the child or its file
         self.edits = EditEvents(session, self, parent=self)
         self.autosave = Autosaver(session, before_save=self.edits.count_now, parent=self)
         self.saved = self.autosave.saved
@@ -60,7 +60,7 @@ class PredictedLayers(QObject):
 
     def register_pixels(self, name: str, pixels) -> None:
         """The pixels of ``name``, read from its file (shown in the reused Image layer)."""
-        self.pixels[name] = pixels
+        self.pixels.keep(name, pixels)
 
     def _on_image_added(self, name: str) -> None:
         # A folder's predictions are listed as they come; only the first is shown, so
@@ -80,7 +80,7 @@ class PredictedLayers(QObject):
 
     def _on_image_removed(self, name: str) -> None:
         self.images.pop(name, None)
-        self.pixels.pop(name, None)
+        self.pixels.forget(name)
         if name == self.current:
             self.current = None
             for layer in (self.labels_layer, self.image_layer):
@@ -90,6 +90,47 @@ class PredictedLayers(QObject):
     def _in_viewer(self, layer) -> bool:
         return layer is not None and layer.unique_id in {
             lyr.unique_id for lyr in self.viewer.layers}
+
+    # -- before the first prediction arrives ----------------------------------------------
+    def prepare(self, name: str, path) -> None:
+        """Create the reused layers while the model loads, showing the first image.
+
+        napari's first insertion of an Image and a Labels layer builds their controls and
+        visuals: a third of a second on the GUI thread here. Done when the first prediction
+        arrives, that stalled the viewer in the middle of a folder's prediction; done now,
+        in two event-loop turns of their own, the first prediction only swaps the data.
+
+        Parameters
+        ----------
+        name : str
+            The first image to be predicted.
+        path : Path or None
+            Its file; None when the image is a layer the user opened.
+        """
+        if self._in_viewer(self.labels_layer):
+            return
+        if name in self.images and self._in_viewer(self.images[name]):
+            self._add_hidden_labels()
+        elif path is not None and not self._in_viewer(self.image_layer):
+            self.pixels.read(name, path, lambda pixels: self._add_first(name, path, pixels),
+                             quiet=True)  # the prediction says why a file is unreadable
+
+    def _add_first(self, name: str, path, pixels) -> None:
+        if self.current is not None or self._in_viewer(self.image_layer):
+            return  # the prediction came first and made the layers
+        self.image_layer = self.viewer.add_image(
+            pixels, name=name, metadata={"source_file": str(path)}, rgb=pixels.ndim == 3)
+        QTimer.singleShot(0, self._add_hidden_labels)
+
+    def _add_hidden_labels(self) -> None:
+        if self.current is not None or self._in_viewer(self.labels_layer):
+            return
+        # Hidden, and one pixel until :meth:`show` gives it an image's labels: napari
+        # builds a Labels layer's visuals and controls in half the time for such data.
+        self.labels_layer = self.viewer.add_labels(
+            np.zeros((1, 1), np.int32), name="nuclei (predicting…)", opacity=0.6,
+            visible=False)
+        self.edits.connect(self.labels_layer)
 
     # -- showing one image ----------------------------------------------------------------
     def show(self, name: str) -> None:
@@ -132,23 +173,19 @@ class PredictedLayers(QObject):
         return self.image_layer
 
     def _read_pixels(self, name: str) -> None:
-        from ..core.image_io import read_image
-
         path = self.session.images[name].image_path
-        if path is None or self._reading is not None:
+        if path is None:
             return
 
-        def on_read(pixels, name=name):
-            self.pixels[name] = pixels
+        def on_read(_pixels, name=name):
             if self.current == name:
                 self.show(name)
 
         def on_finish(name=name):
-            self._reading = None
             if self.current not in (None, name) and self.current not in self.pixels:
                 self.show(self.current)  # another image was chosen meanwhile
 
-        self._reading = start_job(read_image, path, on_return=on_read, on_finish=on_finish)
+        self.pixels.read(name, path, on_read, on_finish)
 
     def _show_labels(self, name: str, image_layer=None) -> None:
         image = self.session.images[name]
