@@ -24,7 +24,7 @@ import numpy as np
 from ..normalize import to_model_input
 from ..predict.paste import paste_in_box, tight
 from ..predict.tiles import Candidate, Neighbourhood, centred, cut_off, resolve_candidate
-from .measure import Scale, feature, measure_nuclei, polygons
+from .measure import Scale, feature_lines, measure_nuclei
 from .outputs import LabelsStore, write_features_part, write_table_part
 from .plan import SlidePlan, regions_keep
 from .reader import Slide
@@ -74,13 +74,12 @@ def _centres(nuclei) -> np.ndarray:
 
 def _write_parts(job_dir: Path, index: int, suffix: str, nuclei, pixels, plan) -> None:
     scale = _scale(plan)
-    rows = measure_nuclei([(n.id, n.score, n.top, n.left, n.mask) for n in nuclei], pixels,
-                          scale, plan.stain)
-    rings = polygons([(n.top, n.left, n.mask) for n in nuclei], scale)
+    columns, outlines = measure_nuclei([(n.id, n.score, n.top, n.left, n.mask)
+                                        for n in nuclei], pixels, scale, plan.stain)
     parts = job_dir / PARTS
     write_features_part(parts / f"{index:07d}{suffix}.geojsonl",
-                        (feature(row, ring) for row, ring in zip(rows, rings, strict=True)))
-    write_table_part(parts / f"{index:07d}{suffix}.arrow", rows, plan.stain)
+                        feature_lines(columns, outlines))
+    write_table_part(parts / f"{index:07d}{suffix}.arrow", columns, plan.stain)
 
 
 def read_window(slide: Slide, plan: SlidePlan, index: int) -> np.ndarray:
