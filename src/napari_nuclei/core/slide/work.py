@@ -16,7 +16,7 @@ started again, gives the same labels, table and GeoJSON.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -89,8 +89,9 @@ def read_window(slide: Slide, plan: SlidePlan, index: int) -> np.ndarray:
 
 
 def predict_batches(model, plan: SlidePlan, job_dir: Path,
-                    tiles: Iterable[tuple[int, np.ndarray]],
-                    batch_size: int = 1) -> Iterator[list[tuple[int, int]]]:
+                    tiles: Iterable[tuple[int, np.ndarray]], batch_size: int = 1,
+                    saved: Callable[[int, TileRecord], None] | None = None,
+                    ) -> Iterator[list[tuple[int, int]]]:
     """Predict tiles ``batch_size`` at a time and save their records.
 
     Parameters
@@ -103,6 +104,9 @@ def predict_batches(model, plan: SlidePlan, job_dir: Path,
     batch_size : int
         Tiles per forward pass; only windows of one size share a pass (edge tiles are
         smaller), so that a tile gets the same detections in any batch.
+    saved : callable, optional
+        Called with each tile's index and record once it is saved (e.g.
+        :meth:`RecordCache.written_record`, sparing finalizing a read of it).
 
     Yields
     ------
@@ -112,24 +116,26 @@ def predict_batches(model, plan: SlidePlan, job_dir: Path,
     batch: list[tuple[int, np.ndarray]] = []
     for tile in tiles:
         if batch and tile[1].shape != batch[0][1].shape:
-            yield _predict_batch(model, plan, job_dir, batch)
+            yield _predict_batch(model, plan, job_dir, batch, saved)
             batch = []
         batch.append(tile)
         if len(batch) >= batch_size:
-            yield _predict_batch(model, plan, job_dir, batch)
+            yield _predict_batch(model, plan, job_dir, batch, saved)
             batch = []
     if batch:
-        yield _predict_batch(model, plan, job_dir, batch)
+        yield _predict_batch(model, plan, job_dir, batch, saved)
 
 
-def _predict_batch(model, plan: SlidePlan, job_dir: Path,
-                   batch: list[tuple[int, np.ndarray]]) -> list[tuple[int, int]]:
+def _predict_batch(model, plan: SlidePlan, job_dir: Path, batch: list[tuple[int, np.ndarray]],
+                   saved: Callable[[int, TileRecord], None] | None
+                   ) -> list[tuple[int, int]]:
     raws = model.infer_batch([to_model_input(rgb) for _, rgb in batch], resize=False)
-    return [(index, _keep_tile(plan, job_dir, index, rgb, raw))
+    return [(index, _keep_tile(plan, job_dir, index, rgb, raw, saved))
             for (index, rgb), raw in zip(batch, raws, strict=True)]
 
 
-def _keep_tile(plan: SlidePlan, job_dir: Path, index: int, rgb: np.ndarray, raw) -> int:
+def _keep_tile(plan: SlidePlan, job_dir: Path, index: int, rgb: np.ndarray, raw,
+               saved: Callable[[int, TileRecord], None] | None) -> int:
     """Keep what a tile's detections own, save its candidates; returns the nuclei owned."""
     window = plan.tile_at(index)
     bounds = (window.top, window.left, window.bottom, window.right)
@@ -156,8 +162,10 @@ def _keep_tile(plan: SlidePlan, job_dir: Path, index: int, rgb: np.ndarray, raw)
     for k, nucleus in enumerate(owned):
         nucleus.id = index * plan.ids_per_tile + k + 1
     _write_parts(job_dir, index, "a", owned, owned_pixels, plan)
-    save_record(job_dir / RECORDS / f"{index:07d}.npz",
-                TileRecord(bounds, owned, candidates, raw.hit_cap))
+    record = TileRecord(bounds, owned, candidates, raw.hit_cap)
+    save_record(job_dir / RECORDS / f"{index:07d}.npz", record)
+    if saved is not None:
+        saved(index, record)
     return len(owned)
 
 
@@ -183,6 +191,14 @@ class RecordCache:
             path = self.job_dir / RECORDS / f"{index:07d}.npz"
             self._remember(self._records, index, load_record(path))
         return self._records[index]
+
+    def written_record(self, index: int, record: TileRecord) -> None:
+        """Keep a tile's record as just written, sparing finalizing a read of it."""
+        self._remember(self._records, index, record)
+
+    def written_final(self, index: int, nuclei: list[Nucleus]) -> None:
+        """Keep a tile's final list as just written, sparing painting a read of it."""
+        self._remember(self._finals, index, nuclei)
 
     def final(self, index: int) -> list[Nucleus]:
         if index not in self._selected:
@@ -217,6 +233,7 @@ def finalize_tile(cache: RecordCache, index: int) -> int:
               for k, c in enumerate(kept)]
     _write_parts(job_dir, index, "b", nuclei, [c.pixels for c in kept], plan)
     save_nuclei(job_dir / FINAL / f"{index:07d}.npz", nuclei)
+    cache.written_final(index, nuclei)
     return len(nuclei)
 
 
