@@ -73,6 +73,14 @@ def _centres(nuclei) -> np.ndarray:
 
 
 def _write_parts(job_dir: Path, index: int, suffix: str, nuclei, pixels, plan) -> None:
+    """Write the table rows and GeoJSON features of some nuclei of a tile.
+
+    Tiles without such nuclei write nothing (most tiles keep no nucleus wider than the
+    overlap): the outputs are assembled from the parts there are, and whether a tile is
+    done is told by its record and final list.
+    """
+    if not nuclei:
+        return
     scale = _scale(plan)
     columns, outlines = measure_nuclei([(n.id, n.score, n.top, n.left, n.mask)
                                         for n in nuclei], pixels, scale, plan.stain)
