@@ -114,7 +114,8 @@ def measure_nuclei(nuclei: Sequence[tuple[int, float, int, int, np.ndarray]],
         "solidity": shape["solidity"],
     }
     stain_names = HE_COLUMNS if stain == "he" else INTENSITY_COLUMNS
-    columns.update({name: stains[:, k] for k, name in enumerate(stain_names)})
+    columns.update({name: np.ascontiguousarray(stains[:, k])
+                    for k, name in enumerate(stain_names)})
     return ({name: columns[name] for name in names},
             outline_coordinates(mosaic, tops, lefts, f))
 
