@@ -52,8 +52,10 @@ class EditPlan:
         The window's new labels.
     drop_ids : list of int
         Nuclei whose table rows and features are removed (removed and changed ones).
-    rows, features : list of dict
-        New table rows and GeoJSON features (changed and added nuclei).
+    columns : dict of numpy.ndarray
+        New table columns (changed and added nuclei, from ``measure_nuclei``).
+    features : list of str
+        Their GeoJSON Feature lines.
     summary : dict
         Counts and region, for the log.
     """
@@ -62,8 +64,8 @@ class EditPlan:
     left: int
     labels: np.ndarray
     drop_ids: list[int]
-    rows: list[dict]
-    features: list[dict]
+    columns: dict[str, np.ndarray]
+    features: list[str]
     summary: dict
 
 
@@ -135,11 +137,11 @@ class SlideOutput:
             shutil.rmtree(staging)
         staging.mkdir()
         np.save(staging / "labels.npy", edit.labels, allow_pickle=False)
-        write_table_part(staging / "rows.arrow", edit.rows, self.plan.stain)
+        write_table_part(staging / "rows.arrow", edit.columns, self.plan.stain)
         write_features_part(staging / "features.geojsonl", edit.features)
         write_json_atomic(staging / "edit.json", {
             "top": edit.top, "left": edit.left, "drop_ids": edit.drop_ids,
-            "keep_ids": [int(r["id"]) for r in edit.rows], "summary": edit.summary,
+            "keep_ids": edit.columns["id"].tolist(), "summary": edit.summary,
             "number": len(list((self.edits_dir / LOG).glob("*.json"))) + 1})
         staging.rename(self.edits_dir / PENDING)
         return self.edits_dir / PENDING

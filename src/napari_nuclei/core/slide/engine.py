@@ -238,7 +238,7 @@ def iter_predict_slide(
         read = functools.partial(read_window, started.slide, started.plan)
         with contextlib.closing(prefetch(read, pending, 2 * options.batch_size)) as tiles:
             yield from predict_batches(model, started.plan, started.job.job_dir, tiles,
-                                       options.batch_size)
+                                       options.batch_size, started.job.cache.written_record)
 
     return (yield from run_job(started, options, started_at, predict_pending))
 

@@ -3,18 +3,24 @@
 Shape measurements equal scikit-image ``regionprops``' on each nucleus' mask crop; for
 H&E the mean hematoxylin and eosin optical densities come from colour deconvolution
 (``skimage.color.rgb2hed``), for other images the mean intensity per channel. The nuclei
-of a tile are measured together (one deconvolution, one pass of the shapely steps). Positions
-and lengths are given in level-0 pixels of the slide (and in µm when the pixel size is
-known), whatever pixel size the network worked at.
+of a tile are measured together, as columns: their crops are laid side by side in one
+image (:mod:`.mosaic`), so one deconvolution, one filter pass, one contour pass and one
+pass of the shapely steps serve them all. Positions and lengths are given in level-0
+pixels of the slide (and in µm when the pixel size is known), whatever pixel size the
+network worked at.
 """
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
+
+from .mosaic import CropMosaic
+from .outlines import outline_coordinates
 
 SHAPE_COLUMNS = ("perimeter_px", "major_axis_px", "minor_axis_px", "eccentricity",
                  "solidity")
@@ -46,13 +52,19 @@ class Scale:
     factor: float
     mpp: float | None
 
-    def um(self, level0_px: float) -> float:
-        return level0_px * self.mpp if self.mpp else math.nan
-
 
 def measure_nuclei(nuclei: Sequence[tuple[int, float, int, int, np.ndarray]],
-                   pixels: Sequence[np.ndarray], scale: Scale, stain: str) -> list[dict]:
-    """Rows of the nucleus table for the nuclei of one tile, measured together.
+                   pixels: Sequence[np.ndarray], scale: Scale, stain: str
+                   ) -> tuple[dict[str, np.ndarray], list[str]]:
+    """The nucleus table's columns and the outlines of the nuclei of one tile.
+
+    Shape measurements equal scikit-image ``regionprops``' on each nucleus' mask crop
+    (area, centroid, perimeter as ``skimage.measure.perimeter``, axis lengths and
+    eccentricity from the inertia tensor); solidity uses the convex hull through pixel
+    centres (about 1% above regionprops', whose hull passes through pixel corners). The
+    crops are measured together in one mosaic image by numpy and OpenCV: a regionprops
+    object per nucleus would cost a large share of the network's time with 10^5-10^6
+    nuclei per slide.
 
     Parameters
     ----------
@@ -67,52 +79,69 @@ def measure_nuclei(nuclei: Sequence[tuple[int, float, int, int, np.ndarray]],
 
     Returns
     -------
-    list of dict
+    columns : dict of numpy.ndarray
+        One array per column of :func:`table_columns` (``id`` uint32, the rest float64),
+        one value per nucleus.
+    outlines : list of str
+        Each nucleus' GeoJSON Polygon coordinates as JSON text (level-0 pixels; see
+        :mod:`.outlines`).
     """
+    names = table_columns(stain)
     if not nuclei:
-        return []
-    stains = _stain_means([m for *_, m in nuclei], pixels, stain)
+        return {name: np.zeros(0, np.uint32 if name == "id" else np.float64)
+                for name in names}, []
+    mosaic = CropMosaic([mask for *_, mask in nuclei])
+    shape = _shape_columns(mosaic)
+    stains = _stain_means(mosaic, pixels, stain)
     f = scale.factor
-    rows = []
-    for (nucleus_id, score, top, left, mask), means in zip(nuclei, stains, strict=True):
-        shape = shape_measurements(mask)
-        cy, cx = shape["centroid"]
-        x0, y0 = left / f, top / f
-        cx0, cy0 = (left + cx + 0.5) / f, (top + cy + 0.5) / f
-        area = shape["area"] / f**2
-        row = {
-            "id": int(nucleus_id), "score": float(score),
-            "centroid_x_px": cx0, "centroid_y_px": cy0,
-            "centroid_x_um": scale.um(cx0), "centroid_y_um": scale.um(cy0),
-            "bbox_x_px": x0, "bbox_y_px": y0,
-            "bbox_w_px": mask.shape[1] / f, "bbox_h_px": mask.shape[0] / f,
-            "area_px": area, "area_um2": area * scale.mpp**2 if scale.mpp else math.nan,
-            "perimeter_px": shape["perimeter"] / f,
-            "major_axis_px": shape["axis_major_length"] / f,
-            "minor_axis_px": shape["axis_minor_length"] / f,
-            "eccentricity": shape["eccentricity"],
-            "solidity": shape["solidity"],
-        }
-        row.update(zip(HE_COLUMNS if stain == "he" else INTENSITY_COLUMNS,
-                       map(float, means), strict=True))
-        rows.append(row)
-    return rows
+    tops = np.array([n[2] for n in nuclei], np.int64)
+    lefts = np.array([n[3] for n in nuclei], np.int64)
+    cx0, cy0 = (lefts + shape["cx"] + 0.5) / f, (tops + shape["cy"] + 0.5) / f
+    area = mosaic.area / f**2
+    mpp = scale.mpp or math.nan
+    columns = {
+        "id": np.array([n[0] for n in nuclei], np.uint32),
+        "score": np.array([float(n[1]) for n in nuclei], np.float64),
+        "centroid_x_px": cx0, "centroid_y_px": cy0,
+        "centroid_x_um": cx0 * mpp, "centroid_y_um": cy0 * mpp,
+        "bbox_x_px": lefts / f, "bbox_y_px": tops / f,
+        "bbox_w_px": mosaic.sizes[:, 1] / f, "bbox_h_px": mosaic.sizes[:, 0] / f,
+        "area_px": area, "area_um2": area * mpp**2,
+        "perimeter_px": shape["perimeter"] / f,
+        "major_axis_px": shape["major"] / f,
+        "minor_axis_px": shape["minor"] / f,
+        "eccentricity": shape["eccentricity"],
+        "solidity": shape["solidity"],
+    }
+    stain_names = HE_COLUMNS if stain == "he" else INTENSITY_COLUMNS
+    columns.update({name: np.ascontiguousarray(stains[:, k])
+                    for k, name in enumerate(stain_names)})
+    return ({name: columns[name] for name in names},
+            outline_coordinates(mosaic, tops, lefts, f))
 
 
-def _stain_means(masks: Sequence[np.ndarray], pixels: Sequence[np.ndarray],
-                 stain: str) -> np.ndarray:
+def table_rows(columns: dict[str, np.ndarray]) -> list[dict]:
+    """The nucleus table's columns as one dict per nucleus (plain Python numbers)."""
+    names = list(columns)
+    return [dict(zip(names, values, strict=True))
+            for values in zip(*(columns[name].tolist() for name in names), strict=True)]
+
+
+def _stain_means(mosaic: CropMosaic, pixels: Sequence[np.ndarray], stain: str) -> np.ndarray:
     """Mean hematoxylin and eosin densities (``he``) or mean intensity per channel of
     each nucleus; the colour deconvolution runs once over the pixels of all of them."""
-    counts = np.array([np.count_nonzero(m) for m in masks], np.int64)
-    flat = np.concatenate([rgb[m] for rgb, m in zip(pixels, masks, strict=True)])
+    rgb = np.zeros((*mosaic.labels.shape, 3), np.uint8)
+    for (top, left), crop in zip(mosaic.corners.tolist(), pixels, strict=True):
+        rgb[top : top + crop.shape[0], left : left + crop.shape[1]] = crop
+    ys, xs, _ = mosaic.pixels
+    flat = rgb[ys, xs]
     if stain == "he":
         from skimage.color import rgb2hed
 
         values = rgb2hed(flat[None])[0][:, :2]
     else:
         values = flat.astype(np.float64)
-    starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
-    return np.add.reduceat(values, starts, axis=0) / counts[:, None]
+    return np.add.reduceat(values, mosaic.starts, axis=0) / mosaic.area[:, None]
 
 
 # Weights of skimage.measure.perimeter's neighbourhood codes (4-connected border pixels).
@@ -124,178 +153,94 @@ _PERIMETER_CODES = np.array([[10, 2, 10], [2, 1, 2], [10, 2, 10]], np.float32)
 _CROSS = np.array([[0, 1, 0], [1, 1, 1], [0, 1, 0]], np.uint8)
 
 
-def _perimeter(pixels: np.ndarray) -> float:
-    """``skimage.measure.perimeter(mask, 4)``, with OpenCV filters (same integer codes,
-    same weights; several times faster on small crops)."""
+def _shape_columns(mosaic: CropMosaic) -> dict[str, np.ndarray]:
+    """Centroid (crop pixels), perimeter, axis lengths, eccentricity and solidity of
+    every crop of a mosaic."""
     import cv2
 
-    border = pixels - cv2.erode(pixels, _CROSS, borderType=cv2.BORDER_CONSTANT,
-                                borderValue=0)
-    codes = cv2.filter2D(border, -1, _PERIMETER_CODES, borderType=cv2.BORDER_CONSTANT)
-    return float(np.bincount(codes.ravel(), minlength=50) @ _PERIMETER_WEIGHTS)
-
-
-def shape_measurements(mask: np.ndarray) -> dict:
-    """Area, centroid, perimeter, axis lengths, eccentricity and solidity of one mask.
-
-    Area, centroid, perimeter (as ``skimage.measure.perimeter``), axis lengths and
-    eccentricity (from the inertia tensor of the central moments) equal scikit-image
-    ``regionprops``' values; solidity uses the convex hull through pixel centres (about
-    1% above regionprops', whose hull passes through pixel corners). Everything is
-    computed by OpenCV: several times faster than a regionprops object per nucleus,
-    which matters with 10^5-10^6 nuclei per slide.
-
-    Parameters
-    ----------
-    mask : numpy.ndarray
-        ``(h, w)`` bool, one nucleus.
-
-    Returns
-    -------
-    dict
-    """
-    import cv2
-
-    pixels = mask.astype(np.uint8)
-    m = cv2.moments(pixels, binaryImage=True)
-    area = m["m00"]
-    cy, cx = m["m01"] / area, m["m10"] / area
-    a, b, c = m["mu20"] / area, m["mu11"] / area, m["mu02"] / area
+    area = mosaic.area.astype(np.float64)
+    ys, xs, crop = mosaic.pixels
+    x, y = xs - mosaic.corners[crop, 1], ys - mosaic.corners[crop, 0]
+    cx, cy = mosaic.sum(x) / area, mosaic.sum(y) / area
+    dx, dy = x - mosaic.per_pixel(cx), y - mosaic.per_pixel(cy)
+    a, b, c = mosaic.sum(dx * dx) / area, mosaic.sum(dx * dy) / area, mosaic.sum(dy * dy) / area
     # Eigenvalues of the inertia tensor [[c, -b], [-b, a]], largest first.
-    root = math.sqrt(max(0.0, ((a - c) / 2) ** 2 + b * b))
-    major, minor = (a + c) / 2 + root, max(0.0, (a + c) / 2 - root)
-    points = cv2.findNonZero(pixels)
-    hull = np.zeros_like(pixels)
-    cv2.fillConvexPoly(hull, cv2.convexHull(points), 1)
-    return {
-        "area": float(area),
-        "centroid": (cy, cx),
-        "perimeter": _perimeter(pixels),
-        "axis_major_length": 4 * math.sqrt(major),
-        "axis_minor_length": 4 * math.sqrt(minor),
-        "eccentricity": math.sqrt(1 - minor / major) if major > 0 else 0.0,
-        "solidity": float(area / max(1, cv2.countNonZero(hull))),
-    }
+    root = np.sqrt(np.maximum(0.0, ((a - c) / 2) ** 2 + b * b))
+    major, minor = (a + c) / 2 + root, np.maximum(0.0, (a + c) / 2 - root)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        eccentricity = np.where(major > 0, np.sqrt(1 - minor / major), 0.0)
+    # skimage.measure.perimeter(mask, 4) with OpenCV filters: the same integer codes and
+    # weights.
+    binary = mosaic.binary
+    border = binary - cv2.erode(binary, _CROSS, borderType=cv2.BORDER_CONSTANT, borderValue=0)
+    codes = cv2.filter2D(border, -1, _PERIMETER_CODES, borderType=cv2.BORDER_CONSTANT)
+    perimeter = mosaic.sum(_PERIMETER_WEIGHTS[codes[ys, xs]])
+    return {"cx": cx, "cy": cy, "perimeter": perimeter, "major": 4 * np.sqrt(major),
+            "minor": 4 * np.sqrt(minor), "eccentricity": eccentricity,
+            "solidity": area / np.maximum(1, _hull_areas(mosaic))}
 
 
-def _contour_rings(mask: np.ndarray) -> list[np.ndarray] | None:
-    """The outer contour of a mask's largest part and its holes, through pixel centres;
-    None when the mask is too small for a contour."""
+def _hull_areas(mosaic: CropMosaic) -> np.ndarray:
+    """Pixels of each crop's convex hull through pixel centres (filled by OpenCV).
+
+    The hull of a crop's pixels is that of its outer contours' points (its extreme
+    pixels are corners of the outer contours), fewer points to give OpenCV. Each hull
+    stays within its crop's place in the mosaic, so all are filled in one image."""
     import cv2
 
-    contours, hierarchy = cv2.findContours(mask.astype(np.uint8), cv2.RETR_CCOMP,
-                                           cv2.CHAIN_APPROX_SIMPLE)
-    outers = [i for i in range(len(contours)) if hierarchy[0][i][3] < 0]
-    if not outers:
-        return None
-    outer = max(outers, key=lambda i: cv2.contourArea(contours[i]))
-    if len(contours[outer]) < 3:
-        return None
-    holes = [contours[i][:, 0, :] + 0.5 for i in range(len(contours))
-             if hierarchy[0][i][3] == outer and len(contours[i]) >= 3]
-    return [contours[outer][:, 0, :] + 0.5, *holes]
+    contours = mosaic.contours
+    outer = np.flatnonzero(contours.parents < 0)
+    outer = outer[np.argsort(contours.owners[outer], kind="stable")]
+    points = contours.points[contours.gather(outer)]
+    counts = np.bincount(contours.owners[outer], weights=contours.lengths[outer],
+                         minlength=mosaic.count).astype(np.int64)
+    hulls = np.zeros_like(mosaic.labels)
+    start = 0
+    for k, count in enumerate(counts.tolist(), start=1):
+        cv2.fillConvexPoly(hulls, cv2.convexHull(points[start : start + count]), k)
+        start += count
+    return np.bincount(hulls.ravel(), minlength=mosaic.count + 1)[1:]
 
 
-def polygons(crops: Sequence[tuple[int, int, np.ndarray]], scale: Scale) -> list[list]:
-    """The nucleus outlines as GeoJSON Polygon rings (outer, then holes) in level-0 pixels.
+_FEATURE_START = '{"type":"Feature","geometry":{"type":"Polygon","coordinates":'
+_FEATURE_MIDDLE = ('},"properties":{"objectType":"detection","classification":'
+                   + json.dumps(NUCLEUS_CLASS, separators=(",", ":")) + ',"measurements":{')
+_FEATURE_END = "}}}"
 
-    Rings follow the outer pixel centres of each mask (OpenCV contours of its largest
-    part), counter-clockwise outside and clockwise inside. Pixel outlines never cross but
-    may touch themselves (a one-pixel neck), which GeoJSON readers take as invalid: such
-    polygons are rebuilt by shapely (``buffer(0)``, which keeps the area the ring encloses
-    when it only touches itself) and their largest part is kept. The shapely steps run
-    once for all the crops; masks too small for a contour become their box.
+
+def feature_lines(columns: dict[str, np.ndarray], outlines: Sequence[str]) -> list[str]:
+    """QuPath detection Features, one compact JSON line each: the polygon, the class and
+    the table's measurements (those that are numbers: unknown ones are left out).
+
+    The lines are formatted from the columns and the outlines' JSON text (the same text
+    as ``json.dumps`` of a feature dict, several times faster).
 
     Parameters
     ----------
-    crops : sequence of tuple
-        ``(top, left, mask)`` in prediction pixels.
-    scale : Scale
+    columns : dict of numpy.ndarray
+    outlines : sequence of str
+        From :func:`measure_nuclei`.
 
     Returns
     -------
-    list
-        One list of rings per crop.
+    list of str
     """
-    import shapely
-
-    rings = [_contour_rings(mask) for _, _, mask in crops]
-    traced = [k for k, r in enumerate(rings) if r is not None]
-    if traced:
-        coords = np.concatenate([ring for k in traced for ring in rings[k]])
-        ring_index = np.repeat(np.arange(sum(len(rings[k]) for k in traced)),
-                               [len(ring) for k in traced for ring in rings[k]])
-        polygon_index = np.repeat(np.arange(len(traced)), [len(rings[k]) for k in traced])
-        shapes = shapely.polygons(shapely.linearrings(coords, indices=ring_index),
-                                  indices=polygon_index)
-        valid = shapely.is_valid(shapes)
-        invalid = np.flatnonzero(~valid)
-        for k, rebuilt in zip(invalid, shapely.buffer(shapes[invalid], 0), strict=True):
-            parts = [g for g in shapely.get_parts(rebuilt)
-                     if g.geom_type == "Polygon" and g.area > 0]
-            best = max(parts, key=lambda g: g.area) if parts else None
-            # Unclosed, as contours are; closed again below.
-            rings[traced[k]] = None if best is None else [
-                np.asarray(best.exterior.coords)[:-1], *(np.asarray(r.coords)[:-1]
-                                                         for r in best.interiors)]
-        for k in np.flatnonzero(valid & (shapely.area(shapes) <= 0)):
-            rings[traced[k]] = None
-    return _geojson_rings(rings, crops, scale.factor)
+    pieces = []
+    for name, values in columns.items():
+        prefix = json.dumps(name) + ":"
+        # json writes Python floats and ints as repr does.
+        texts = [prefix + text for text in map(repr, values.tolist())]
+        if values.dtype.kind == "f":
+            texts = [t if known else "" for t, known in zip(texts, (~np.isnan(values)).tolist(),
+                                                            strict=True)]
+        pieces.append(texts)
+    measurements = [",".join(filter(None, row)) for row in zip(*pieces, strict=True)]
+    return [_FEATURE_START + outline + _FEATURE_MIDDLE + values + _FEATURE_END
+            for outline, values in zip(outlines, measurements, strict=True)]
 
 
-def _geojson_rings(rings: list[list[np.ndarray] | None],
-                   crops: Sequence[tuple[int, int, np.ndarray]], factor: float) -> list[list]:
-    """Unclosed rings in crop pixels to closed GeoJSON rings in level-0 pixels, rounded to
-    0.01, counter-clockwise outside and clockwise inside (RFC 7946, as shapely's
-    ``orient``); computed for all the rings of all the crops at once."""
-    flat, offsets, outer = [], [], []
-    for crop_rings, (top, left, mask) in zip(rings, crops, strict=True):
-        if crop_rings is None:  # too small for a contour: its box
-            h, w = mask.shape
-            crop_rings = [np.array([(0, 0), (w, 0), (w, h), (0, h)], np.float64)]
-        flat += crop_rings
-        offsets += [(left, top)] * len(crop_rings)
-        outer += [True] + [False] * (len(crop_rings) - 1)
-    if not flat:
-        return []
-    lengths = np.array([len(r) for r in flat])
-    ends = np.cumsum(lengths)
-    starts = ends - lengths
-    points = (np.concatenate(flat) + np.repeat(np.array(offsets, np.float64), lengths,
-                                                axis=0)) / factor
-    following = np.arange(len(points)) + 1
-    following[ends - 1] = starts
-    cross = points[:, 0] * points[following, 1] - points[following, 0] * points[:, 1]
-    reverse = (np.add.reduceat(cross, starts) < 0) == np.array(outer)
-    points = np.round(points, 2)
-    out, ring_number = [], 0
-    for crop_rings in rings:
-        polygon = []
-        for _ in range(1 if crop_rings is None else len(crop_rings)):
-            ring = points[starts[ring_number] : ends[ring_number]].tolist()
-            ring.append(ring[0])
-            if reverse[ring_number]:
-                ring.reverse()
-            polygon.append(ring)
-            ring_number += 1
-        out.append(polygon)
-    return out
-
-
-def feature(row: dict, ring: list) -> dict:
-    """A QuPath detection Feature: the polygon, the class and the table's measurements."""
-    measurements = {k: v for k, v in row.items() if isinstance(v, (int, float))
-                    and not (isinstance(v, float) and math.isnan(v))}
-    return {
-        "type": "Feature",
-        "geometry": {"type": "Polygon", "coordinates": ring},
-        "properties": {"objectType": "detection", "classification": NUCLEUS_CLASS,
-                       "measurements": measurements},
-    }
-
-
-def measure_prediction(prediction, image: np.ndarray) -> tuple[list[dict], list[dict]]:
-    """Table rows and QuPath features of the nuclei predicted in one ordinary image.
+def measure_prediction(prediction, image: np.ndarray) -> tuple[list[dict], list[str]]:
+    """Table rows and QuPath feature lines of the nuclei predicted in one ordinary image.
 
     Parameters
     ----------
@@ -307,7 +252,9 @@ def measure_prediction(prediction, image: np.ndarray) -> tuple[list[dict], list[
 
     Returns
     -------
-    rows, features : list of dict
+    rows : list of dict
+    features : list of str
+        GeoJSON Feature lines (:func:`feature_lines`).
     """
     from ..normalize import to_uint8
 
@@ -319,9 +266,7 @@ def measure_prediction(prediction, image: np.ndarray) -> tuple[list[dict], list[
     crops = prediction.crops
     pixels = [rgb[top : top + mask.shape[0], left : left + mask.shape[1]]
               for top, left, mask in crops]
-    rows = measure_nuclei([(index + 1, float(prediction.scores[index]), top, left, mask)
-                           for index, (top, left, mask) in enumerate(crops)],
-                          pixels, scale, stain)
-    features = [feature(row, ring) for row, ring in zip(rows, polygons(crops, scale),
-                                                         strict=True)]
-    return rows, features
+    columns, outlines = measure_nuclei(
+        [(index + 1, float(prediction.scores[index]), top, left, mask)
+         for index, (top, left, mask) in enumerate(crops)], pixels, scale, stain)
+    return table_rows(columns), feature_lines(columns, outlines)

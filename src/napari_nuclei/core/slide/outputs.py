@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import gzip
-import json
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -96,12 +95,12 @@ class LabelsStore:
         return len(arrays)
 
 
-def write_table_part(path: Path, rows: list[dict], stain: str) -> Path:
-    """Write one tile's table rows as an Arrow IPC file (atomically; read back by
-    :func:`assemble_table`)."""
+def write_table_part(path: Path, columns: dict[str, np.ndarray], stain: str) -> Path:
+    """Write one tile's table columns (from ``measure_nuclei``) as an Arrow IPC file
+    (atomically; read back by :func:`assemble_table`)."""
     import pyarrow as pa
 
-    table = pa.table({name: [row[name] for row in rows] for name in table_columns(stain)},
+    table = pa.table([columns[name] for name in table_columns(stain)],
                      schema=table_schema(stain))
     with atomic_path(path, clean_stale=False) as tmp:
         with pa.OSFile(str(tmp), "wb") as sink, pa.ipc.new_file(sink, table.schema) as writer:
@@ -117,13 +116,12 @@ def table_schema(stain: str):
                       for name in table_columns(stain)])
 
 
-def write_features_part(path: Path, features: Iterable[dict]) -> Path:
-    """Write one tile's GeoJSON features, one per line (atomically)."""
+def write_features_part(path: Path, lines: Iterable[str]) -> Path:
+    """Write one tile's GeoJSON Feature lines (from ``feature_lines``), one per line
+    (atomically)."""
     with atomic_path(path, clean_stale=False) as tmp:
         with open(tmp, "w", encoding="utf-8") as fh:
-            for feature in features:
-                fh.write(json.dumps(feature, separators=(",", ":")))
-                fh.write("\n")
+            fh.writelines(line + "\n" for line in lines)
     return path
 
 

@@ -34,7 +34,7 @@ import numpy as np
 
 from ..errors import InputError
 from .edits import EditPlan, SlideOutput, apply_pending, open_output
-from .measure import Scale, feature, measure_nuclei, polygons
+from .measure import Scale, feature_lines, measure_nuclei
 from .output_lock import hold_output
 from .window_autosave import discard_autosave
 
@@ -318,15 +318,14 @@ def _write_back(window: SlideWindow, final: np.ndarray) -> WriteBack:
                window.left + box[1].start, mask)
               for nucleus_id, box, mask in pieces if nucleus_id in remeasure]
     crops = [window.image[box] for nucleus_id, box, _ in pieces if nucleus_id in remeasure]
-    rows = measure_nuclei(nuclei, crops, scale, output.plan.stain)
-    rings = polygons([(top, left, mask) for _, _, top, left, mask in nuclei], scale)
-    features = [feature(row, ring) for row, ring in zip(rows, rings, strict=True)]
+    columns, outlines = measure_nuclei(nuclei, crops, scale, output.plan.stain)
+    features = feature_lines(columns, outlines)
     if result.count == 0 and result.restored_pixels == 0:
         discard_autosave(window)
         return result
     plan = EditPlan(window.top, window.left, final, sorted(set(result.removed)
                                                           | set(result.changed)),
-                    rows, features, {"removed": len(result.removed),
+                    columns, features, {"removed": len(result.removed),
                                      "changed": len(result.changed),
                                      "added": len(result.added),
                                      "level0_region": list(window.level0_region)})

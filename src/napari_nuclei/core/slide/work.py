@@ -16,7 +16,7 @@ started again, gives the same labels, table and GeoJSON.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -24,7 +24,7 @@ import numpy as np
 from ..normalize import to_model_input
 from ..predict.paste import paste_in_box, tight
 from ..predict.tiles import Candidate, Neighbourhood, centred, cut_off, resolve_candidate
-from .measure import Scale, feature, measure_nuclei, polygons
+from .measure import Scale, feature_lines, measure_nuclei
 from .outputs import LabelsStore, write_features_part, write_table_part
 from .plan import SlidePlan, regions_keep
 from .reader import Slide
@@ -73,14 +73,21 @@ def _centres(nuclei) -> np.ndarray:
 
 
 def _write_parts(job_dir: Path, index: int, suffix: str, nuclei, pixels, plan) -> None:
+    """Write the table rows and GeoJSON features of some nuclei of a tile.
+
+    Tiles without such nuclei write nothing (most tiles keep no nucleus wider than the
+    overlap): the outputs are assembled from the parts there are, and whether a tile is
+    done is told by its record and final list.
+    """
+    if not nuclei:
+        return
     scale = _scale(plan)
-    rows = measure_nuclei([(n.id, n.score, n.top, n.left, n.mask) for n in nuclei], pixels,
-                          scale, plan.stain)
-    rings = polygons([(n.top, n.left, n.mask) for n in nuclei], scale)
+    columns, outlines = measure_nuclei([(n.id, n.score, n.top, n.left, n.mask)
+                                        for n in nuclei], pixels, scale, plan.stain)
     parts = job_dir / PARTS
     write_features_part(parts / f"{index:07d}{suffix}.geojsonl",
-                        (feature(row, ring) for row, ring in zip(rows, rings, strict=True)))
-    write_table_part(parts / f"{index:07d}{suffix}.arrow", rows, plan.stain)
+                        feature_lines(columns, outlines))
+    write_table_part(parts / f"{index:07d}{suffix}.arrow", columns, plan.stain)
 
 
 def read_window(slide: Slide, plan: SlidePlan, index: int) -> np.ndarray:
@@ -90,8 +97,9 @@ def read_window(slide: Slide, plan: SlidePlan, index: int) -> np.ndarray:
 
 
 def predict_batches(model, plan: SlidePlan, job_dir: Path,
-                    tiles: Iterable[tuple[int, np.ndarray]],
-                    batch_size: int = 1) -> Iterator[list[tuple[int, int]]]:
+                    tiles: Iterable[tuple[int, np.ndarray]], batch_size: int = 1,
+                    saved: Callable[[int, TileRecord], None] | None = None,
+                    ) -> Iterator[list[tuple[int, int]]]:
     """Predict tiles ``batch_size`` at a time and save their records.
 
     Parameters
@@ -104,6 +112,9 @@ def predict_batches(model, plan: SlidePlan, job_dir: Path,
     batch_size : int
         Tiles per forward pass; only windows of one size share a pass (edge tiles are
         smaller), so that a tile gets the same detections in any batch.
+    saved : callable, optional
+        Called with each tile's index and record once it is saved (e.g.
+        :meth:`RecordCache.written_record`, sparing finalizing a read of it).
 
     Yields
     ------
@@ -113,24 +124,26 @@ def predict_batches(model, plan: SlidePlan, job_dir: Path,
     batch: list[tuple[int, np.ndarray]] = []
     for tile in tiles:
         if batch and tile[1].shape != batch[0][1].shape:
-            yield _predict_batch(model, plan, job_dir, batch)
+            yield _predict_batch(model, plan, job_dir, batch, saved)
             batch = []
         batch.append(tile)
         if len(batch) >= batch_size:
-            yield _predict_batch(model, plan, job_dir, batch)
+            yield _predict_batch(model, plan, job_dir, batch, saved)
             batch = []
     if batch:
-        yield _predict_batch(model, plan, job_dir, batch)
+        yield _predict_batch(model, plan, job_dir, batch, saved)
 
 
-def _predict_batch(model, plan: SlidePlan, job_dir: Path,
-                   batch: list[tuple[int, np.ndarray]]) -> list[tuple[int, int]]:
+def _predict_batch(model, plan: SlidePlan, job_dir: Path, batch: list[tuple[int, np.ndarray]],
+                   saved: Callable[[int, TileRecord], None] | None
+                   ) -> list[tuple[int, int]]:
     raws = model.infer_batch([to_model_input(rgb) for _, rgb in batch], resize=False)
-    return [(index, _keep_tile(plan, job_dir, index, rgb, raw))
+    return [(index, _keep_tile(plan, job_dir, index, rgb, raw, saved))
             for (index, rgb), raw in zip(batch, raws, strict=True)]
 
 
-def _keep_tile(plan: SlidePlan, job_dir: Path, index: int, rgb: np.ndarray, raw) -> int:
+def _keep_tile(plan: SlidePlan, job_dir: Path, index: int, rgb: np.ndarray, raw,
+               saved: Callable[[int, TileRecord], None] | None) -> int:
     """Keep what a tile's detections own, save its candidates; returns the nuclei owned."""
     window = plan.tile_at(index)
     bounds = (window.top, window.left, window.bottom, window.right)
@@ -157,8 +170,10 @@ def _keep_tile(plan: SlidePlan, job_dir: Path, index: int, rgb: np.ndarray, raw)
     for k, nucleus in enumerate(owned):
         nucleus.id = index * plan.ids_per_tile + k + 1
     _write_parts(job_dir, index, "a", owned, owned_pixels, plan)
-    save_record(job_dir / RECORDS / f"{index:07d}.npz",
-                TileRecord(bounds, owned, candidates, raw.hit_cap))
+    record = TileRecord(bounds, owned, candidates, raw.hit_cap)
+    save_record(job_dir / RECORDS / f"{index:07d}.npz", record)
+    if saved is not None:
+        saved(index, record)
     return len(owned)
 
 
@@ -184,6 +199,14 @@ class RecordCache:
             path = self.job_dir / RECORDS / f"{index:07d}.npz"
             self._remember(self._records, index, load_record(path))
         return self._records[index]
+
+    def written_record(self, index: int, record: TileRecord) -> None:
+        """Keep a tile's record as just written, sparing finalizing a read of it."""
+        self._remember(self._records, index, record)
+
+    def written_final(self, index: int, nuclei: list[Nucleus]) -> None:
+        """Keep a tile's final list as just written, sparing painting a read of it."""
+        self._remember(self._finals, index, nuclei)
 
     def final(self, index: int) -> list[Nucleus]:
         if index not in self._selected:
@@ -218,6 +241,7 @@ def finalize_tile(cache: RecordCache, index: int) -> int:
               for k, c in enumerate(kept)]
     _write_parts(job_dir, index, "b", nuclei, [c.pixels for c in kept], plan)
     save_nuclei(job_dir / FINAL / f"{index:07d}.npz", nuclei)
+    cache.written_final(index, nuclei)
     return len(nuclei)
 
 

@@ -1,0 +1,197 @@
+"""The nucleus table's columns and GeoJSON lines, measured for a whole tile at once, pinned
+to a plain per-nucleus computation (scikit-image regionprops, OpenCV on each crop alone)."""
+
+import json
+import math
+
+import cv2
+import numpy as np
+import pytest
+import shapely
+from skimage.color import rgb2hed
+from skimage.measure import regionprops
+
+from napari_nuclei.core.slide.measure import (
+    NUCLEUS_CLASS,
+    Scale,
+    feature_lines,
+    measure_nuclei,
+    table_columns,
+    table_rows,
+)
+from napari_nuclei.core.slide.outputs import table_schema, write_features_part, write_table_part
+
+
+def _masks() -> list[np.ndarray]:
+    """Crops of many kinds: wavy ellipses, a ring with a hole, two parts, a one-pixel
+    neck, a line, single pixels, a full box, a tall one."""
+    yy, xx = np.mgrid[:40, :50]
+    masks = [((yy - 20) / a) ** 2 + ((xx - 25) / b) ** 2 + 0.2 * np.sin(xx / 3) <= 1
+             for a, b in ((12, 17), (6, 19), (15, 15))]
+    ring = np.zeros((21, 21), bool)
+    ring[((yy[:21, :21] - 10) ** 2 + (xx[:21, :21] - 10) ** 2) <= 100] = True
+    ring[((yy[:21, :21] - 10) ** 2 + (xx[:21, :21] - 10) ** 2) <= 16] = False
+    two = np.zeros((9, 20), bool)
+    two[1:8, 0:7] = True
+    two[2:5, 12:20] = True  # a second, smaller part
+    neck = np.zeros((7, 13), bool)
+    neck[:, :6] = True
+    neck[:, 7:] = True
+    neck[3, 6] = True  # joined by one pixel: a self-touching outline
+    diagonal = np.eye(6, dtype=bool)
+    line = np.ones((1, 9), bool)
+    rng = np.random.default_rng(3)
+    blobs = [rng.random((h, w)) < 0.7 for h, w in ((12, 15), (30, 8), (5, 5))]
+    for blob in blobs:  # tight crops, as the engine keeps them
+        blob[0, :] |= blob[1, :] | True
+        blob[:, 0] |= True
+    return [*masks, ring, two, neck, diagonal, line, np.ones((1, 1), bool),
+            np.ones((2, 1), bool), np.ones((4, 6), bool), np.ones((120, 3), bool), *blobs]
+
+
+def _tile(masks, seed=0):
+    """Nuclei placed on a tile (some overlapping, as detections do) and the tile's pixels."""
+    rng = np.random.default_rng(seed)
+    rgb = rng.integers(0, 256, (300, 400, 3), dtype=np.uint8)
+    nuclei, pixels = [], []
+    for k, mask in enumerate(masks):
+        top = int(rng.integers(0, 300 - mask.shape[0]))
+        left = int(rng.integers(0, 400 - mask.shape[1]))
+        nuclei.append((1000 + k, float(rng.random()), top, left, mask))
+        pixels.append(rgb[top : top + mask.shape[0], left : left + mask.shape[1]])
+    return nuclei, pixels
+
+
+def _hull_pixels(mask: np.ndarray) -> int:
+    """Pixels of the convex hull through the pixel centres, for one crop alone."""
+    pixels = mask.astype(np.uint8)
+    hull = np.zeros_like(pixels)
+    cv2.fillConvexPoly(hull, cv2.convexHull(cv2.findNonZero(pixels)), 1)
+    return int(hull.sum())
+
+
+@pytest.mark.parametrize(("factor", "mpp", "stain"), [(1.0, 0.25, "he"), (0.5, None, "he"),
+                                                      (2.0, 0.5, "intensity")])
+def test_columns_equal_regionprops_of_each_nucleus(factor, mpp, stain):
+    nuclei, pixels = _tile(_masks())
+    columns, outlines = measure_nuclei(nuclei, pixels, Scale(factor, mpp), stain)
+    assert list(columns) == list(table_columns(stain)) and len(outlines) == len(nuclei)
+    assert columns["id"].dtype == np.uint32
+    assert all(columns[name].dtype == np.float64 for name in table_columns(stain)[1:])
+    for k, (nucleus_id, score, top, left, mask) in enumerate(nuclei):
+        props = regionprops(mask.astype(np.uint8))[0]
+        row = {name: values[k] for name, values in columns.items()}
+        assert row["id"] == nucleus_id and row["score"] == score
+        cy, cx = props.centroid
+        expected = {
+            "centroid_x_px": (left + cx + 0.5) / factor,
+            "centroid_y_px": (top + cy + 0.5) / factor,
+            "bbox_x_px": left / factor, "bbox_y_px": top / factor,
+            "bbox_w_px": mask.shape[1] / factor, "bbox_h_px": mask.shape[0] / factor,
+            "area_px": props.area / factor**2,
+            "perimeter_px": props.perimeter / factor,
+            "major_axis_px": props.axis_major_length / factor,
+            "minor_axis_px": props.axis_minor_length / factor,
+        }
+        for name, value in expected.items():
+            assert row[name] == pytest.approx(value, rel=1e-9, abs=1e-9), (k, name)
+        assert row["eccentricity"] == pytest.approx(props.eccentricity, abs=1e-6), k
+        assert row["solidity"] == mask.sum() / _hull_pixels(mask), k
+        assert row["solidity"] == pytest.approx(props.solidity, abs=0.35 if mask.sum() < 20
+                                                else 0.05), k
+        if mpp:
+            assert row["centroid_x_um"] == pytest.approx(expected["centroid_x_px"] * mpp)
+            assert row["area_um2"] == pytest.approx(expected["area_px"] * mpp**2)
+        else:
+            assert math.isnan(row["centroid_y_um"]) and math.isnan(row["area_um2"])
+        under = pixels[k][mask]
+        if stain == "he":
+            means = rgb2hed(under[None])[0][:, :2].mean(axis=0)
+            assert [row["hematoxylin_od"], row["eosin_od"]] == pytest.approx(means, rel=1e-9)
+        else:
+            assert ([row["intensity_r"], row["intensity_g"], row["intensity_b"]]
+                    == pytest.approx(under.mean(axis=0), rel=1e-12))
+
+
+def _reference_polygon(mask: np.ndarray, top: int, left: int, factor: float) -> list | None:
+    """The outline of one crop alone: OpenCV contours of its largest part and its holes,
+    through pixel centres, closed, oriented as RFC 7946 and rounded (None: no contour)."""
+    contours, hierarchy = cv2.findContours(mask.astype(np.uint8), cv2.RETR_CCOMP,
+                                           cv2.CHAIN_APPROX_SIMPLE)
+    outers = [i for i in range(len(contours)) if hierarchy[0][i][3] < 0]
+    outer = max(outers, key=lambda i: cv2.contourArea(contours[i]))
+    if len(contours[outer]) < 3:
+        return None
+    rings = []
+    for i in [outer, *(i for i in range(len(contours)) if hierarchy[0][i][3] == outer
+                       and len(contours[i]) >= 3)]:
+        ring = shapely.LinearRing((contours[i][:, 0, :] + 0.5 + (left, top)) / factor)
+        if ring.is_ccw != (i == outer):
+            ring = ring.reverse()
+        rings.append(np.round(np.asarray(ring.coords), 2).tolist())
+    return rings
+
+
+@pytest.mark.parametrize("factor", [1.0, 0.5])
+def test_outlines_and_geojson_lines_match_each_crop_alone(factor, tmp_path):
+    masks = _masks()
+    nuclei, pixels = _tile(masks, seed=1)
+    columns, outlines = measure_nuclei(nuclei, pixels, Scale(factor, None), "he")
+    lines = feature_lines(columns, outlines)
+    write_features_part(tmp_path / "part.geojsonl", lines)
+    written = (tmp_path / "part.geojsonl").read_text("utf-8").splitlines()
+    assert written == lines
+    rows = table_rows(columns)
+    branches = {"box": 0, "same": 0, "rebuilt": 0}
+    for k, (line, row, (_, _, top, left, mask)) in enumerate(zip(written, rows, nuclei,
+                                                                 strict=True)):
+        feature = json.loads(line)
+        # The same text as json.dumps of the feature dict, unknown (NaN) values left out.
+        expected = {"type": "Feature", "geometry": feature["geometry"],
+                    "properties": {"objectType": "detection", "classification": NUCLEUS_CLASS,
+                                   "measurements": {name: value for name, value in row.items()
+                                                    if not (isinstance(value, float)
+                                                            and math.isnan(value))}}}
+        assert line == json.dumps(expected, separators=(",", ":")), k
+        assert "centroid_x_um" not in feature["properties"]["measurements"]
+        polygon = shapely.geometry.shape(feature["geometry"])
+        assert polygon.is_valid and polygon.area > 0, k
+        assert shapely.is_ccw(polygon.exterior) and not any(
+            shapely.is_ccw(ring) for ring in polygon.interiors), k
+        reference = _reference_polygon(mask, top, left, factor)
+        if reference is None:  # too small for a contour: the box
+            h, w = mask.shape
+            assert polygon.equals(shapely.box(left / factor, top / factor,
+                                              (left + w) / factor, (top + h) / factor)), k
+            branches["box"] += 1
+        elif shapely.Polygon(reference[0], reference[1:]).is_valid:
+            assert feature["geometry"]["coordinates"] == reference, k
+            branches["same"] += 1
+        else:  # self-touching: rebuilt, its largest part kept
+            assert polygon.area == pytest.approx(shapely.Polygon(
+                reference[0], reference[1:]).area, rel=0.5), k
+            branches["rebuilt"] += 1
+    assert branches["box"] >= 3 and branches["same"] >= 7 and branches["rebuilt"] >= 1
+    ring = next(k for k, m in enumerate(masks) if m.shape == (21, 21))
+    assert len(json.loads(outlines[ring])) == 2  # the hole is kept
+    neck = next(k for k, m in enumerate(masks) if m.shape == (7, 13))
+    assert _reference_polygon(masks[neck], 0, 0, 1.0) is not None
+    assert not shapely.Polygon(_reference_polygon(masks[neck], 0, 0, 1.0)[0]).is_valid
+
+
+def test_table_part_from_columns_reads_back(tmp_path):
+    import pyarrow as pa
+
+    nuclei, pixels = _tile(_masks()[:4])
+    columns, _ = measure_nuclei(nuclei, pixels, Scale(1.0, 0.25), "he")
+    write_table_part(tmp_path / "part.arrow", columns, "he")
+    with pa.memory_map(str(tmp_path / "part.arrow")) as source:
+        table = pa.ipc.open_file(source).read_all()
+    assert table.schema == table_schema("he")
+    assert table.to_pylist() == table_rows(columns)
+    empty, outlines = measure_nuclei([], [], Scale(1.0, None), "intensity")
+    assert outlines == [] and all(len(v) == 0 for v in empty.values())
+    write_table_part(tmp_path / "empty.arrow", empty, "intensity")
+    with pa.memory_map(str(tmp_path / "empty.arrow")) as source:
+        assert pa.ipc.open_file(source).read_all().num_rows == 0
+    assert feature_lines(empty, outlines) == []
