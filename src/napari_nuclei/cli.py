@@ -57,7 +57,9 @@ def _cmd_gui(args: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser with one sub-command per action."""
-    parser = argparse.ArgumentParser(
+    from .cli_commands.option_types import OneLineParser
+
+    parser = OneLineParser(
         prog="napari-nuclei",
         description="Nuclei instance segmentation: datasets, COCO conversion, "
         "Mask R-CNN training and prediction, submission export.",

@@ -1,0 +1,114 @@
+"""Regions files and predict-slide options a user should not have handed in: refused with
+one line before the model loads or anything is written."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import numpy as np
+import pytest
+import tifffile
+
+from napari_nuclei import cli
+from napari_nuclei.core.errors import InputError
+from napari_nuclei.core.slide.tissue import geojson_mask, read_regions
+
+
+def refused(argv, capsys, *fragments):
+    """The CLI exits 2 with exactly one stderr line holding every fragment."""
+    try:
+        status = cli.main([str(a) for a in argv])
+    except SystemExit as exc:  # argparse refuses options itself
+        status = exc.code
+    err = capsys.readouterr().err
+    lines = err.strip().splitlines()
+    assert status == 2, err
+    assert len(lines) == 1 and "Traceback" not in err, err
+    for fragment in fragments:
+        assert fragment in lines[0], lines[0]
+    return lines[0]
+
+
+def _geojson(tmp_path, name, document):
+    path = tmp_path / name
+    path.write_text(document if isinstance(document, str) else json.dumps(document))
+    return path
+
+
+def _polygon(*points):
+    return {"type": "Feature", "geometry": {"type": "Polygon", "coordinates": [list(points)]}}
+
+
+@pytest.mark.parametrize(("document", "fragment"), [
+    ('{"type": "FeatureCollection", "features": [', "not valid JSON"),
+    ({"type": "FeatureCollection", "features": []}, "holds no polygon"),
+    ({"type": "Point", "coordinates": [1, 2]}, "holds no polygon (it holds Point)"),
+    ('{"type": "Polygon", "coordinates": [[[0, 0], [NaN, 1], [2, 2], [0, 0]]]}',
+     "NaN is not a JSON value"),
+    ({"type": "FeatureCollection", "features": [_polygon([0, 0], [1e300, 10], [100, 1e300],
+                                                         [0, 0])]}, "within ±1e+09"),
+    ([1, 2], "feature 0: a feature or geometry is a JSON object, not int"),
+    ("\"text\"", "expected a FeatureCollection"),
+    ({"type": "Polygon", "coordinates": "nope"}, "feature 0: not a GeoJSON geometry"),
+    (" " * 10_000, "not valid JSON"),
+])
+def test_bad_regions_files_are_one_line(tmp_path, document, fragment):
+    path = _geojson(tmp_path, "regions.geojson", document)
+    with pytest.raises(InputError, match=fr"regions\.geojson.*{_escaped(fragment)}"):
+        read_regions(path)
+
+
+def _escaped(text):
+    return re.escape(text)
+
+
+def test_self_intersecting_and_far_reaching_polygons_are_repaired_and_clipped(tmp_path):
+    bow_tie = _geojson(tmp_path, "bowtie.geojson", _polygon([0, 0], [64, 64], [64, 0],
+                                                           [0, 64], [0, 0]))
+    assert len(read_regions(bow_tie)) == 2
+    mask = geojson_mask((8, 8), 8.0, bow_tie)
+    assert mask[4, 1] and mask[4, 6] and not mask[1, 4] and not mask[6, 4]
+    # Reaching 10^8 pixels away: clipped to the slide, not wrapped around int32.
+    wide = _geojson(tmp_path, "wide.geojson", _polygon([0, 0], [1e8, 0], [1e8, 1e8],
+                                                       [0, 1e8], [0, 0]))
+    assert geojson_mask((8, 8), 8.0, wide).all()
+
+
+@pytest.mark.parametrize(("option", "value", "fragment"), [
+    ("--mpp", "nan", "argument --mpp: must be a number in (0, 1000] µm/px"),
+    ("--mpp", "inf", "argument --mpp: must be a number"),
+    ("--mpp", "0", "argument --mpp: must be a number"),
+    ("--mpp", "text", "argument --mpp: 'text' is not a number"),
+    ("--region", "0,0,inf,10", "argument --region: wants x,y,w,h"),
+    ("--region", "1,2,3", "argument --region: wants x,y,w,h"),
+    ("--region", "0,0,0,10", "width and height must be positive"),
+    ("--tile-size", "7", "argument --tile-size: must be from 32 to 8192, got 7"),
+    ("--overlap", "-1", "argument --overlap: must be at least 0"),
+    ("--workers", "-1", "argument --workers: must be from 0 to 1024"),
+    ("--block", "0", "argument --block: must be at least 1"),
+    ("--score-thresh", "nan", "argument --score-thresh: must be a number in [0, 1]"),
+    ("--max-dets", "-5", "argument --max-dets: must be at least 1"),
+])
+def test_predict_slide_options_out_of_range_are_one_line(tmp_path, capsys, option, value,
+                                                         fragment):
+    refused(["predict-slide", tmp_path / "s.tif", "--model", tmp_path, "-o",
+             tmp_path / "out", f"{option}={value}"], capsys, fragment)
+    assert not (tmp_path / "out").exists()
+
+
+def test_predict_slide_refuses_bad_slides_and_regions_before_loading(tmp_path, capsys):
+    slide = tmp_path / "two_channels.tif"
+    tifffile.imwrite(slide, np.zeros((64, 64, 2), np.uint8), photometric="minisblack",
+                     planarconfig="contig")
+    missing_model = tmp_path / "no_run"
+    refused(["predict-slide", slide, "--model", missing_model, "-o", tmp_path / "out"],
+            capsys, "two_channels.tif: holds 2 channels per pixel")
+    good = tmp_path / "good.tif"
+    tifffile.imwrite(good, np.full((64, 64, 3), 200, np.uint8), photometric="rgb")
+    regions = _geojson(tmp_path, "r.geojson", {"type": "LineString",
+                                               "coordinates": [[0, 0], [5, 5]]})
+    refused(["predict-slide", good, "--model", missing_model, "-o", tmp_path / "out",
+             "--regions", regions], capsys, "r.geojson: holds no polygon (it holds "
+             "LineString)")
+    assert not (tmp_path / "out").exists()
