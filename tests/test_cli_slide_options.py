@@ -112,3 +112,42 @@ def test_predict_slide_refuses_bad_slides_and_regions_before_loading(tmp_path, c
              "--regions", regions], capsys, "r.geojson: holds no polygon (it holds "
              "LineString)")
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("address", ["notanaddress", "tcp://host", "inproc://x",
+                                     "file:///etc/passwd", "tcp://h:99999", "tcp://h:1/x"])
+def test_malformed_scheduler_address_is_refused_before_connecting(tmp_path, capsys, address):
+    refused(["predict-slide", tmp_path / "s.tif", "--model", tmp_path, "-o",
+             tmp_path / "out", "--scheduler", address], capsys,
+            "argument --scheduler: wants a scheduler address tcp://HOST:PORT")
+
+
+def test_scheduler_address_keeps_the_given_host():
+    from napari_nuclei.cli_commands.option_types import scheduler_address
+
+    assert scheduler_address("10.0.0.5:8786") == "tcp://10.0.0.5:8786"
+    assert scheduler_address("tls://[::1]:8786") == "tls://[::1]:8786"
+
+
+def test_output_folder_that_cannot_receive_slides_is_refused(tmp_path, capsys):
+    slide = tmp_path / "good.tif"
+    tifffile.imwrite(slide, np.full((64, 64, 3), 200, np.uint8), photometric="rgb")
+    args = ["predict-slide", slide, "--model", tmp_path / "no_run", "-o"]
+    a_file = tmp_path / "a_file"
+    a_file.write_text("mine")
+    refused([*args, a_file], capsys, "a_file: is a file, not an output folder")
+    one_slide = tmp_path / "cohort" / "good"
+    (one_slide / "job").mkdir(parents=True)
+    (one_slide / "job" / "job.json").write_text("{}")
+    refused([*args, one_slide], capsys, "good: is the output folder of one slide")
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "summary.csv").write_text("sample,weight\nA,3\n")
+    refused([*args, mine], capsys, "summary.csv: exists and is not a summary of slides")
+    assert (mine / "summary.csv").read_text() == "sample,weight\nA,3\n"
+    assert sorted(p.name for p in mine.iterdir()) == ["summary.csv"]
+    # A summary of slides (an earlier run's) is no refusal: the run goes on to the model.
+    (mine / "summary.csv").write_text("slide,output,tissue_mm2,tiles,tiles_predicted,"
+                                      "tiles_skipped_share,nuclei,wider_than_overlap,"
+                                      "seconds\r\n")
+    refused([*args, mine], capsys, "no_run: no such run folder")

@@ -69,6 +69,25 @@ def region(text: str) -> tuple[int, int, int, int]:
     return x, y, w, h
 
 
+# Dask schedulers listen on TCP or TLS; other schemes (inproc, ucx) are not a cluster a
+# command line can reach.
+SCHEDULER_SCHEMES = ("tcp", "tls")
+
+
+def scheduler_address(text: str) -> str:
+    """A Dask scheduler address ``[tcp|tls://]HOST:PORT``, returned with its scheme."""
+    scheme, sep, location = text.partition("://")
+    if not sep:
+        scheme, location = "tcp", text
+    host, colon, port = location.rpartition(":")
+    host = host[1:-1] if host.startswith("[") and host.endswith("]") else host
+    if (scheme not in SCHEDULER_SCHEMES or not colon or not host or "/" in location
+            or not port.isdigit() or not 0 < int(port) < 65536):
+        raise argparse.ArgumentTypeError(f"wants a scheduler address tcp://HOST:PORT (or "
+                                         f"tls://HOST:PORT), got {text!r}")
+    return f"{scheme}://{location}"
+
+
 class OneLineParser(argparse.ArgumentParser):
     """An argument parser whose errors are one line (the usage is in ``--help``)."""
 

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 from ..core.training.settings import PRESETS
-from .option_types import pixel_size, region, score, whole
+from .option_types import pixel_size, region, scheduler_address, score, whole
 
 # Tile sides the network can take: below 32 px a tile holds no whole nucleus and the
 # feature pyramid has no coarse level; above 8192 px one tile's activations exceed memory.
@@ -67,8 +67,9 @@ def add_parser(sub) -> None:
     dask = p.add_argument_group("scaling out (Dask)")
     dask.add_argument("--workers", type=whole(0, MAX_WORKERS), default=0, help="start a "
                       "local Dask cluster of N processes on this machine")
-    dask.add_argument("--scheduler", metavar="tcp://HOST:PORT", help="use a running Dask "
-                      "cluster (SLURM/PBS/LSF via dask-jobqueue, Kubernetes, dask scheduler)")
+    dask.add_argument("--scheduler", type=scheduler_address, metavar="tcp://HOST:PORT",
+                      help="use a running Dask cluster (SLURM/PBS/LSF via dask-jobqueue, "
+                      "Kubernetes, dask scheduler)")
     dask.add_argument("--block", type=whole(1), default=4, help="tiles per Dask task (default 4)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=run)
@@ -125,10 +126,12 @@ def run(args: argparse.Namespace) -> int:
     """Run ``napari-nuclei predict-slide``."""
     from ..core.errors import InputError
     from ..core.jobs import drain
-    from ..core.slide.engine import SUMMARY_NAME, slide_name, write_summary
+    from ..core.slide.engine import SUMMARY_COLUMNS, SUMMARY_NAME, slide_name, write_summary
+    from ..core.slide.job import check_output_root
     from ..core.slide.reader import open_slide
 
     options = _options(args)
+    check_output_root(args.output, SUMMARY_NAME, ",".join(SUMMARY_COLUMNS), args.overwrite)
     for path in args.slides:  # a bad slide is reported before the model loads
         open_slide(path).close()
     names = [slide_name(path) for path in args.slides]
