@@ -151,3 +151,37 @@ def test_output_folder_that_cannot_receive_slides_is_refused(tmp_path, capsys):
                                       "tiles_skipped_share,nuclei,wider_than_overlap,"
                                       "seconds\r\n")
     refused([*args, mine], capsys, "no_run: no such run folder")
+
+
+def test_overlap_beyond_half_the_tile_is_refused_and_zero_is_kept(tmp_path):
+    from slide_helpers import BlobModel, make_slide
+
+    from napari_nuclei.core.errors import OptionError
+    from napari_nuclei.core.jobs import drain
+    from napari_nuclei.core.slide.engine import SlideOptions, iter_predict_slide
+
+    slide = make_slide(tmp_path / "s.tif", size=512, seed=2)
+    with pytest.raises(OptionError, match=r"must be from 0 to half the tile size \(128 for "
+                       r"tiles of 256\), got 129"):
+        drain(iter_predict_slide(BlobModel(), slide, tmp_path / "o1",
+                                 SlideOptions(overlap=129)))
+    assert not (tmp_path / "o1").exists()
+    # 0 is an overlap, not "the default": four tiles of 256 cover the slide exactly.
+    result = drain(iter_predict_slide(BlobModel(), slide, tmp_path / "o2",
+                                      SlideOptions(overlap=0, tissue_mask=False)))
+    assert result.tiles == 4
+
+
+def test_sigterm_stops_a_command_as_ctrl_c_does():
+    import os
+    import signal
+
+    before = signal.getsignal(signal.SIGTERM)
+    restore = cli._stop_on_sigterm()
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            os.kill(os.getpid(), signal.SIGTERM)
+            signal.sigtimedwait([], 1)  # the handler runs at the next bytecode
+    finally:
+        restore()
+    assert signal.getsignal(signal.SIGTERM) is before

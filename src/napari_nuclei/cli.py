@@ -125,6 +125,24 @@ def _engine_problem() -> str | None:
     return problems[0] if problems else None
 
 
+def _stop_on_sigterm():
+    """SIGTERM (``kill``, a batch system's time limit) stops a command as Ctrl-C does:
+    long jobs close between steps, keep their work and say how to continue, instead of
+    dying wherever the signal lands. Commands with their own handling replace it.
+    Returns a function that puts the previous handler back."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        return lambda: None  # only the main thread may set handlers
+
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    return lambda: signal.signal(signal.SIGTERM, previous)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the command line; returns the exit status.
 
@@ -138,6 +156,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command in ENGINE_COMMANDS and (problem := _engine_problem()):
         print(f"napari-nuclei: error: {problem}", file=sys.stderr)
         return EXIT_ENGINE_MISSING
+    restore_sigterm = _stop_on_sigterm()
     try:
         return args.func(args)
     except ImportError as exc:
@@ -161,6 +180,8 @@ def main(argv: list[str] | None = None) -> int:
         where = f"{exc.filename}: " if exc.filename else ""
         print(f"napari-nuclei: error: {where}{exc.strerror or exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
+    finally:
+        restore_sigterm()
 
 
 if __name__ == "__main__":
