@@ -185,3 +185,24 @@ def test_sigterm_stops_a_command_as_ctrl_c_does():
     finally:
         restore()
     assert signal.getsignal(signal.SIGTERM) is before
+
+
+def test_truncated_slide_is_one_line_without_the_parser_log(tmp_path):
+    import subprocess
+    import sys
+
+    from slide_helpers import make_slide
+
+    # Three levels, each its own page: the cut loses the pages of the reduced levels.
+    whole = make_slide(tmp_path / "whole.tif", size=768, seed=1, min_level_side=128)
+    cut = tmp_path / "cut.tif"
+    cut.write_bytes(whole.read_bytes()[: whole.stat().st_size // 2])
+    # In a process of its own: tifffile's log reaches stderr there, not pytest's capture.
+    result = subprocess.run([sys.executable, "-m", "napari_nuclei.cli", "predict-slide",
+                             str(cut), "--model", str(tmp_path / "no_run"), "-o",
+                             str(tmp_path / "out")], capture_output=True, text=True,
+                            timeout=300)
+    lines = result.stderr.strip().splitlines()
+    assert result.returncode == 2 and len(lines) == 1, result.stderr
+    assert "cut.tif: the tile at x=" in lines[0] and "cannot be decoded" in lines[0]
+    assert not (tmp_path / "out").exists()

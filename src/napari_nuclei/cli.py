@@ -115,6 +115,9 @@ def _quiet_third_party_warnings() -> None:
         warnings.filterwarnings("ignore", category=UserWarning, module=module)
         warnings.filterwarnings("ignore", category=FutureWarning, module=module)
     logging.getLogger("torch.fx._symbolic_trace").setLevel(logging.ERROR)
+    # tifffile logs (as errors) what it finds wrong in a damaged file as it parses it; the
+    # reader then refuses the file with one line that names it, which is what users need.
+    logging.getLogger("tifffile").setLevel(logging.CRITICAL)
 
 
 def _engine_problem() -> str | None:
