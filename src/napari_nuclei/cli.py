@@ -14,6 +14,9 @@ EXIT_STOPPED = 130
 EXIT_ENGINE_MISSING = 3
 # Sub-commands that run the network: they check torch and detectron2 before starting.
 ENGINE_COMMANDS = frozenset({"train", "predict", "demo"})
+# Sub-commands whose -o is one file: an existing one is the user's and is not replaced
+# unless --overwrite says so.
+FILE_OUTPUT_COMMANDS = frozenset({"convert", "predict", "evaluate", "export"})
 
 
 def _cmd_info(args: argparse.Namespace) -> int:
@@ -99,6 +102,9 @@ def build_parser() -> argparse.ArgumentParser:
     predict_slide.add_parser(sub)
     evaluate.add_parsers(sub)
     demo.add_parser(sub)
+    for name in FILE_OUTPUT_COMMANDS:
+        sub.choices[name].add_argument("--overwrite", action="store_true",
+                                       help="replace output files that exist")
     for command in sub.choices.values():
         # Errors about a setting name the flag the user typed (max_iter -> --iters).
         flags = {a.dest: a.option_strings[-1] for a in command._actions if a.option_strings}
@@ -146,6 +152,18 @@ def _stop_on_sigterm():
     return lambda: signal.signal(signal.SIGTERM, previous)
 
 
+def _check_new_output(args: argparse.Namespace) -> None:
+    """Refuse, before any work, to replace an existing output file without --overwrite."""
+    output = getattr(args, "output", None)
+    if args.command not in FILE_OUTPUT_COMMANDS or output is None:
+        return
+    if output.is_dir():
+        raise InputError(output, "is a folder: -o wants the file to write")
+    if output.exists() and not args.overwrite:
+        raise InputError(output, "exists: use --overwrite to replace it, or another -o "
+                         "(nothing was changed)")
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the command line; returns the exit status.
 
@@ -161,6 +179,7 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_ENGINE_MISSING
     restore_sigterm = _stop_on_sigterm()
     try:
+        _check_new_output(args)
         return args.func(args)
     except ImportError as exc:
         from .core.engine import engine_error_line
