@@ -10,6 +10,7 @@ planes are not one 2-D image (z-stacks, time series) are refused with one line.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -61,42 +62,46 @@ class PixelConversion:
         return np.ascontiguousarray(pixels[:, :, :3])
 
 
-def conversion_of(sample: np.ndarray, palette: np.ndarray | None = None) -> PixelConversion:
-    """Decide a slide's conversion from a sample of its stored pixels.
+def conversion_of(dtype, channels: int, palette: np.ndarray | None = None,
+                  sample: Callable[[], np.ndarray] | None = None) -> PixelConversion:
+    """Decide a slide's conversion from what it stores.
 
     Parameters
     ----------
-    sample : numpy.ndarray
-        ``(h, w)`` or ``(h, w, c)`` stored values, as the reader returns them.
+    dtype : numpy.dtype
+        The stored values' type.
+    channels : int
+        Values per pixel, as the reader returns them.
     palette : numpy.ndarray, optional
         The TIFF colour map ``(3, n)`` (uint16) of a palette slide.
+    sample : callable, optional
+        Returns stored pixels of the slide; read only for slides that are not 8-bit
+        (their range), so that opening an 8-bit slide reads no pixels.
 
     Raises
     ------
     PixelProblem
         When the pixels are not those of a grey, RGB or RGBA image.
     """
-    sample = np.asarray(sample)
-    if sample.ndim not in (2, 3):
-        raise PixelProblem(f"holds {sample.ndim}-dimensional pixels; supported: "
-                           "2-D grey, RGB or RGBA images")
-    channels = 1 if sample.ndim == 2 else sample.shape[2]
+    dtype = np.dtype(dtype)
     if channels not in CHANNELS:
         raise PixelProblem(f"holds {channels} channels per pixel; supported: grey (1), RGB "
                            "(3) or RGBA (4): save the stain's channels as an RGB image")
-    if sample.dtype == np.bool_:
+    if dtype == np.bool_:
         raise PixelProblem("holds 1-bit pixels (a mask?), not a stained image")
     if palette is not None:
         colours = np.asarray(palette)
         if colours.max() > 255:  # TIFF colour maps are 16-bit; some writers store 8
             colours = (colours.astype(np.float64) / 257).round()
         return PixelConversion(1, lut=np.ascontiguousarray(colours.T.astype(np.uint8)))
-    if sample.dtype == np.uint8:
+    if dtype == np.uint8:
         return PixelConversion(channels)
-    if sample.dtype.kind not in "uif":
-        raise PixelProblem(f"holds pixels of type {sample.dtype}; supported: integers or "
+    if dtype.kind not in "uif":
+        raise PixelProblem(f"holds pixels of type {dtype}; supported: integers or "
                            "floating point")
-    values = sample.astype(np.float64)
+    if sample is None:
+        raise ValueError("a slide that is not 8-bit needs a sample for its range")
+    values = np.asarray(sample(), np.float64)
     if not np.isfinite(values).all():
         raise PixelProblem("holds NaN or infinite pixel values")
     low, high = np.percentile(values, (_LOW_PERCENTILE, _HIGH_PERCENTILE))

@@ -140,6 +140,12 @@ class Slide:
         """The colour map of a palette image, None for others."""
         return None
 
+    def stored(self) -> tuple[np.dtype, int]:
+        """The stored values' type and channels per pixel (subclasses read them from the
+        file's metadata; this default reads a sample)."""
+        sample = self.sample()
+        return sample.dtype, 1 if sample.ndim == 2 else sample.shape[2]
+
     def best_level(self, downsample: float) -> int:
         """The smallest level whose downsample does not exceed ``downsample``."""
         candidates = [i for i, lv in enumerate(self.levels) if lv.downsample <= downsample + 1e-6]
@@ -230,6 +236,11 @@ class TiffSlideReader(Slide):
         page = self._pages()[0]
         return page.colormap if page.photometric == 3 else None  # 3: PALETTE
 
+    def stored(self):
+        series = self._slide.ts_tifffile.series[0]
+        channels = series.shape[series.axes.index("S")] if "S" in series.axes else 1
+        return series.dtype, channels
+
     def _read(self, level, x, y, width, height):
         scale = self.levels[level].downsample
         location = (int(round(x * scale)), int(round(y * scale)))
@@ -267,6 +278,9 @@ class OpenSlideReader(Slide):
     def close(self):
         self._slide.close()
 
+    def stored(self):
+        return np.dtype(np.uint8), 3  # _read composes RGB from OpenSlide's RGBA
+
 
 class ArraySlide(Slide):
     """A pyramid of array-likes indexed ``[y, x(, c)]`` (zarr arrays, tifffile stores,
@@ -281,6 +295,12 @@ class ArraySlide(Slide):
         shapes = [a.shape[1:3] if channel_axis_first else a.shape[:2] for a in arrays]
         levels = [Level(int(w), int(h), shapes[0][1] / w) for h, w in shapes]
         super().__init__(path, levels, mpp)
+
+    def stored(self):
+        array = self._arrays[0]
+        shape = array.shape
+        channels = shape[0] if self._channel_first else (shape[2] if len(shape) > 2 else 1)
+        return np.dtype(array.dtype), channels
 
     def _read(self, level, x, y, width, height):
         array = self._arrays[level]
@@ -323,6 +343,7 @@ class _Indexed:
 
     def __init__(self, array, index, axes):
         self._array, self._index, self.axes = array, index, axes
+        self.dtype = array.dtype
         self.shape = tuple(n for n, i in zip(array.shape, index, strict=True)
                            if isinstance(i, slice))
         if "c" not in axes:
@@ -415,7 +436,7 @@ def open_slide(path: str | Path, backend: str = "auto") -> Slide:
 def _with_conversion(slide: Slide) -> Slide:
     """Decide, from a sample of its pixels, how every region of the slide becomes RGB."""
     try:
-        slide.conversion = conversion_of(slide.sample(), slide.palette())
+        slide.conversion = conversion_of(*slide.stored(), slide.palette(), slide.sample)
     except PixelProblem as exc:
         slide.close()
         raise SlideError(slide.path, str(exc)) from None
