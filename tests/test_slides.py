@@ -285,7 +285,7 @@ def test_geojson_regions_restrict_like_a_rectangle(slide, tmp_path):
                                             SlideOptions(region=(600, 150, 300, 200))))
     assert by_polygon.nuclei == by_rectangle.nuclei
     (tmp_path / "bad.geojson").write_text("{not json")
-    with pytest.raises(InputError, match="is not a GeoJSON file of regions"):
+    with pytest.raises(InputError, match=r"bad\.geojson: not valid JSON"):
         drain(iter_predict_slide(BlobModel(), slide, tmp_path / "b",
                                  SlideOptions(regions=tmp_path / "bad.geojson")))
 
@@ -331,13 +331,14 @@ def test_cli_bad_input_is_one_line_and_exit_2(tmp_path, slide):
     result = subprocess.run([*CLI, "predict-slide", str(slide), "--model", str(tmp_path),
                              "-o", str(tmp_path / "out"), "--region", "1,2,3"],
                             capture_output=True, text=True, timeout=300)
-    assert result.returncode == 2 and "--region wants x,y,w,h" in result.stderr
+    assert result.returncode == 2 and "argument --region: wants x,y,w,h" in result.stderr
     result = subprocess.run([*CLI, "predict-slide", str(slide), "--model", str(tmp_path),
                              "-o", str(tmp_path / "out"), "--batch-size", "0"],
                             capture_output=True, text=True, timeout=300)
     assert result.returncode == 2
-    assert result.stderr.strip() == ("napari-nuclei: error: --batch-size: must be a whole "
-                                     "number of at least 1 (got 0)")
+    assert result.stderr.strip() == ("napari-nuclei predict-slide: error: argument "
+                                     "--batch-size: must be at least 1, got 0 (see "
+                                     "napari-nuclei predict-slide --help)")
     assert not (tmp_path / "out").exists()
 
 

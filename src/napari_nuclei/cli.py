@@ -14,6 +14,9 @@ EXIT_STOPPED = 130
 EXIT_ENGINE_MISSING = 3
 # Sub-commands that run the network: they check torch and detectron2 before starting.
 ENGINE_COMMANDS = frozenset({"train", "predict", "demo"})
+# Sub-commands whose -o is one file: an existing one is the user's and is not replaced
+# unless --overwrite says so.
+FILE_OUTPUT_COMMANDS = frozenset({"convert", "predict", "evaluate", "export"})
 
 
 def _cmd_info(args: argparse.Namespace) -> int:
@@ -57,7 +60,9 @@ def _cmd_gui(args: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser with one sub-command per action."""
-    parser = argparse.ArgumentParser(
+    from .cli_commands.option_types import OneLineParser
+
+    parser = OneLineParser(
         prog="napari-nuclei",
         description="Nuclei instance segmentation: datasets, COCO conversion, "
         "Mask R-CNN training and prediction, submission export.",
@@ -97,6 +102,9 @@ def build_parser() -> argparse.ArgumentParser:
     predict_slide.add_parser(sub)
     evaluate.add_parsers(sub)
     demo.add_parser(sub)
+    for name in FILE_OUTPUT_COMMANDS:
+        sub.choices[name].add_argument("--overwrite", action="store_true",
+                                       help="replace output files that exist")
     for command in sub.choices.values():
         # Errors about a setting name the flag the user typed (max_iter -> --iters).
         flags = {a.dest: a.option_strings[-1] for a in command._actions if a.option_strings}
@@ -113,6 +121,9 @@ def _quiet_third_party_warnings() -> None:
         warnings.filterwarnings("ignore", category=UserWarning, module=module)
         warnings.filterwarnings("ignore", category=FutureWarning, module=module)
     logging.getLogger("torch.fx._symbolic_trace").setLevel(logging.ERROR)
+    # tifffile logs (as errors) what it finds wrong in a damaged file as it parses it; the
+    # reader then refuses the file with one line that names it, which is what users need.
+    logging.getLogger("tifffile").setLevel(logging.CRITICAL)
 
 
 def _engine_problem() -> str | None:
@@ -121,6 +132,36 @@ def _engine_problem() -> str | None:
 
     problems = engine_status().problems()
     return problems[0] if problems else None
+
+
+def _stop_on_sigterm():
+    """SIGTERM (``kill``, a batch system's time limit) stops a command as Ctrl-C does:
+    long jobs close between steps, keep their work and say how to continue, instead of
+    dying wherever the signal lands. Commands with their own handling replace it.
+    Returns a function that puts the previous handler back."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        return lambda: None  # only the main thread may set handlers
+
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    return lambda: signal.signal(signal.SIGTERM, previous)
+
+
+def _check_new_output(args: argparse.Namespace) -> None:
+    """Refuse, before any work, to replace an existing output file without --overwrite."""
+    output = getattr(args, "output", None)
+    if args.command not in FILE_OUTPUT_COMMANDS or output is None:
+        return
+    if output.is_dir():
+        raise InputError(output, "is a folder: -o wants the file to write")
+    if output.exists() and not args.overwrite:
+        raise InputError(output, "exists: use --overwrite to replace it, or another -o "
+                         "(nothing was changed)")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -136,7 +177,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.command in ENGINE_COMMANDS and (problem := _engine_problem()):
         print(f"napari-nuclei: error: {problem}", file=sys.stderr)
         return EXIT_ENGINE_MISSING
+    restore_sigterm = _stop_on_sigterm()
     try:
+        _check_new_output(args)
         return args.func(args)
     except ImportError as exc:
         from .core.engine import engine_error_line
@@ -159,6 +202,8 @@ def main(argv: list[str] | None = None) -> int:
         where = f"{exc.filename}: " if exc.filename else ""
         print(f"napari-nuclei: error: {where}{exc.strerror or exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
+    finally:
+        restore_sigterm()
 
 
 if __name__ == "__main__":

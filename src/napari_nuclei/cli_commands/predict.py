@@ -61,6 +61,25 @@ def _write_measurements(path: Path, tables: list) -> None:
             pq.write_table(table, tmp)
 
 
+def _check_new_outputs(args: argparse.Namespace, names: list[str]) -> None:
+    """Refuse, before the model loads, to replace files the user may have made (label
+    images corrected in napari, a table, GeoJSON) unless ``--overwrite`` is given."""
+    from ..core.errors import InputError
+
+    if args.overwrite:
+        return
+    existing = [args.measurements] if args.measurements else []
+    for folder, suffixes in ((args.labels_dir, (".tif", ".csv")), (args.geojson, (".geojson",))):
+        if folder is not None:
+            existing += [Path(folder) / f"{name}{suffix}" for name in names
+                         for suffix in suffixes]
+    existing = [path for path in existing if path.exists()]
+    if existing:
+        more = f" (and {len(existing) - 1} more)" if len(existing) > 1 else ""
+        raise InputError(existing[0], f"exists{more}: use --overwrite to replace it, or "
+                         "other output folders (nothing was changed)")
+
+
 def run(args: argparse.Namespace) -> int:
     """Run ``napari-nuclei predict``."""
     from tqdm import tqdm
@@ -77,6 +96,7 @@ def run(args: argparse.Namespace) -> int:
 
     dataset = open_dataset(args.images)
     ids = image_ids_by_name(dataset, args.test_ids)
+    _check_new_outputs(args, [record.name for record in dataset.records])
     # The dock's and the demo's model and generator: the same nuclei at the same threshold.
     model, threshold = load_outputs_model(args.model, args.preset, args.checkpoint,
                                           args.device, args.test_size, args.score_thresh,

@@ -8,6 +8,13 @@ import sys
 from pathlib import Path
 
 from ..core.training.settings import PRESETS
+from .option_types import pixel_size, region, scheduler_address, score, whole
+
+# Tile sides the network can take: below 32 px a tile holds no whole nucleus and the
+# feature pyramid has no coarse level; above 8192 px one tile's activations exceed memory.
+MIN_TILE, MAX_TILE = 32, 8192
+# Local worker processes: more than this is a typo, not a machine.
+MAX_WORKERS = 1024
 
 
 def add_parser(sub) -> None:
@@ -27,25 +34,25 @@ def add_parser(sub) -> None:
     p.add_argument("--preset", choices=sorted(PRESETS), help="architecture of a bare weights "
                    "file (default seed)")
     p.add_argument("--checkpoint", help="a checkpoint of the run (file name) instead of the last")
-    p.add_argument("--score-thresh", type=float, help="minimum score (default: the run's)")
-    p.add_argument("--max-dets", type=int, help="detection cap per tile (default: the run's)")
+    p.add_argument("--score-thresh", type=score, help="minimum score (default: the run's)")
+    p.add_argument("--max-dets", type=whole(1), help="detection cap per tile (default: the run's)")
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
-    p.add_argument("--threads", type=int, help="torch threads in this process (Dask workers "
+    p.add_argument("--threads", type=whole(1), help="torch threads in this process (Dask workers "
                    "use one each)")
-    p.add_argument("--batch-size", type=int, help="tiles per forward pass (default: 4 on a "
+    p.add_argument("--batch-size", type=whole(1), help="tiles per forward pass (default: 4 on a "
                    "GPU, 1 on CPU); the nuclei found do not depend on it")
     where = p.add_argument_group("what to predict")
-    where.add_argument("--mpp", type=float, help="the slides' pixel size in µm/px (overrides "
+    where.add_argument("--mpp", type=pixel_size, help="the slides' pixel size in µm/px (overrides "
                        "the files'); tiles are resampled to the run's training pixel size")
     where.add_argument("--no-tissue-mask", dest="tissue_mask", action="store_false",
                        help="predict every tile, background included")
-    where.add_argument("--region", metavar="X,Y,W,H", help="only this rectangle (level-0 "
-                       "pixels)")
+    where.add_argument("--region", type=region, metavar="X,Y,W,H", help="only this "
+                       "rectangle (level-0 pixels)")
     where.add_argument("--regions", type=Path, metavar="GEOJSON", help="only inside these "
                        "polygons (level-0 pixels, e.g. QuPath annotations exported as GeoJSON)")
-    where.add_argument("--tile-size", type=int, help="tile side at the prediction pixel size "
-                       "(default: the run's input size)")
-    where.add_argument("--overlap", type=int, help="tile overlap (default: from the largest "
+    where.add_argument("--tile-size", type=whole(MIN_TILE, MAX_TILE), help="tile side at "
+                       "the prediction pixel size (default: the run's input size)")
+    where.add_argument("--overlap", type=whole(0), help="tile overlap (default: from the largest "
                        "nucleus the run was trained on)")
     where.add_argument("--stain", choices=("auto", "he", "intensity"), default="auto",
                        help="he: hematoxylin/eosin densities per nucleus; intensity: mean "
@@ -58,30 +65,24 @@ def add_parser(sub) -> None:
     out.add_argument("--overwrite", action="store_true", help="replace the job of another "
                      "slide or other settings in an output folder")
     dask = p.add_argument_group("scaling out (Dask)")
-    dask.add_argument("--workers", type=int, default=0, help="start a local Dask cluster of "
-                      "N processes on this machine")
-    dask.add_argument("--scheduler", metavar="tcp://HOST:PORT", help="use a running Dask "
-                      "cluster (SLURM/PBS/LSF via dask-jobqueue, Kubernetes, dask scheduler)")
-    dask.add_argument("--block", type=int, default=4, help="tiles per Dask task (default 4)")
+    dask.add_argument("--workers", type=whole(0, MAX_WORKERS), default=0, help="start a "
+                      "local Dask cluster of N processes on this machine")
+    dask.add_argument("--scheduler", type=scheduler_address, metavar="tcp://HOST:PORT",
+                      help="use a running Dask cluster (SLURM/PBS/LSF via dask-jobqueue, "
+                      "Kubernetes, dask scheduler)")
+    dask.add_argument("--block", type=whole(1), default=4, help="tiles per Dask task (default 4)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=run)
 
 
 def _options(args):
-    from ..core.errors import InputError
     from ..core.slide.engine import SlideOptions
     from ..core.slide.job import OutputOptions
-    from ..core.slide.tissue import parse_region
+    from ..core.slide.tissue import read_regions
 
-    region = None
-    if args.region:
-        try:
-            region = parse_region(args.region)
-        except ValueError as exc:
-            raise InputError(args.slides[0], str(exc)) from None
-    if args.regions is not None and not args.regions.is_file():
-        raise InputError(args.regions, "regions file not found")
-    return SlideOptions(args.tile_size, args.overlap, args.mpp, args.tissue_mask, region,
+    if args.regions is not None:
+        read_regions(args.regions)  # refused before the model loads
+    return SlideOptions(args.tile_size, args.overlap, args.mpp, args.tissue_mask, args.region,
                         args.regions, args.stain,
                         OutputOptions(args.csv, args.geojson, args.gzip), args.overwrite,
                         1 if args.batch_size is None else args.batch_size)
@@ -125,10 +126,12 @@ def run(args: argparse.Namespace) -> int:
     """Run ``napari-nuclei predict-slide``."""
     from ..core.errors import InputError
     from ..core.jobs import drain
-    from ..core.slide.engine import SUMMARY_NAME, slide_name, write_summary
+    from ..core.slide.engine import SUMMARY_COLUMNS, SUMMARY_NAME, slide_name, write_summary
+    from ..core.slide.job import check_output_root
     from ..core.slide.reader import open_slide
 
     options = _options(args)
+    check_output_root(args.output, SUMMARY_NAME, ",".join(SUMMARY_COLUMNS), args.overwrite)
     for path in args.slides:  # a bad slide is reported before the model loads
         open_slide(path).close()
     names = [slide_name(path) for path in args.slides]

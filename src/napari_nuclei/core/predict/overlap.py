@@ -33,15 +33,13 @@ def largest_training_nucleus(run_dir: str | Path) -> int | None:
     -------
     int or None
     """
+    from ..training.settings import recorded_number
+
     run_dir = Path(run_dir)
+    largest = recorded_number(run_dir, "largest_nucleus_px")
+    if largest is not None:
+        return int(math.ceil(largest))
     # Run folders are shared: read them with the guarded loader of user files.
-    try:
-        facts = load_json(run_dir / "settings.json")
-        largest = facts.get("largest_nucleus_px")
-        if isinstance(largest, (int, float)) and math.isfinite(largest) and largest > 0:
-            return int(math.ceil(largest))
-    except (InputError, AttributeError):
-        pass
     try:
         coco = load_json(run_dir / "train_annotations.json")
         sides = [max(a["bbox"][2], a["bbox"][3]) for a in coco.get("annotations", [])]

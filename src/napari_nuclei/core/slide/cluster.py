@@ -16,6 +16,7 @@ from pathlib import Path
 
 from distributed import WorkerPlugin
 
+from ..errors import OptionError
 from ..training.reports import Notice
 from .engine import ModelFacts, SlideOptions, TileDone, run_job, start_job
 from .job import SlideResult
@@ -106,7 +107,11 @@ def connect(workers: int = 0, scheduler: str | None = None) -> Connection:
     from distributed import Client, LocalCluster
 
     if scheduler:
-        return Connection(Client(scheduler))
+        try:
+            return Connection(Client(scheduler))
+        except (OSError, ValueError) as exc:  # unreachable, refused, timed out, malformed
+            raise OptionError("scheduler", f"cannot use the scheduler at {scheduler} "
+                              f"({exc})") from None
     # Loopback only and no dashboard: nothing listens beyond this machine.
     cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
                            host="127.0.0.1", dashboard_address=None,

@@ -166,10 +166,13 @@ def start_job(facts: ModelFacts, slide_path: Path, out_dir: Path,
         notices = [Notice("info" if pixel.model_mpp else "warning",
                           f"{slide_path.name}: {pixel.message}")]
         tile = options.tile_size or facts.input_size
-        overlap = options.overlap or overlap_for(facts.largest_nucleus, tile)
-        if overlap >= tile or overlap < 0:
-            raise SlideError(slide_path, f"the overlap ({overlap}) must be smaller than the "
-                             f"tile size ({tile})")
+        overlap = (overlap_for(facts.largest_nucleus, tile) if options.overlap is None
+                   else options.overlap)
+        # Beyond half the tile, each tile's core shrinks towards a pixel and the tiles
+        # towards one per pixel: hours for nothing the model would not see anyway.
+        if not 0 <= overlap <= tile // 2:
+            raise OptionError("overlap", f"must be from 0 to half the tile size ({tile // 2} "
+                              f"for tiles of {tile}), got {overlap}")
         overview = make_overview(slide, pixel.slide_mpp, options.tissue_mask, options.region,
                                  options.regions)
         draft = SlidePlan(str(slide_path), slide.width, slide.height, slide_bytes(slide_path),

@@ -124,6 +124,35 @@ def prepare_folder(out_dir: Path, plan: SlidePlan, overwrite: bool) -> bool:
     return False
 
 
+def check_output_root(output: Path, summary_name: str, summary_header: str,
+                      overwrite: bool) -> None:
+    """Check, before anything is written, the folder that receives one subfolder per
+    slide and the cohort summary.
+
+    Raises
+    ------
+    InputError
+        When it is a file, the folder of one slide's job (the slides would nest inside
+        it), or holds a ``summary_name`` that is not a summary of slides (the user's
+        own file, which would be replaced) and ``overwrite`` is not set.
+    """
+    if output.exists() and not output.is_dir():
+        raise InputError(output, "is a file, not an output folder")
+    if (output / JOB / PLAN_NAME).is_file():
+        raise InputError(output, "is the output folder of one slide: give the folder that "
+                         "holds it (each slide gets its own subfolder)")
+    summary = output / summary_name
+    if summary.exists() and not overwrite:
+        try:
+            with open(summary, encoding="utf-8") as fh:
+                first = fh.readline().strip()
+        except (OSError, UnicodeDecodeError):
+            first = None
+        if first != summary_header:
+            raise InputError(summary, "exists and is not a summary of slides: it would be "
+                             "replaced; choose another output folder or use --overwrite")
+
+
 def _done(folder: Path, suffix: str = "") -> set[int]:
     return {int(p.name[:7]) for p in folder.glob(f"*{suffix}") if p.name[:7].isdigit()}
 

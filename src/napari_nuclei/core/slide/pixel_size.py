@@ -41,15 +41,9 @@ class PixelSize:
 
 def run_training_mpp(run_dir: Path | None) -> float | None:
     """The training pixel size a run recorded (``settings.json``), if any."""
-    import json
+    from ..training.settings import recorded_number
 
-    if run_dir is None:
-        return None
-    try:
-        value = json.loads((Path(run_dir) / "settings.json").read_text("utf-8")).get("mpp")
-    except (OSError, ValueError, AttributeError):
-        return None
-    return float(value) if isinstance(value, (int, float)) and value > 0 else None
+    return None if run_dir is None else recorded_number(run_dir, "mpp")
 
 
 def resolve_pixel_size(slide_path: Path, file_mpp: float | None, override_mpp: float | None,

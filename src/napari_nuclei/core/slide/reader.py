@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import InputError
+from .pixels import SAMPLE_SIDE, PixelConversion, PixelProblem, conversion_of, spatial_index
 
 SUPPORTED = ("pyramidal TIFF/OME-TIFF, Aperio SVS, Hamamatsu NDPI, Leica SCN and other "
              "formats tiffslide reads; other OpenSlide formats (MIRAX, Ventana, ...) when "
@@ -59,6 +60,8 @@ class Slide:
         self.path = path
         self.levels = levels
         self.mpp = mpp
+        # Set by open_slide from a sample of the pixels: the same for every region read.
+        self.conversion = PixelConversion(3)
 
     @property
     def width(self) -> int:
@@ -100,19 +103,48 @@ class Slide:
         if x1 <= x0 or y1 <= y0:
             raise SlideError(self.path, f"region x={x}, y={y}, {width}x{height} lies outside "
                              f"level {level} ({size.width}x{size.height})")
-        try:
-            pixels = self._read(level, x0, y0, x1 - x0, y1 - y0)
-        except InputError:
-            raise
-        except Exception as exc:  # decoders raise many types for damaged tiles
-            raise SlideError(self.path, f"the tile at x={x0}, y={y0} (level {level}) cannot "
-                             f"be decoded ({type(exc).__name__}: {exc})") from None
-        pixels = _as_rgb8(pixels)
+        pixels = self.conversion(self._decoded(level, x0, y0, x1 - x0, y1 - y0))
         if (x0, y0, x1, y1) == (x, y, x + width, y + height):
             return pixels
         region = np.full((height, width, 3), PAD_VALUE, np.uint8)
         region[y0 - y : y1 - y, x0 - x : x1 - x] = pixels
         return region
+
+    def _decoded(self, level: int, x: int, y: int, width: int, height: int) -> np.ndarray:
+        """The stored pixels of a region inside the level; a damaged tile is named."""
+        try:
+            return self._read(level, x, y, width, height)
+        except InputError:
+            raise
+        except Exception as exc:  # decoders raise many types for damaged tiles
+            tile = self._tile_of(level, x, y, width, height, exc)
+            raise SlideError(self.path, f"the tile at x={tile[0]}, y={tile[1]} (level "
+                             f"{level}) cannot be decoded ({type(exc).__name__}: "
+                             f"{exc})") from None
+
+    def _tile_of(self, level: int, x: int, y: int, width: int, height: int,
+                 exc: Exception) -> tuple[int, int]:
+        """The corner of the stored tile that fails within a region (the region's own
+        corner when the format does not say where its tiles are)."""
+        return x, y
+
+    def sample(self) -> np.ndarray:
+        """Stored pixels of the centre of the smallest level, as the reader returns them."""
+        level = len(self.levels) - 1
+        size = self.levels[level]
+        width, height = min(size.width, SAMPLE_SIDE), min(size.height, SAMPLE_SIDE)
+        return np.asarray(self._decoded(level, (size.width - width) // 2,
+                                        (size.height - height) // 2, width, height))
+
+    def palette(self) -> np.ndarray | None:
+        """The colour map of a palette image, None for others."""
+        return None
+
+    def stored(self) -> tuple[np.dtype, int]:
+        """The stored values' type and channels per pixel (subclasses read them from the
+        file's metadata; this default reads a sample)."""
+        sample = self.sample()
+        return sample.dtype, 1 if sample.ndim == 2 else sample.shape[2]
 
     def best_level(self, downsample: float) -> int:
         """The smallest level whose downsample does not exceed ``downsample``."""
@@ -132,19 +164,6 @@ class Slide:
         self.close()
 
 
-def _as_rgb8(pixels: np.ndarray) -> np.ndarray:
-    pixels = np.asarray(pixels)
-    if pixels.ndim == 2:
-        pixels = pixels[:, :, None]
-    if pixels.dtype != np.uint8:
-        from ..normalize import to_uint8
-
-        pixels = to_uint8(pixels)
-    if pixels.shape[2] == 1:
-        pixels = np.repeat(pixels, 3, axis=2)
-    return np.ascontiguousarray(pixels[:, :, :3])
-
-
 def _positive(value) -> float | None:
     try:
         value = float(value)
@@ -161,10 +180,66 @@ class TiffSlideReader(Slide):
     def __init__(self, path: Path):
         import tiffslide
 
-        self._slide = tiffslide.TiffSlide(str(path))
-        levels = [Level(int(w), int(h), float(d)) for (w, h), d in
-                  zip(self._slide.level_dimensions, self._slide.level_downsamples, strict=True)]
-        super().__init__(path, levels, _positive(self._slide.properties.get("tiffslide.mpp-x")))
+        # Opened here, so that it is closed when tiffslide refuses the file (it leaves the
+        # files it opened itself open then).
+        self._file = open(path, "rb")  # noqa: SIM115 (closed by close())
+        try:
+            self._slide = tiffslide.TiffSlide(self._file)
+            levels = [Level(int(w), int(h), float(d)) for (w, h), d in
+                      zip(self._slide.level_dimensions, self._slide.level_downsamples,
+                          strict=True)]
+            super().__init__(path, levels,
+                             _positive(self._slide.properties.get("tiffslide.mpp-x")))
+            self._check_tiles()
+        except BaseException:
+            self.close()
+            raise
+
+    def _pages(self):
+        return [level.keyframe for level in self._slide.ts_tifffile.series[0].levels]
+
+    def _check_tiles(self) -> None:
+        """Refuse a file that declares more tiles than it holds (truncated or damaged):
+        its missing tiles would be read as blank, and a huge declared size as hours of
+        blank reading."""
+        for level, page in enumerate(self._pages()):
+            expected = math.prod(page.chunked)
+            if len(page.dataoffsets) < expected:
+                size = self.levels[level] if level < len(self.levels) else None
+                declared = f"{size.width}x{size.height} pixels " if size else ""
+                raise SlideError(self.path, f"level {level} declares {declared}in {expected} "
+                                 f"tiles but the file holds {len(page.dataoffsets)}: it is "
+                                 "truncated or damaged")
+
+    def _tile_of(self, level, x, y, width, height, exc):
+        import zarr
+
+        try:
+            group = self._slide.ts_zarr_grp
+            array = group if isinstance(group, zarr.Array) else group[str(level)]
+            tile_h, tile_w = array.chunks[:2]
+        except Exception:  # not a tiled layout tiffslide exposes: name the region
+            return x, y
+        # Decode the stored tiles under the region one by one; the first that fails.
+        left, top = x // tile_w, y // tile_h
+        right = min(-(-(x + width) // tile_w), -(-array.shape[1] // tile_w))
+        bottom = min(-(-(y + height) // tile_h), -(-array.shape[0] // tile_h))
+        for row in range(top, bottom):
+            for col in range(left, right):
+                try:
+                    array[row * tile_h : (row + 1) * tile_h, col * tile_w : (col + 1) * tile_w]
+                except Exception:
+                    return col * tile_w, row * tile_h
+        return x, y
+
+    def palette(self):
+        page = self._pages()[0]
+        return page.colormap if page.photometric == 3 else None  # 3: PALETTE
+
+    def stored(self):
+        series = self._slide.ts_tifffile.series[0]
+        channels = series.shape[series.axes.index("S")] if "S" in series.axes else 1
+        return series.dtype, channels
 
     def _read(self, level, x, y, width, height):
         scale = self.levels[level].downsample
@@ -173,7 +248,9 @@ class TiffSlideReader(Slide):
                                        padding=False)
 
     def close(self):
-        self._slide.close()
+        if getattr(self, "_slide", None) is not None:
+            self._slide.close()
+        self._file.close()
 
 
 class OpenSlideReader(Slide):
@@ -201,6 +278,9 @@ class OpenSlideReader(Slide):
     def close(self):
         self._slide.close()
 
+    def stored(self):
+        return np.dtype(np.uint8), 3  # _read composes RGB from OpenSlide's RGBA
+
 
 class ArraySlide(Slide):
     """A pyramid of array-likes indexed ``[y, x(, c)]`` (zarr arrays, tifffile stores,
@@ -215,6 +295,12 @@ class ArraySlide(Slide):
         shapes = [a.shape[1:3] if channel_axis_first else a.shape[:2] for a in arrays]
         levels = [Level(int(w), int(h), shapes[0][1] / w) for h, w in shapes]
         super().__init__(path, levels, mpp)
+
+    def stored(self):
+        array = self._arrays[0]
+        shape = array.shape
+        channels = shape[0] if self._channel_first else (shape[2] if len(shape) > 2 else 1)
+        return np.dtype(array.dtype), channels
 
     def _read(self, level, x, y, width, height):
         array = self._arrays[level]
@@ -240,8 +326,8 @@ def _open_ome_zarr(path: Path) -> ArraySlide:
     arrays, mpp = [], None
     for dataset in first["datasets"]:
         array = group[dataset["path"]]
-        index = tuple(slice(None) if name in "yxc" else 0 for name in axes)
-        arrays.append(_Indexed(array, index, [n for n in axes if n in "yxc"]))
+        index, kept = spatial_index("".join(axes), array.shape)
+        arrays.append(_Indexed(array, index, list(kept)))
     for transform in first["datasets"][0].get("coordinateTransformations", []):
         if transform.get("type") == "scale" and "x" in axes:
             unit = next((a.get("unit") for a in first.get("axes", [])
@@ -257,6 +343,7 @@ class _Indexed:
 
     def __init__(self, array, index, axes):
         self._array, self._index, self.axes = array, index, axes
+        self.dtype = array.dtype
         self.shape = tuple(n for n, i in zip(array.shape, index, strict=True)
                            if isinstance(i, slice))
         if "c" not in axes:
@@ -275,13 +362,13 @@ def _open_plain_tiff(path: Path) -> ArraySlide:
 
     with tifffile.TiffFile(path) as tif:
         series = tif.series[0]
-        axes = series.axes
+        index, kept = spatial_index(series.axes, series.shape)
     store = tifffile.imread(path, aszarr=True)
     group_or_array = zarr.open(store, mode="r")
     arrays = ([group_or_array[k] for k in sorted(group_or_array.array_keys(), key=int)]
               if isinstance(group_or_array, zarr.Group) else [group_or_array])
-    channel_first = axes.startswith(("C", "S")) and axes not in ("YXS", "YX")
-    return ArraySlide(path, arrays, None, "tifffile", channel_axis_first=channel_first,
+    arrays = [_Indexed(array, index, list(kept)) for array in arrays]
+    return ArraySlide(path, arrays, None, "tifffile", channel_axis_first=kept.startswith("c"),
                       store=store)
 
 
@@ -315,21 +402,20 @@ def open_slide(path: str | Path, backend: str = "auto") -> Slide:
     path = Path(path).expanduser()
     if not path.exists():
         raise SlideError(path, "no such slide file or folder")
+    suffix = path.suffix.lower()
+    openers = []
     if path.is_dir() or backend == "ome-zarr":
         if not ((path / "zarr.json").exists() or (path / ".zattrs").exists()):
             raise SlideError(path, f"is a folder but not an OME-Zarr image; supported: "
                              f"{SUPPORTED}")
-        return _open_ome_zarr(path)
-    suffix = path.suffix.lower()
-    openers = []
-    if backend in ("auto", "image") and suffix in _PLAIN_SUFFIXES:
+        openers = [_open_ome_zarr]
+    elif backend in ("auto", "image") and suffix in _PLAIN_SUFFIXES:
         openers = [_open_plain_image]
     elif backend == "auto":
         openers = [TiffSlideReader, OpenSlideReader, _open_plain_tiff]
     else:
         openers = {"tiffslide": [TiffSlideReader], "openslide": [OpenSlideReader],
                    "image": [_open_plain_tiff]}[backend]
-    problems = []
     for opener in openers:
         try:
             slide = opener(path)
@@ -337,9 +423,24 @@ def open_slide(path: str | Path, backend: str = "auto") -> Slide:
             continue  # an optional reader that is not installed
         except InputError:
             raise
-        except Exception as exc:  # each library raises its own types for foreign files
-            problems.append(f"{type(exc).__name__}")
+        except PixelProblem as exc:
+            raise SlideError(path, str(exc)) from None
+        except Exception:  # each library raises its own types for foreign files
             continue
         if slide.width > 0 and slide.height > 0:
-            return slide
+            return _with_conversion(slide)
+        slide.close()
     raise SlideError(path, f"is not a slide or image that can be read; supported: {SUPPORTED}")
+
+
+def _with_conversion(slide: Slide) -> Slide:
+    """Decide, from a sample of its pixels, how every region of the slide becomes RGB."""
+    try:
+        slide.conversion = conversion_of(*slide.stored(), slide.palette(), slide.sample)
+    except PixelProblem as exc:
+        slide.close()
+        raise SlideError(slide.path, str(exc)) from None
+    except BaseException:
+        slide.close()
+        raise
+    return slide

@@ -7,7 +7,6 @@ floor on the threshold keeps a blank slide blank instead of splitting its noise 
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,6 +19,9 @@ TISSUE_MPP = 8.0  # microns per overview pixel when the slide's pixel size is kn
 UNKNOWN_MPP_DOWNSAMPLE = 32.0
 MIN_SATURATION = 20  # of 255: paler than this is background whatever Otsu says
 _STRIP_ROWS = 2048
+# Region vertices farther than this from the origin (in level-0 pixels) are no slide's:
+# beyond it, polygon geometry loses the precision to clip them.
+MAX_COORDINATE = 1e9
 
 
 @dataclass
@@ -114,17 +116,6 @@ def detect_tissue(rgb: np.ndarray) -> np.ndarray:
     return cv2.morphologyEx(mask, cv2.MORPH_CLOSE, kernel).astype(bool)
 
 
-def parse_region(text: str) -> tuple[int, int, int, int]:
-    """``x,y,w,h`` (level-0 pixels) from the command line."""
-    try:
-        x, y, w, h = (int(float(v)) for v in text.split(","))
-    except ValueError:
-        raise ValueError(f"--region wants x,y,w,h in level-0 pixels, got {text!r}") from None
-    if w <= 0 or h <= 0:
-        raise ValueError(f"--region width and height must be positive, got {text!r}")
-    return x, y, w, h
-
-
 def rectangle_mask(shape, downsample: float, region, slide: Slide) -> np.ndarray:
     """An overview mask of a level-0 rectangle; the rectangle must overlap the slide."""
     x, y, w, h = region
@@ -136,20 +127,70 @@ def rectangle_mask(shape, downsample: float, region, slide: Slide) -> np.ndarray
     return _rasterize(shape, downsample, [shapely.box(x, y, x + w, y + h)])
 
 
+def read_regions(path: Path) -> list:
+    """The polygons of a GeoJSON file of regions (a FeatureCollection, a Feature, a bare
+    geometry or a list of features, as QuPath exports annotations).
+
+    Self-intersecting polygons are repaired (``shapely.make_valid``: a bow tie becomes its
+    two triangles); points and lines, which enclose nothing, are left out.
+
+    Raises
+    ------
+    InputError
+        When the file is not JSON, not GeoJSON, or holds no polygon.
+    """
+    import shapely
+    from shapely.geometry import shape as geometry_of
+
+    from ..validate import load_json
+
+    path = Path(path)
+    document = load_json(path)  # size cap, NaN/Infinity, nesting: one line
+    if isinstance(document, dict) and document.get("type") == "FeatureCollection":
+        features = document.get("features")
+    elif isinstance(document, dict) and "type" in document:
+        features = [document]
+    else:
+        features = document
+    if not isinstance(features, list):
+        raise InputError(path, "is not GeoJSON regions: expected a FeatureCollection, a "
+                         "Feature, a geometry or a list of features")
+    polygons, others = [], set()
+    for number, feature in enumerate(features):
+        if not isinstance(feature, dict):
+            raise InputError(path, f"feature {number}: a feature or geometry is a JSON "
+                             f"object, not {type(feature).__name__}")
+        geometry = feature.get("geometry", feature)
+        if geometry is None:
+            continue  # GeoJSON allows features without a geometry
+        try:
+            geometry = geometry_of(geometry)
+            coords = shapely.get_coordinates(geometry)
+        except (ValueError, TypeError, KeyError, AttributeError, IndexError,
+                shapely.errors.ShapelyError) as exc:
+            raise InputError(path, f"feature {number}: not a GeoJSON geometry "
+                             f"({type(exc).__name__}: {exc})") from None
+        if not (np.abs(coords) < MAX_COORDINATE).all():
+            raise InputError(path, f"feature {number}: coordinates must be finite level-0 "
+                             f"pixels within ±{MAX_COORDINATE:.0e}")
+        if not geometry.is_valid:
+            geometry = shapely.make_valid(geometry)
+        parts = [g for g in shapely.get_parts(geometry) if g.geom_type == "Polygon"
+                 and not g.is_empty]
+        if not parts:
+            others.add(geometry.geom_type)
+        polygons += parts
+    if not polygons:
+        held = f" (it holds {', '.join(sorted(others))})" if others else ""
+        raise InputError(path, f"holds no polygon{held}: regions are Polygon or "
+                         "MultiPolygon geometries")
+    return polygons
+
+
 def geojson_mask(shape, downsample: float, path: Path) -> np.ndarray:
     """An overview mask of the polygons of a GeoJSON file (level-0 coordinates), as QuPath
     exports annotations."""
-    import shapely
-
-    path = Path(path)
-    try:
-        document = json.loads(path.read_text(encoding="utf-8"))
-        features = (document.get("features", [document]) if isinstance(document, dict)
-                    else document)
-        geometries = [shapely.geometry.shape(f.get("geometry", f)) for f in features]
-    except (OSError, ValueError, TypeError, AttributeError, shapely.errors.GEOSException) as exc:
-        raise InputError(path, f"is not a GeoJSON file of regions ({exc})") from None
-    mask = _rasterize(shape, downsample, geometries)
+    mask = _rasterize(shape, downsample, read_regions(path))
     if not mask.any():
         raise InputError(path, "holds no polygon inside the slide")
     return mask
@@ -158,9 +199,13 @@ def geojson_mask(shape, downsample: float, path: Path) -> np.ndarray:
 def _rasterize(shape, downsample: float, geometries) -> np.ndarray:
     """An overview mask of (multi)polygons given in level-0 pixels."""
     import cv2
+    import shapely
 
     mask = np.zeros(shape, np.uint8)
-    for geometry in geometries:
+    # Clipped to the overview first: far-away vertices would overflow the int32
+    # coordinates of the rasterizer and fill the wrong pixels.
+    bounds = shapely.box(-1, -1, (shape[1] + 1) * downsample, (shape[0] + 1) * downsample)
+    for geometry in shapely.intersection(np.asarray(geometries, dtype=object), bounds):
         for polygon in getattr(geometry, "geoms", [geometry]):
             if polygon.geom_type != "Polygon" or polygon.is_empty:
                 continue

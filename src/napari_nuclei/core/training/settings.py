@@ -295,6 +295,33 @@ def _largest_nucleus_px(coco_json: Path) -> float | None:
     return max((max(a["bbox"][2:4]) for a in annotations), default=None)
 
 
+def recorded_number(run_dir: str | Path, key: str) -> float | None:
+    """A positive number a run folder's ``settings.json`` records, None when it records
+    none (or the folder has no ``settings.json``, as a bare weights file's).
+
+    Raises
+    ------
+    InputError
+        When the file cannot be read, or records the value with a wrong type or sign:
+        predicting as if it were absent would silently change the result.
+    """
+    from ..errors import InputError
+
+    path = Path(run_dir) / SETTINGS_NAME
+    if not path.is_file():
+        return None
+    facts = load_run_facts(run_dir)
+    if not isinstance(facts, dict):
+        raise InputError(path, "is damaged: it is not a JSON object of settings")
+    value = facts.get(key)
+    if value is None:
+        return None
+    if (isinstance(value, bool) or not isinstance(value, (int, float))
+            or not math.isfinite(value) or value <= 0):
+        raise InputError(path, f"is damaged: {key} must be a positive number, not {value!r}")
+    return float(value)
+
+
 def load_run_facts(run_dir: Path) -> dict:
     """The content of a run folder's ``settings.json`` (settings plus run facts).
 
