@@ -40,10 +40,10 @@ def _predict_folder(qtbot, widget, tiny_run):
     predict = widget.predict_tab
     layers = predict.layers
     predict.folder_button.click()
-    # While the model loads, the reused pair of layers is made: the first test image
-    # shown, its labels layer hidden until its prediction comes.
+    # Before the prediction starts, the reused pair of layers is made: the first test
+    # image shown, its labels layer empty until its prediction comes.
     qtbot.waitUntil(lambda: layers.labels_layer is not None, timeout=60_000)
-    assert not widget.session.images and not layers.labels_layer.visible
+    assert not widget.session.images and not layers.labels_layer.data.any()
     first = sorted((SAMPLE_DATA / "test").glob("*.png"))[0].stem
     assert layers.image_layer.name == first and layers.image_layer.visible
     made = (layers.image_layer.unique_id, layers.labels_layer.unique_id)
@@ -325,6 +325,10 @@ def test_a_large_image_reports_tiles_and_stop_ends_it_at_the_next_tile(dock, qtb
     # Every field of the prediction form says what it does and when to change it.
     assert all(len(field.tooltip or "") > 30 for field in predict.form)
     assert widget.train_tab.open_run(tiny_run[0])
+    predict.folder_button.click()
+    predict.stop_button.click()  # before the prediction starts: it does not start
+    qtbot.waitUntil(lambda: predict.current_button.isEnabled())
+    assert predict.job is None and predict.hint.text() == "Stopped before the first image."
     viewer.open_sample("napari-nuclei", "he_tile")
     viewer.layers.selection.active = viewer.layers["he_tile_1000"]
     predict.form.fields["tile_size"].value = 128  # many small tiles

@@ -8,7 +8,6 @@ from qtpy.QtCore import Qt, QTimer
 from qtpy.QtWidgets import (
     QHBoxLayout,
     QLabel,
-    QMessageBox,
     QProgressBar,
     QPushButton,
     QSlider,
@@ -17,6 +16,7 @@ from qtpy.QtWidgets import (
 )
 
 from ..core.predict.outputs import LOWEST_SCORE
+from .ask import ask_yes_no
 from .image_list import PredictedImageList
 from .image_source import source_in_view
 from .predict_form import PredictForm
@@ -29,12 +29,6 @@ if TYPE_CHECKING:
     from ..session import Session
 
 THRESHOLD_DELAY_MS = 150
-
-
-def ask_yes_no(parent, question: str) -> bool:
-    """Ask before replacing or discarding anything (tests replace this function)."""
-    answer = QMessageBox.question(parent, "napari-nuclei", question)
-    return answer == QMessageBox.StandardButton.Yes
 
 
 class PredictTab(QWidget):
@@ -117,8 +111,6 @@ class PredictTab(QWidget):
 
     # -- prediction ---------------------------------------------------------------------
     def _start(self, sources) -> None:
-        from ..core.child_job import ChildJob
-
         if self.session.run_dir is None:
             self.hint.setText("Choose a model first: train one or open a run in Train.")
             return
@@ -127,6 +119,15 @@ class PredictTab(QWidget):
         self.progress.setValue(0)
         self.progress.setFormat("image %v/%m")
         self._set_running(True)
+        self.job = None
+        self.layers.prepare(sources[0].name, sources[0].path, lambda: self._launch(sources))
+
+    def _launch(self, sources) -> None:
+        from ..core.child_job import ChildJob
+
+        if not self.stop_button.isEnabled():  # stopped while the layers were made
+            self._set_running(False)
+            return
         log = self.session.output_folder() / "logs" / "predict.log"
         self.job = ChildJob("napari_nuclei.core.predict.outputs:iter_predict_sources",
                             {"model": self.session.run_dir, "sources": sources,
@@ -137,7 +138,6 @@ class PredictTab(QWidget):
                                 on_yield=self._on_predicted,
                                 on_finish=self._on_finished,
                                 progress={"total": len(sources), "desc": "predicting"})
-        self.layers.prepare(sources[0].name, sources[0].path)
 
     def _set_running(self, running: bool) -> None:
         self.current_button.setEnabled(not running)
@@ -159,6 +159,9 @@ class PredictTab(QWidget):
         if self.job is not None:
             self.job.stop()
             self.hint.setText("Stopping at the next tile or image…")
+        else:  # not started yet: it will not be
+            self.stop_button.setEnabled(False)
+            self.hint.setText("Stopped before the first image.")
 
     def _on_predict_current(self) -> None:
         try:

@@ -10,11 +10,11 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-import numpy as np
-from qtpy.QtCore import QObject, QTimer
+from qtpy.QtCore import QObject
 
 from .autosave import Autosaver
 from .edit_events import EditEvents, forget_history
+from .layer_preparation import LayerPreparation
 from .pixel_store import PixelStore
 
 if TYPE_CHECKING:
@@ -50,6 +50,7 @@ class PredictedLayers(QObject):
         self.edits = EditEvents(session, self, parent=self)
         self.autosave = Autosaver(session, before_save=self.edits.count_now, parent=self)
         self.saved = self.autosave.saved
+        self._preparation = LayerPreparation(self)
         session.image_added.connect(self._on_image_added)
         session.image_changed.connect(self._on_image_changed)
         session.image_removed.connect(self._on_image_removed)
@@ -84,53 +85,17 @@ class PredictedLayers(QObject):
         if name == self.current:
             self.current = None
             for layer in (self.labels_layer, self.image_layer):
-                if self._in_viewer(layer):
+                if self.in_viewer(layer):
                     layer.visible = False
 
-    def _in_viewer(self, layer) -> bool:
+    def in_viewer(self, layer) -> bool:
+        """Whether ``layer`` is one of the viewer's layers (not None, not removed)."""
         return layer is not None and layer.unique_id in {
             lyr.unique_id for lyr in self.viewer.layers}
 
-    # -- before the first prediction arrives ----------------------------------------------
-    def prepare(self, name: str, path) -> None:
-        """Create the reused layers while the model loads, showing the first image.
-
-        napari's first insertion of an Image and a Labels layer builds their controls and
-        visuals: a third of a second on the GUI thread here. Done when the first prediction
-        arrives, that stalled the viewer in the middle of a folder's prediction; done now,
-        in two event-loop turns of their own, the first prediction only swaps the data.
-
-        Parameters
-        ----------
-        name : str
-            The first image to be predicted.
-        path : Path or None
-            Its file; None when the image is a layer the user opened.
-        """
-        if self._in_viewer(self.labels_layer):
-            return
-        if name in self.images and self._in_viewer(self.images[name]):
-            self._add_hidden_labels()
-        elif path is not None and not self._in_viewer(self.image_layer):
-            self.pixels.read(name, path, lambda pixels: self._add_first(name, path, pixels),
-                             quiet=True)  # the prediction says why a file is unreadable
-
-    def _add_first(self, name: str, path, pixels) -> None:
-        if self.current is not None or self._in_viewer(self.image_layer):
-            return  # the prediction came first and made the layers
-        self.image_layer = self.viewer.add_image(
-            pixels, name=name, metadata={"source_file": str(path)}, rgb=pixels.ndim == 3)
-        QTimer.singleShot(0, self._add_hidden_labels)
-
-    def _add_hidden_labels(self) -> None:
-        if self.current is not None or self._in_viewer(self.labels_layer):
-            return
-        # Hidden, and one pixel until :meth:`show` gives it an image's labels: napari
-        # builds a Labels layer's visuals and controls in half the time for such data.
-        self.labels_layer = self.viewer.add_labels(
-            np.zeros((1, 1), np.int32), name="nuclei (predicting…)", opacity=0.6,
-            visible=False)
-        self.edits.connect(self.labels_layer)
+    def prepare(self, name: str, path, then) -> None:
+        """Make the reused layers before a prediction starts (see :mod:`.layer_preparation`)."""
+        self._preparation.prepare(name, path, then)
 
     # -- showing one image ----------------------------------------------------------------
     def show(self, name: str) -> None:
@@ -152,7 +117,7 @@ class PredictedLayers(QObject):
 
     def _show_pixels(self, name: str):
         """Put the image's pixels in view; returns the Image layer showing them."""
-        if name in self.images and self._in_viewer(self.images[name]):
+        if name in self.images and self.in_viewer(self.images[name]):
             return self.images[name]
         pixels = self.pixels.get(name)
         if pixels is None:
@@ -160,7 +125,7 @@ class PredictedLayers(QObject):
             return None
         path = self.session.images[name].image_path
         metadata = {"source_file": str(path) if path else None}
-        if not self._in_viewer(self.image_layer):
+        if not self.in_viewer(self.image_layer):
             self.image_layer = self.viewer.add_image(pixels, name=name, metadata=metadata,
                                                      rgb=pixels.ndim == 3)
         else:
@@ -195,7 +160,7 @@ class PredictedLayers(QObject):
                   if image_layer is not None else {})
         self.edits.quiet = True
         try:
-            if not self._in_viewer(self.labels_layer):
+            if not self.in_viewer(self.labels_layer):
                 self.labels_layer = self.viewer.add_labels(
                     image.labels, name=f"{name} nuclei (predicted)", opacity=0.6,
                     features=image.features(), metadata=metadata, **placed)
@@ -232,4 +197,4 @@ class PredictedLayers(QObject):
     def shown_name(self) -> str | None:
         """The predicted image in view now."""
         layer = self.labels_layer
-        return self.current if self._in_viewer(layer) and layer.visible else None
+        return self.current if self.in_viewer(layer) and layer.visible else None

@@ -21,7 +21,7 @@ from qtpy.QtWidgets import (
 )
 
 from ..session.slides import SlideSession, pull_with_table, write_back_with_table
-from .predict_tab import ask_yes_no
+from .ask import ask_yes_no
 from .slide_labels_layers import SlideLabelsLayers
 from .slide_measurements import SlideMeasurements
 from .slide_window_layers import WindowLayers
