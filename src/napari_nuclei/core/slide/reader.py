@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import InputError
-from .pixels import SAMPLE_SIDE, PixelConversion, PixelProblem, conversion_of, spatial_index
+from .pixels import SAMPLE_SIDE, PixelConversion, PixelProblem, conversion_of
 
 SUPPORTED = ("pyramidal TIFF/OME-TIFF, Aperio SVS, Hamamatsu NDPI, Leica SCN and other "
              "formats tiffslide reads; other OpenSlide formats (MIRAX, Ventana, ...) when "
@@ -164,7 +164,8 @@ class Slide:
         self.close()
 
 
-def _positive(value) -> float | None:
+def positive_number(value) -> float | None:
+    """``value`` as a finite positive number (a pixel size), or None."""
     try:
         value = float(value)
     except (TypeError, ValueError):
@@ -189,7 +190,7 @@ class TiffSlideReader(Slide):
                       zip(self._slide.level_dimensions, self._slide.level_downsamples,
                           strict=True)]
             super().__init__(path, levels,
-                             _positive(self._slide.properties.get("tiffslide.mpp-x")))
+                             positive_number(self._slide.properties.get("tiffslide.mpp-x")))
             self._check_tiles()
         except BaseException:
             self.close()
@@ -264,7 +265,7 @@ class OpenSlideReader(Slide):
         self._slide = openslide.OpenSlide(str(path))
         levels = [Level(int(w), int(h), float(d)) for (w, h), d in
                   zip(self._slide.level_dimensions, self._slide.level_downsamples, strict=True)]
-        mpp = _positive(self._slide.properties.get(openslide.PROPERTY_NAME_MPP_X))
+        mpp = positive_number(self._slide.properties.get(openslide.PROPERTY_NAME_MPP_X))
         super().__init__(path, levels, mpp)
 
     def _read(self, level, x, y, width, height):
@@ -280,103 +281,6 @@ class OpenSlideReader(Slide):
 
     def stored(self):
         return np.dtype(np.uint8), 3  # _read composes RGB from OpenSlide's RGBA
-
-
-class ArraySlide(Slide):
-    """A pyramid of array-likes indexed ``[y, x(, c)]`` (zarr arrays, tifffile stores,
-    or one in-memory image)."""
-
-    def __init__(self, path: Path, arrays: list, mpp: float | None, backend: str,
-                 channel_axis_first: bool = False, store=None):
-        self.backend = backend
-        self._arrays = arrays
-        self._store = store
-        self._channel_first = channel_axis_first
-        shapes = [a.shape[1:3] if channel_axis_first else a.shape[:2] for a in arrays]
-        levels = [Level(int(w), int(h), shapes[0][1] / w) for h, w in shapes]
-        super().__init__(path, levels, mpp)
-
-    def stored(self):
-        array = self._arrays[0]
-        shape = array.shape
-        channels = shape[0] if self._channel_first else (shape[2] if len(shape) > 2 else 1)
-        return np.dtype(array.dtype), channels
-
-    def _read(self, level, x, y, width, height):
-        array = self._arrays[level]
-        if self._channel_first:
-            return np.moveaxis(np.asarray(array[:, y : y + height, x : x + width]), 0, -1)
-        return np.asarray(array[y : y + height, x : x + width])
-
-    def close(self):
-        if self._store is not None:
-            self._store.close()
-
-
-def _open_ome_zarr(path: Path) -> ArraySlide:
-    import zarr
-
-    group = zarr.open_group(str(path), mode="r")
-    attrs = dict(group.attrs)
-    multiscales = attrs.get("ome", attrs).get("multiscales")
-    if not multiscales:
-        raise SlideError(path, "is a Zarr folder without OME-Zarr multiscales metadata")
-    first = multiscales[0]
-    axes = [a["name"] if isinstance(a, dict) else a for a in first.get("axes", "tczyx"[-5:])]
-    arrays, mpp = [], None
-    for dataset in first["datasets"]:
-        array = group[dataset["path"]]
-        index, kept = spatial_index("".join(axes), array.shape)
-        arrays.append(_Indexed(array, index, list(kept)))
-    for transform in first["datasets"][0].get("coordinateTransformations", []):
-        if transform.get("type") == "scale" and "x" in axes:
-            unit = next((a.get("unit") for a in first.get("axes", [])
-                         if isinstance(a, dict) and a.get("name") == "x"), None)
-            if unit in ("micrometer", "micron", None):
-                mpp = _positive(transform["scale"][axes.index("x")]) if unit else None
-    channel_first = arrays[0].axes.index("c") == 0 if "c" in arrays[0].axes else False
-    return ArraySlide(path, arrays, mpp, "ome-zarr", channel_axis_first=channel_first)
-
-
-class _Indexed:
-    """An array seen through a fixed index on its non-spatial axes (t, z)."""
-
-    def __init__(self, array, index, axes):
-        self._array, self._index, self.axes = array, index, axes
-        self.dtype = array.dtype
-        self.shape = tuple(n for n, i in zip(array.shape, index, strict=True)
-                           if isinstance(i, slice))
-        if "c" not in axes:
-            self.shape = (*self.shape, 1)
-
-    def __getitem__(self, key):
-        full, parts = [], iter(key)
-        for i in self._index:
-            full.append(next(parts, slice(None)) if isinstance(i, slice) else i)
-        return self._array[tuple(full)]
-
-
-def _open_plain_tiff(path: Path) -> ArraySlide:
-    import tifffile
-    import zarr
-
-    with tifffile.TiffFile(path) as tif:
-        series = tif.series[0]
-        index, kept = spatial_index(series.axes, series.shape)
-    store = tifffile.imread(path, aszarr=True)
-    group_or_array = zarr.open(store, mode="r")
-    arrays = ([group_or_array[k] for k in sorted(group_or_array.array_keys(), key=int)]
-              if isinstance(group_or_array, zarr.Group) else [group_or_array])
-    arrays = [_Indexed(array, index, list(kept)) for array in arrays]
-    return ArraySlide(path, arrays, None, "tifffile", channel_axis_first=kept.startswith("c"),
-                      store=store)
-
-
-def _open_plain_image(path: Path) -> ArraySlide:
-    from ..image_io import read_image
-
-    image = read_image(path)
-    return ArraySlide(path, [image if image.ndim == 3 else image[:, :, None]], None, "image")
 
 
 def open_slide(path: str | Path, backend: str = "auto") -> Slide:
@@ -399,6 +303,8 @@ def open_slide(path: str | Path, backend: str = "auto") -> Slide:
     SlideError
         When the path does not exist or is not a slide any reader understands.
     """
+    from .array_slides import open_ome_zarr, open_plain_image, open_plain_tiff
+
     path = Path(path).expanduser()
     if not path.exists():
         raise SlideError(path, "no such slide file or folder")
@@ -408,14 +314,14 @@ def open_slide(path: str | Path, backend: str = "auto") -> Slide:
         if not ((path / "zarr.json").exists() or (path / ".zattrs").exists()):
             raise SlideError(path, f"is a folder but not an OME-Zarr image; supported: "
                              f"{SUPPORTED}")
-        openers = [_open_ome_zarr]
+        openers = [open_ome_zarr]
     elif backend in ("auto", "image") and suffix in _PLAIN_SUFFIXES:
-        openers = [_open_plain_image]
+        openers = [open_plain_image]
     elif backend == "auto":
-        openers = [TiffSlideReader, OpenSlideReader, _open_plain_tiff]
+        openers = [TiffSlideReader, OpenSlideReader, open_plain_tiff]
     else:
         openers = {"tiffslide": [TiffSlideReader], "openslide": [OpenSlideReader],
-                   "image": [_open_plain_tiff]}[backend]
+                   "image": [open_plain_tiff]}[backend]
     for opener in openers:
         try:
             slide = opener(path)
