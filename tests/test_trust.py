@@ -112,11 +112,9 @@ def _tiny_state(tiny_run) -> dict:
 def _tiny_network(tiny_run):
     from detectron2.modeling import build_model
 
-    from napari_nuclei.core.training.run import load_config
+    from napari_nuclei.core.runs import read_run, run_config
 
-    cfg = load_config(tiny_run[0])
-    cfg.MODEL.DEVICE = "cpu"
-    return build_model(cfg)
+    return build_model(run_config(read_run(tiny_run[0]), device="cpu"))
 
 
 def test_a_model_zoo_pickle_of_arrays_loads(tiny_run, tmp_path):

@@ -179,30 +179,25 @@ def chunk_mask_head(roi_heads, chunk: int = MASK_HEAD_CHUNK) -> None:
     roi_heads._forward_mask = forward_mask_in_chunks
 
 
-def _config_for(model: Path, preset: str | None):
-    """The config of a run folder, or of a preset for a bare weights file.
+def _config_for(model: Path, preset: str | None, device: str):
+    """The config of a run folder (rebuilt from its checked ``settings.json``), or of a
+    preset for a bare weights file.
 
     A bare file without ``preset`` is built as the preset whose network the file holds,
     when its parameter names tell (else the ``seed`` network).
     """
+    from ..runs import read_run, run_config
     from ..training.architecture import presets_for
     from ..training.config import build_config
-    from ..training.run import CONFIG_NAME, load_config
     from ..training.settings import preset_settings
-    from ..training.weights import (
-        check_architecture,
-        inspect_weights,
-        is_run_dir,
-        last_checkpoint,
-    )
+    from ..training.weights import check_architecture, inspect_weights, last_checkpoint
 
     if model.is_dir():
-        if not is_run_dir(model) or not (model / CONFIG_NAME).is_file():
-            raise WeightsError(model, "is not a training run folder (no config.yaml)")
+        record = read_run(model)
         weights = last_checkpoint(model)
         if weights is None:
             raise WeightsError(model, "holds no checkpoint yet")
-        return load_config(model), weights
+        return run_config(record, str(weights), device), weights
     if model.suffix not in (".pth", ".pkl", ".pt"):
         raise WeightsError(model, "expected a run folder or a .pth or .pkl weights file")
     facts = inspect_weights(model)
@@ -211,7 +206,7 @@ def _config_for(model: Path, preset: str | None):
         preset = matching[0] if matching else "seed"
     settings = preset_settings(preset, weights=str(model))
     check_architecture(model, facts, settings)
-    cfg = build_config(settings, model.parent, str(model), facts.group_norm)
+    cfg = build_config(settings, model.parent, str(model), facts.group_norm, device=device)
     return cfg, model
 
 
@@ -243,7 +238,7 @@ def load_model(
     Parameters
     ----------
     model : str or Path
-        A training run folder (its ``config.yaml`` and last checkpoint), or a weights
+        A training run folder (its ``settings.json`` and last checkpoint), or a weights
         file (``.pth``/``.pkl``), built with ``preset``'s architecture.
     preset : str, optional
         Architecture of a bare weights file (default ``seed``: X101-FPN).
@@ -274,7 +269,7 @@ def load_model(
     model = Path(model).expanduser()
     if not model.exists():
         raise WeightsError(model, "no such run folder or weights file")
-    cfg, weights = _config_for(model, preset)
+    cfg, weights = _config_for(model, preset, device)
     if checkpoint is not None:
         weights = Path(checkpoint)
         if not weights.is_file() and not weights.is_absolute():

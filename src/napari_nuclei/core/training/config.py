@@ -46,8 +46,12 @@ def build_config(
     group_norm: bool = False,
     train_datasets: tuple[str, ...] = (),
     test_datasets: tuple[str, ...] = (),
+    device: str | None = None,
 ):
     """A detectron2 ``CfgNode`` for ``settings``, built without downloading anything.
+
+    The only YAML read is the preset's model-zoo config, which ships inside detectron2
+    (``settings.config_file`` is one of the presets' files: :meth:`TrainSettings.validate`).
 
     Parameters
     ----------
@@ -61,6 +65,8 @@ def build_config(
         Build the model with GroupNorm instead of frozen BatchNorm.
     train_datasets, test_datasets : tuple of str
         Names registered in detectron2's ``DatasetCatalog``.
+    device : str, optional
+        Overrides ``settings.device``.
 
     Returns
     -------
@@ -69,13 +75,14 @@ def build_config(
     from detectron2 import model_zoo
     from detectron2.config import get_cfg
 
+    settings.validate()
     cfg = get_cfg()
     cfg.merge_from_file(model_zoo.get_config_file(settings.config_file))
     if group_norm:
         _use_group_norm(cfg)
     cfg.OUTPUT_DIR = str(output_dir)
     cfg.MODEL.WEIGHTS = weights_path
-    cfg.MODEL.DEVICE = resolve_device(settings.device)
+    cfg.MODEL.DEVICE = resolve_device(device or settings.device)
     cfg.MODEL.ROI_HEADS.NUM_CLASSES = 1
     cfg.MODEL.ROI_HEADS.BATCH_SIZE_PER_IMAGE = settings.batch_size_per_image
     cfg.MODEL.ROI_HEADS.SCORE_THRESH_TEST = settings.score_thresh_test
@@ -103,7 +110,11 @@ def build_config(
     cfg.DATALOADER.NUM_WORKERS = settings.num_workers
     cfg.SEED = settings.seed
     for key, value in settings.model_options:
-        cfg.merge_from_list([key, value])
+        try:
+            cfg.merge_from_list([key, value])
+        except (KeyError, ValueError, TypeError, AssertionError) as exc:
+            raise OptionError("model_options", f"{key} = {value!r} does not fit the config "
+                              f"({type(exc).__name__})") from None
     set_keep_checkpoints(cfg, settings.keep_checkpoints)
     return cfg
 

@@ -64,12 +64,13 @@ def launch_training(
 
     from detectron2.engine import launch
 
+    from ..runs import read_run
+    from .config import resolve_device
     from .reports import read_metrics
-    from .run import load_config
     from .weights import last_checkpoint
 
     saved = os.environ.get("CUDA_VISIBLE_DEVICES")
-    if load_config(Path(run_dir)).MODEL.DEVICE == "cpu":
+    if resolve_device(read_run(run_dir).settings.device) == "cpu":
         # detectron2's launcher picks NCCL and binds a GPU whenever CUDA is visible; a run
         # asked for on the CPU hides the GPUs from its processes so they use gloo.
         os.environ["CUDA_VISIBLE_DEVICES"] = ""

@@ -21,16 +21,15 @@ from pathlib import Path
 from ..atomic import atomic_path, write_json_atomic
 from ..errors import InputError
 from ..jobs import StepProgress
+from ..runs import DICTS_NAME, read_run, run_config, starting_weights, write_config_record
 from ..validate import load_json
 from .data import TrainingData, prepare_training_data, register
 from .reports import METRICS_NAME, Notice, TrainReport, TrainResult, read_metrics
 from .resume import apply_resume_changes, done_iterations, read_run_facts, saved_path
 from .run_folder import hold_run_folder, repair_checkpoint_tag
-from .settings import TrainSettings, save_settings
+from .settings import TrainSettings, fit_schedule, save_settings
 from .weights import is_run_dir, last_checkpoint, resolve_weights
 
-CONFIG_NAME = "config.yaml"
-DICTS_NAME = "dataset_dicts.json"
 LOG_NAME = "log.txt"
 TRAIN_NAME = "napari_nuclei_train"
 VAL_NAME = "napari_nuclei_val"
@@ -82,7 +81,7 @@ def prepare_run(
     InputError, OptionError
         Before anything is written, for bad settings, data, weights or run folders.
     """
-    from .config import build_config, resolve_device, set_keep_checkpoints
+    from .config import build_config, resolve_device
 
     run_dir = Path(run_dir).expanduser().resolve()
     if resume:
@@ -99,15 +98,20 @@ def prepare_run(
                          "iteration 0")
         changes = dict(resume_changes or {}, device=device)
         settings = apply_resume_changes(settings, changes, done_iterations(start_from))
+        settings, schedule_note = fit_schedule(settings)
     else:
         if data is None or settings is None:
             raise ValueError("a new run needs settings and data")
-        settings.validate()
+        settings, schedule_note = fit_schedule(settings.validate())
         data, val_data, image_root = _absolute(data), _absolute(val_data), _absolute(image_root)
         _check_new_run_dir(run_dir)
         # Before the data is read: a wrong weights file is found in a second, not minutes.
         weights = resolve_weights(settings.weights, settings)
+        # Every setting must fit detectron2's config before anything is written.
+        build_config(settings, run_dir, weights.path, weights.group_norm)
     resolve_device(settings.device)
+    if schedule_note:
+        yield Notice("warning", schedule_note)
     run_dir.mkdir(parents=True, exist_ok=True)
 
     prepared = yield from prepare_training_data(
@@ -119,26 +123,15 @@ def prepare_run(
                      "--max-dets or predictions will be truncated")
     test_names = (VAL_NAME,) if prepared.val else ()
     if resume:
-        cfg = load_config(run_dir)
-        cfg.MODEL.DEVICE = resolve_device(settings.device)
-        cfg.SOLVER.MAX_ITER = settings.max_iter
-        cfg.SOLVER.CHECKPOINT_PERIOD = settings.checkpoint_period
-        cfg.TEST.EVAL_PERIOD = settings.eval_period if test_names else 0
-        cfg.DATALOADER.NUM_WORKERS = settings.num_workers
-        set_keep_checkpoints(cfg, settings.keep_checkpoints)
-        group_norm = cfg.MODEL.RESNETS.NORM == "GN"
+        group_norm = bool(facts.get("group_norm", False))
+        initial_weights = facts.get("initial_weights")
     else:
         if weights.notice:
             yield Notice("warning", weights.notice)
-        group_norm = weights.group_norm
-        cfg = build_config(settings, run_dir, weights.path, group_norm, (TRAIN_NAME,),
-                           test_names)
+        group_norm, initial_weights = weights.group_norm, weights.path
         if settings.eval_period and not test_names:
             yield Notice("info", "no validation images (use --val-fraction or --val): "
                          "validation AP will not be computed")
-    cfg.OUTPUT_DIR = str(run_dir)
-    with atomic_path(run_dir / CONFIG_NAME) as tmp:
-        tmp.write_text(cfg.dump(), encoding="utf-8")
     write_json_atomic(run_dir / DICTS_NAME, {
         "train": prepared.train, "val": prepared.val,
         "val_json": prepared.val_json.name if prepared.val_json else None,
@@ -146,32 +139,12 @@ def prepare_run(
     save_settings(
         settings, run_dir, data=str(data), val_data=str(val_data) if val_data else None,
         image_root=str(image_root) if image_root else None, group_norm=group_norm,
+        initial_weights=initial_weights,
         n_train_images=len(prepared.train), n_val_images=len(prepared.val),
     )
-    return load_plan(run_dir, resume)
-
-
-def load_config(run_dir: Path):
-    """The detectron2 config saved in a run folder (``config.yaml``).
-
-    Raises
-    ------
-    InputError
-        When the file is missing or damaged.
-    """
-    from detectron2.config import get_cfg
-
-    cfg = get_cfg()
-    cfg.set_new_allowed(True)
-    path = Path(run_dir) / CONFIG_NAME
-    try:
-        # detectron2 parses the YAML with safe_load: no code runs from the file.
-        cfg.merge_from_file(str(path))
-    except Exception as exc:  # yaml, key and value errors of a damaged or foreign file
-        if not path.is_file():
-            raise InputError(path, "not found: not a training run folder") from None
-        raise InputError(path, f"is damaged ({type(exc).__name__})") from None
-    return cfg
+    plan = load_plan(run_dir, resume)
+    write_config_record(run_dir, plan.cfg)
+    return plan
 
 
 def load_plan(run_dir: str | Path, resume: bool) -> RunPlan:
@@ -190,21 +163,32 @@ def load_plan(run_dir: str | Path, resume: bool) -> RunPlan:
     -------
     RunPlan
     """
-    run_dir = Path(run_dir).resolve()
-    cfg = load_config(run_dir)
-    # The folder named now, not the one the config was written in (it may have moved).
-    cfg.OUTPUT_DIR = str(run_dir)
-    dicts = load_json(run_dir / DICTS_NAME)
+    record = read_run(run_dir)
+    run_dir = record.folder
+    dicts = _read_dicts(run_dir / DICTS_NAME)
     val_json = saved_path(run_dir, dicts["val_json"])
     register(TRAIN_NAME, dicts["train"])
-    cfg.DATASETS.TRAIN = (TRAIN_NAME,)
-    cfg.DATASETS.TEST = ()
-    if dicts["val"]:
-        cfg.DATASETS.TEST = (register(VAL_NAME, dicts["val"], val_json),)
+    test_names = (register(VAL_NAME, dicts["val"], val_json),) if dicts["val"] else ()
+    # Built from the checked settings, in the folder named now (it may have moved).
+    cfg = run_config(record, starting_weights(record), None, (TRAIN_NAME,), test_names)
     nuclei = [len(d["annotations"]) for d in dicts["train"] + dicts["val"]]
     data = TrainingData(dicts["train"], dicts["val"], val_json,
                         sum(len(d["annotations"]) for d in dicts["train"]), max(nuclei))
     return RunPlan(cfg, data, resume)
+
+
+def _read_dicts(path: Path) -> dict:
+    """The run's prepared dataset lists, with their shape checked."""
+    dicts = load_json(path)
+    if (not isinstance(dicts, dict) or not isinstance(dicts.get("train"), list)
+            or not isinstance(dicts.get("val"), list)
+            or not all(isinstance(d, dict) and isinstance(d.get("annotations"), list)
+                       for d in dicts["train"] + dicts["val"])
+            or not isinstance(dicts.get("val_json"), str | None)):
+        raise InputError(path, "is damaged: not the dataset lists a run prepares")
+    if not dicts["train"]:
+        raise InputError(path, "is damaged: it lists no training image")
+    return dicts
 
 
 @contextlib.contextmanager

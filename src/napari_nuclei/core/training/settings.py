@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -115,7 +116,9 @@ class TrainSettings:
             if key in values:
                 values[key] = tuple(values[key])
         if "model_options" in values:
-            values["model_options"] = tuple(tuple(pair) for pair in values["model_options"])
+            values["model_options"] = tuple(
+                tuple(pair) if isinstance(pair, list) else pair
+                for pair in values["model_options"])
         return cls(**values)
 
     def validate(self) -> TrainSettings:
@@ -162,7 +165,26 @@ class TrainSettings:
             raise OptionError("mpp", f"must be a positive number of microns (got {self.mpp!r})")
         if self.device not in ("auto", "cpu", "cuda"):
             raise OptionError("device", f"must be auto, cpu or cuda (got {self.device!r})")
+        self._validate_model()
         return self
+
+    def _validate_model(self) -> None:
+        """Check what builds the network: settings read back from a shared run folder
+        decide which config file detectron2 reads and which keys it sets."""
+        if self.preset not in PRESETS:
+            raise OptionError("preset", f"must be one of {', '.join(PRESETS)} "
+                              f"(got {self.preset!r})")
+        # Only the presets' model-zoo files: a free name could lead detectron2's YAML
+        # reader (which may run code) to any file on disk.
+        if self.config_file not in MODEL_ZOO_CONFIGS:
+            raise OptionError("config_file", f"must be one of the presets' model-zoo configs "
+                              f"({', '.join(sorted(MODEL_ZOO_CONFIGS))}), not "
+                              f"{self.config_file!r}")
+        if not isinstance(self.weights, str) or not self.weights:
+            raise OptionError("weights", f"must be zoo, none, a file or a run folder "
+                              f"(got {self.weights!r})")
+        for pair in self.model_options:
+            _check_model_option(pair)
 
     def replace(self, **changes) -> TrainSettings:
         """A copy with some values changed; ``None`` values are ignored."""
@@ -177,6 +199,28 @@ _INTEGER_RANGES = (
     ("max_size_test", 1, None), ("detections_per_image", 1, None), ("num_workers", 0, None),
     ("seed", 0, None), ("keep_checkpoints", 0, None),
 )
+
+
+# Network keys a preset may set; never where files are written or read, nor the device.
+_MODEL_OPTION = re.compile(r"MODEL(\.[A-Z][A-Z0-9_]*)+")
+_FORBIDDEN_MODEL_OPTIONS = ("MODEL.WEIGHTS", "MODEL.DEVICE")
+
+
+def _check_model_option(pair) -> None:
+    if not isinstance(pair, tuple) or len(pair) != 2:
+        raise OptionError("model_options", f"must be pairs of key and value (got {pair!r})")
+    key, value = pair
+    if (not isinstance(key, str) or not _MODEL_OPTION.fullmatch(key)
+            or key in _FORBIDDEN_MODEL_OPTIONS):
+        raise OptionError("model_options", f"{key!r} is not a network setting (MODEL.…)")
+    values = value if isinstance(value, list | tuple) else [value]
+    for item in values:
+        if isinstance(item, float) and not math.isfinite(item):
+            raise OptionError("model_options", f"{key} must be finite (got {item!r})")
+        if not isinstance(item, bool | int | float | str) or (
+                isinstance(item, str) and len(item) > 200):
+            raise OptionError("model_options", f"{key} must be a number, a short text or a "
+                              f"list of them (got {item!r})")
 
 
 def _is_number(value) -> bool:
@@ -244,6 +288,9 @@ PRESETS: dict[str, TrainSettings] = {
 }
 
 
+MODEL_ZOO_CONFIGS = frozenset(preset.config_file for preset in PRESETS.values())
+
+
 def preset_settings(name: str, **overrides) -> TrainSettings:
     """The settings of a preset, with some values overridden.
 
@@ -271,6 +318,29 @@ def preset_settings(name: str, **overrides) -> TrainSettings:
         if overrides.get("warmup_iters") is None:
             overrides["warmup_iters"] = max(1, round(preset.warmup_iters * scale))
     return preset.replace(**overrides)
+
+
+def fit_schedule(settings: TrainSettings) -> tuple[TrainSettings, str]:
+    """Drop learning-rate steps a run never reaches, and say so.
+
+    A run shorter than its schedule (``--iters 2`` of a 300-iteration preset) would
+    otherwise stop in detectron2's scheduler, which needs every step before the end.
+
+    Returns
+    -------
+    TrainSettings, str
+        The settings to train with, and a sentence for the user (empty: nothing dropped).
+    """
+    kept = tuple(step for step in settings.steps if step < settings.max_iter)
+    if kept == tuple(settings.steps):
+        return settings, ""
+    dropped = [str(s) for s in settings.steps if s >= settings.max_iter]
+    rest = (f"the learning rate keeps its steps at {', '.join(map(str, kept))}" if kept
+            else "the learning rate stays constant after warm-up")
+    which = "step" if len(dropped) == 1 else "steps"
+    return dataclasses.replace(settings, steps=kept), (
+        f"a {settings.max_iter}-iteration run ends before its learning-rate {which} at "
+        f"{', '.join(dropped)}: dropped, so {rest}")
 
 
 def save_settings(settings: TrainSettings, run_dir: Path, **extra) -> Path:

@@ -1,0 +1,139 @@
+"""The training run folder as a format, read back by training and prediction alike.
+
+Run folders are shared between people, so a folder is data, never code. Its detectron2
+config is always rebuilt from the folder's ``settings.json`` (read through the JSON gate
+and checked value by value) and the preset's model-zoo config that ships inside
+detectron2. The ``config.yaml`` beside it is written for people to read and is never
+parsed: detectron2's YAML reader falls back to an unsafe loader and follows ``_BASE_`` to
+any file, so parsing a shared one would let the folder run code.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from .errors import InputError, OptionError, WeightsError
+from .training.settings import SETTINGS_NAME, TrainSettings, load_run_facts
+from .training.weights import is_run_dir, last_checkpoint
+
+CONFIG_NAME = "config.yaml"
+DICTS_NAME = "dataset_dicts.json"
+# The first line of every config.yaml: it is a record for people, not an input.
+CONFIG_HEADER = ("# Written for people to read. napari-nuclei rebuilds this config from "
+                 "settings.json and never reads this file.\n")
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    """What a run folder's ``settings.json`` holds, checked.
+
+    Attributes
+    ----------
+    folder : Path
+        The run folder, resolved (it may have moved since it was written).
+    settings : TrainSettings
+        The run's settings, validated.
+    group_norm : bool
+        The network uses GroupNorm instead of frozen BatchNorm.
+    initial_weights : str or None
+        The local file the run started from (``""``: random initialisation; None when
+        the folder does not record it).
+    facts : dict
+        The whole document (data paths and other run facts).
+    """
+
+    folder: Path
+    settings: TrainSettings
+    group_norm: bool
+    initial_weights: str | None
+    facts: dict
+
+
+def read_run(run_dir: str | Path) -> RunRecord:
+    """Read and check a run folder's ``settings.json``.
+
+    Raises
+    ------
+    WeightsError
+        When the folder holds no ``settings.json``.
+    InputError
+        Naming ``settings.json`` and the first value that cannot be used.
+    """
+    folder = Path(run_dir).expanduser().resolve()
+    if not is_run_dir(folder):
+        raise WeightsError(folder, "is not a training run folder (no settings.json)")
+    path = folder / SETTINGS_NAME
+    facts = load_run_facts(folder)
+    if not isinstance(facts, dict):
+        raise InputError(path, "is damaged: it is not a JSON object of settings")
+    try:
+        settings = TrainSettings.from_json(facts).validate()
+    except OptionError as exc:
+        raise InputError(path, f"is damaged: {exc.option} {exc.problem}") from None
+    except (TypeError, ValueError) as exc:
+        raise InputError(path, f"is damaged: a setting has the wrong type ({exc})") from None
+    group_norm = facts.get("group_norm", False)
+    if not isinstance(group_norm, bool):
+        raise InputError(path, f"is damaged: group_norm must be true or false, not "
+                         f"{group_norm!r}")
+    initial = facts.get("initial_weights")
+    if initial is not None and not isinstance(initial, str):
+        raise InputError(path, f"is damaged: initial_weights must be a path, not {initial!r}")
+    return RunRecord(folder, settings, group_norm, initial, facts)
+
+
+def starting_weights(record: RunRecord) -> str:
+    """The file a resumed run starts from when it has no checkpoint of its own yet.
+
+    With a checkpoint, detectron2's checkpointer resumes from it and this is unused.
+    """
+    from .training.weights import resolve_weights
+
+    initial = record.initial_weights
+    if last_checkpoint(record.folder) is not None or initial == "":
+        return initial or ""
+    if initial and Path(initial).is_file():
+        return initial
+    # Not recorded (an older folder) or not on this machine: resolve the setting again.
+    return resolve_weights(record.settings.weights, record.settings).path
+
+
+def run_config(
+    record: RunRecord,
+    weights_path: str = "",
+    device: str | None = None,
+    train_datasets: tuple[str, ...] = (),
+    test_datasets: tuple[str, ...] = (),
+):
+    """The detectron2 config of a run, rebuilt from its checked settings.
+
+    Parameters
+    ----------
+    record : RunRecord
+        From :func:`read_run`.
+    weights_path : str
+        ``MODEL.WEIGHTS``.
+    device : str, optional
+        Overrides the run's device (a run trained on a GPU predicts on a CPU).
+    train_datasets, test_datasets : tuple of str
+        Names registered in detectron2's ``DatasetCatalog``.
+
+    Returns
+    -------
+    detectron2.config.CfgNode
+    """
+    from .training.config import build_config
+
+    return build_config(record.settings, record.folder, weights_path, record.group_norm,
+                        train_datasets, test_datasets, device=device)
+
+
+def write_config_record(run_dir: Path, cfg) -> Path:
+    """Write ``config.yaml`` for people to read (never read back)."""
+    from .atomic import atomic_path
+
+    path = Path(run_dir) / CONFIG_NAME
+    with atomic_path(path) as tmp:
+        tmp.write_text(CONFIG_HEADER + cfg.dump(), encoding="utf-8")
+    return path
