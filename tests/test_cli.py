@@ -109,10 +109,10 @@ def test_existing_output_survives_a_failed_run(dsb_root, tmp_path, capsys):
 
 def test_warnings_are_printed_and_conversion_goes_on(tmp_path, capsys):
     shape = (30, 30)
-    write_dsb_sample(tmp_path / "train", "s", np.zeros(shape, np.uint8),
+    write_dsb_sample(tmp_path / "data" / "train", "s", np.zeros(shape, np.uint8),
                      [disk(shape, (10, 10), 5), disk(shape, (12, 12), 5), np.zeros(shape, bool)])
     out = tmp_path / "a.json"
-    assert main(["convert", str(tmp_path), "-o", str(out), "-q"]) == 0
+    assert main(["convert", str(tmp_path / "data"), "-o", str(out), "-q"]) == 0
     err = capsys.readouterr().err
     assert "warning: 1 empty mask(s) skipped" in err
     assert "warning: 1 mask(s) overlap another nucleus" in err

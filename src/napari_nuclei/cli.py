@@ -6,6 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from .cli_commands.path_roles import check_outputs_apart
 from .core.errors import InputError, OptionError
 from .core.validate import add_limit_options, apply_limit_options
 
@@ -179,6 +180,7 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_ENGINE_MISSING
     restore_sigterm = _stop_on_sigterm()
     try:
+        check_outputs_apart(args)
         _check_new_output(args)
         return args.func(args)
     except ImportError as exc:

@@ -27,7 +27,17 @@ def add_parser(sub) -> None:
     p.add_argument("--preset", choices=sorted(PRESETS), default="tiny")
     p.add_argument("--iters", type=int, help="training iterations (default: the preset's)")
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
-    p.set_defaults(func=run)
+    # The demo reads the bundled sample data: its output is kept apart from it too.
+    p.set_defaults(func=run, sample_data=_bundled_sample_data())
+
+
+def _bundled_sample_data() -> Path | None:
+    from ..core.sample import sample_data_dir
+
+    try:
+        return sample_data_dir()
+    except FileNotFoundError:  # reported by the demo itself when it runs
+        return None
 
 
 def _step(number: int, text: str) -> None:
