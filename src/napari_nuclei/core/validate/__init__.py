@@ -23,18 +23,32 @@ Modules
     Image sizes read from file headers, before any pixel is decoded.
 ``schemas``
     The file kinds: ``test_img_ids.json``, COCO instances, submissions, score tables.
+``session``
+    Saved dock sessions: ``session.json`` (:func:`read_session_file`, at most
+    ``MAX_SESSION_IMAGES`` images, plain names, files inside the folder and reached
+    through no link) and its predictions (:func:`read_prediction_arrays`).
 """
 
 from .fields import InvalidValue, in_file
 from .json_input import load_json
 from .limits import add_limit_options, apply_limit_options, check_pixels, max_pixels
+from .session import (
+    MAX_SESSION_IMAGES,
+    check_session,
+    read_prediction_arrays,
+    read_session_file,
+)
 
 __all__ = [
+    "MAX_SESSION_IMAGES",
     "InvalidValue",
     "add_limit_options",
     "apply_limit_options",
     "check_pixels",
+    "check_session",
     "in_file",
     "load_json",
     "max_pixels",
+    "read_prediction_arrays",
+    "read_session_file",
 ]
