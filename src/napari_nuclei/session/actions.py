@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..core.errors import InputError
 from ..core.predict.instances import Prediction
 from .model import ImageState, Session
 from .store import (
@@ -20,8 +21,13 @@ from .store import (
     load_prediction,
     read_session,
     save_prediction,
+    session_target,
     write_session,
 )
+
+# Lines of a restore's problems named one by one; the rest are counted in one more line,
+# so that a folder of thousands of broken entries does not bury the dock in warnings.
+MAX_NAMED_PROBLEMS = 20
 
 
 @dataclass(frozen=True)
@@ -92,19 +98,23 @@ def save_session(state: SessionSnapshot) -> list[tuple[str, Path, int]]:
     from .model import CORRECTED_FOLDER
 
     folder = state.folder
+    # Every target is checked before anything is written: a name that is not a plain
+    # file name, or a linked subfolder, leaves the folder as it was.
+    targets = [(session_target(folder, PREDICTIONS_FOLDER, image.name, ".npz"),
+                session_target(folder, CORRECTED_FOLDER, image.name, ".tif"))
+               for image in state.images]
     corrected, saved, records = folder / CORRECTED_FOLDER, [], []
-    for image in state.images:
-        npz = folder / PREDICTIONS_FOLDER / f"{image.name}.npz"
-        if not npz.is_file():
+    for image, (npz, labels) in zip(state.images, targets, strict=True):
+        if npz.is_symlink() or not npz.is_file():  # a link is replaced, never followed
             npz.parent.mkdir(parents=True, exist_ok=True)
             save_prediction(npz, image.prediction)
-        labels = corrected / f"{image.name}.tif"
         if image.name in state.to_save:
             corrected.mkdir(parents=True, exist_ok=True)
             labels = save_corrected(corrected, image)
             saved.append((image.name, labels, image.generation))
+        kept = labels.is_file() and not labels.is_symlink()  # the reader refuses links
         records.append(SavedImage(image.name, image.image_path, image.score_thresh, npz,
-                                  labels if labels.is_file() else None))
+                                  labels if kept else None))
     write_session(folder, state.fields, records)
     return saved
 
@@ -112,36 +122,59 @@ def save_session(state: SessionSnapshot) -> list[tuple[str, Path, int]]:
 def restore_session(session: Session, folder: Path) -> list[str]:
     """Load the session saved in ``folder`` into ``session`` (its images replaced).
 
+    ``session.json`` and every file it names go through the input gate
+    (:mod:`napari_nuclei.core.validate.session`): a damaged entry or file costs its
+    own image only, and is named.
+
     Returns
     -------
     list of str
-        One line per image that could not be restored (its files are missing).
+        One line per image that could not be restored: an entry of ``session.json``
+        that is damaged, or an image whose files are missing or broken. After
+        ``MAX_NAMED_PROBLEMS`` lines one more counts the rest.
+
+    Raises
+    ------
+    InputError
+        When ``folder`` holds no session or ``session.json`` as a whole is damaged;
+        ``session`` is then left as it was.
     """
     from ..core.image_io import read_labels
 
-    fields, saved = read_session(folder)
+    fields, saved, problems = read_session(folder)
     for name in list(session.images):
         session.images.pop(name)
         session.image_removed.emit(name)
     session.output_dir = Path(folder)
     for key, value in fields.items():
         setattr(session, key, value)
-    problems = []
     for item in saved:
         try:
-            prediction = load_prediction(item.prediction)
+            labels = None if item.labels is None else read_labels(item.labels)
+            # The corrected labels are the image's size: a prediction of another is not its.
+            prediction = load_prediction(item.prediction,
+                                         None if labels is None else labels.shape)
             image = ImageState.predicted(item.name, item.image_path, prediction,
                                          item.score_thresh)
-            if item.labels is not None:
-                labels = read_labels(item.labels).astype(np.int32)
+            if labels is not None:
                 image.labels = labels
                 image.tracker.reset(labels)
                 image.saved_to = item.labels
-        except Exception as exc:  # one image's broken files do not stop the others
+        except InputError as exc:  # one image's broken files do not stop the others
             problems.append(f"{item.name}: {exc}")
+            continue
+        except MemoryError:
+            problems.append(f"{item.name}: its files are too large to load into memory")
+            continue
+        except OSError as exc:
+            problems.append(f"{item.name}: {exc.filename or item.prediction}: cannot be "
+                            f"read ({exc.strerror or exc})")
             continue
         session.images[item.name] = image
         session.image_added.emit(item.name)
+    if len(problems) > MAX_NAMED_PROBLEMS:
+        rest = len(problems) - MAX_NAMED_PROBLEMS
+        problems = [*problems[:MAX_NAMED_PROBLEMS], f"and {rest:,} more images"]
     return problems
 
 

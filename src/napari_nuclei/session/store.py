@@ -1,13 +1,15 @@
 """A session on disk: ``session.json``, ``predictions/<name>.npz`` and ``corrected/``.
 
 Everything is written atomically into the session's output folder, and read back
-without executing anything (JSON, and ``.npz`` files loaded without pickle).
+through the input gate (:mod:`napari_nuclei.core.validate.session`): JSON through its
+guarded loader, ``.npz`` files without pickle and with every declared size checked
+before anything is allocated. Session folders travel between people, so nothing in
+them is trusted: names that are not plain file names, and files outside the folder or
+reached through symbolic links, are refused both on reading and on writing.
 """
 
 from __future__ import annotations
 
-import json
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -15,11 +17,21 @@ import numpy as np
 from ..core.atomic import atomic_path, write_json_atomic
 from ..core.errors import InputError
 from ..core.predict.instances import Prediction
+from ..core.validate.fields import InvalidValue
+from ..core.validate.session import (
+    FOLDER_FIELDS,
+    SESSION_NAME,
+    VERSION,
+    SessionEntry,
+    check_session,
+    plain_name,
+    read_prediction_arrays,
+    read_session_file,
+)
 
-SESSION_NAME = "session.json"
 PREDICTIONS_FOLDER = "predictions"
-FOLDER_FIELDS = ("train_dir", "test_dir", "gt_dir", "run_dir", "checkpoint")
-VERSION = 1
+# What session.json says about one image: the writer's records are the reader's entries.
+SavedImage = SessionEntry
 
 
 def save_prediction(path: Path, prediction: Prediction) -> Path:
@@ -36,70 +48,103 @@ def save_prediction(path: Path, prediction: Prediction) -> Path:
     return path
 
 
-def load_prediction(path: Path) -> Prediction:
-    """Read a prediction written by :func:`save_prediction`."""
-    try:
-        with np.load(path, allow_pickle=False) as data:
-            height, width = (int(v) for v in data["size"])
-            shapes = data["shapes"]
-            flat = np.unpackbits(data["bits"], count=int(shapes.prod(axis=1).sum()))
-            flat = flat.astype(bool)
-            crops, start = [], 0
-            for top, left, (h, w) in zip(data["tops"], data["lefts"], shapes, strict=True):
-                crops.append((int(top), int(left), flat[start : start + h * w].reshape(h, w)))
-                start += h * w
-            return Prediction(height, width, data["scores"].astype(np.float32), crops,
-                              bool(data["hit_cap"]))
-    except (OSError, KeyError, ValueError) as exc:
-        raise InputError(path, f"is not a saved prediction ({exc})") from None
+def load_prediction(path: Path, size: tuple[int, int] | None = None) -> Prediction:
+    """Read a prediction written by :func:`save_prediction`.
+
+    Parameters
+    ----------
+    path : Path
+        The ``.npz`` file (a symbolic link is refused).
+    size : tuple of int, optional
+        ``(height, width)`` of the image it belongs to, when known: a prediction of
+        another size is refused.
+
+    Raises
+    ------
+    DatasetError
+        Naming the file and what is wrong with it.
+    """
+    arrays = read_prediction_arrays(path, size)
+    return Prediction(arrays.height, arrays.width, arrays.scores, arrays.crops,
+                      arrays.hit_cap)
 
 
-@dataclass(frozen=True)
-class SavedImage:
-    """What ``session.json`` says about one image."""
-
-    name: str
-    image_path: Path | None
-    score_thresh: float
-    prediction: Path
-    labels: Path | None
-
-
-def write_session(folder: Path, fields: dict, images: list[SavedImage]) -> Path:
-    """Write ``session.json``: folder fields, threshold and the images' files."""
-    def rel(path):
-        return None if path is None else str(Path(path).relative_to(folder))
-
-    document = {
-        "version": VERSION,
-        **{k: (str(fields[k]) if fields.get(k) else None) for k in FOLDER_FIELDS},
-        "score_thresh": fields["score_thresh"],
-        "images": [{"name": i.name, "image_path": str(i.image_path) if i.image_path else None,
-                    "score_thresh": i.score_thresh, "prediction": rel(i.prediction),
-                    "labels": rel(i.labels)} for i in images],
-    }
-    return write_json_atomic(Path(folder) / SESSION_NAME, document, indent=2)
-
-
-def read_session(folder: Path) -> tuple[dict, list[SavedImage]]:
-    """Read ``session.json`` of an output folder.
+def session_target(folder: Path, subfolder: str, name: str, suffix: str) -> Path:
+    """``folder/subfolder/<name><suffix>``: where a save writes an image's file.
 
     Raises
     ------
     InputError
-        When the folder holds no session, or the file is not one.
+        For a name that is not a plain file name, or a subfolder that is a symbolic
+        link (it could lead anywhere): a save writes only inside its folder.
     """
-    path = Path(folder) / SESSION_NAME
-    if not path.is_file():
-        raise InputError(folder, "holds no saved session (no session.json)")
+    folder = Path(folder)
     try:
-        document = json.loads(path.read_text(encoding="utf-8"))
-        fields = {k: Path(document[k]) if document.get(k) else None for k in FOLDER_FIELDS}
-        fields["score_thresh"] = float(document["score_thresh"])
-        images = [SavedImage(i["name"], Path(i["image_path"]) if i["image_path"] else None,
-                             float(i["score_thresh"]), Path(folder) / i["prediction"],
-                             Path(folder) / i["labels"] if i["labels"] else None)
-                  for i in document["images"]]
-    except (ValueError, KeyError, TypeError) as exc:
-        raise InputError(path, f"is not a session file ({exc})") from None
-    return fields, images
+        plain_name(name, "image name")
+    except InvalidValue as exc:
+        raise InputError(folder, f"cannot save this image: {exc}") from None
+    target = folder / subfolder
+    if target.is_symlink():
+        raise InputError(target, "is a symbolic link; a session is saved only inside its "
+                         "own folder")
+    return target / f"{name}{suffix}"
+
+
+def write_session(folder: Path, fields: dict, images: list[SavedImage]) -> Path:
+    """Write ``session.json``: folder fields, threshold and the images' files.
+
+    The document is checked by the same gate that reads it, so that a name that is not
+    a plain file name, a file outside the folder or a threshold outside [0, 1] is
+    refused here and nothing is written.
+
+    Raises
+    ------
+    InputError
+        Naming what the reader would refuse.
+    """
+    folder = Path(folder)
+    path = folder / SESSION_NAME
+
+    def rel(file):
+        if file is None:
+            return None
+        try:
+            return Path(file).relative_to(folder).as_posix()
+        except ValueError:
+            raise InputError(path, f"not written: {file} is outside the session "
+                             "folder") from None
+
+    document = {
+        "version": VERSION,
+        **{k: (str(fields[k]) if fields.get(k) else None) for k in FOLDER_FIELDS},
+        "score_thresh": _plain_number(fields["score_thresh"]),
+        "images": [{"name": i.name, "image_path": str(i.image_path) if i.image_path else None,
+                    "score_thresh": _plain_number(i.score_thresh),
+                    "prediction": rel(i.prediction), "labels": rel(i.labels)}
+                   for i in images],
+    }
+    check_session(document, path, folder, strict=True)
+    return write_json_atomic(path, document, indent=2)
+
+
+def _plain_number(value):
+    # numpy scalars (a threshold taken from an array) are not JSON; the gate judges the rest.
+    return float(value) if isinstance(value, np.floating | np.integer) else value
+
+
+def read_session(folder: Path) -> tuple[dict, list[SavedImage], list[str]]:
+    """Read ``session.json`` of an output folder.
+
+    Returns
+    -------
+    tuple
+        ``(fields, images, skipped)``: the folder fields and threshold, the sound
+        image entries, and one line per damaged entry that was skipped.
+
+    Raises
+    ------
+    InputError
+        When the folder holds no session, or the file as a whole is not one.
+    """
+    checked = read_session_file(Path(folder))
+    return checked.fields, list(checked.entries), list(checked.skipped)
