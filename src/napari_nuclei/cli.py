@@ -61,7 +61,7 @@ def _cmd_gui(args: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser with one sub-command per action."""
-    from .cli_commands.option_types import OneLineParser
+    from .cli_commands.option_types import OneLineParser, process_count
 
     parser = OneLineParser(
         prog="napari-nuclei",
@@ -85,8 +85,9 @@ def build_parser() -> argparse.ArgumentParser:
     convert.add_argument("-o", "--output", type=Path, required=True, help="output JSON file")
     convert.add_argument("--image-root", type=Path, default=None,
                          help="folder the COCO JSON's file names are relative to")
-    convert.add_argument("--workers", type=int, default=None,
-                         help="worker processes (default: one per core for large sets)")
+    convert.add_argument("--workers", type=process_count(1), default=None,
+                         help="worker processes, at most one per core (default: one per "
+                         "core for large sets)")
     convert.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     add_limit_options(convert)
     convert.set_defaults(func=_cmd_convert)

@@ -12,6 +12,8 @@ import argparse
 import math
 from collections.abc import Callable
 
+from ..core.jobs import usable_cores
+
 
 def whole(low: int, high: int | None = None) -> Callable[[str], int]:
     """A whole number within ``[low, high]``."""
@@ -27,6 +29,12 @@ def whole(low: int, high: int | None = None) -> Callable[[str], int]:
         return value
 
     return parse
+
+
+def process_count(low: int) -> Callable[[str], int]:
+    """A number of processes or threads this machine can run side by side: at most one
+    per usable core (a process per image of a 100,000-image folder would exhaust it)."""
+    return whole(low, usable_cores())
 
 
 def number(low: float, high: float, low_included: bool = True,

@@ -10,6 +10,7 @@ import threading
 from pathlib import Path
 
 from ..core.training.settings import PRESETS
+from .option_types import process_count
 
 
 def add_parser(sub) -> None:
@@ -51,7 +52,8 @@ def add_parser(sub) -> None:
     group.add_argument("--test-size", type=int, dest="min_size_test")
     group.add_argument("--score-thresh", type=float, dest="score_thresh_test")
     group.add_argument("--max-dets", type=int, dest="detections_per_image")
-    group.add_argument("--workers", type=int, dest="num_workers", help="data-loading processes")
+    group.add_argument("--workers", type=process_count(0), dest="num_workers",
+                       help="data-loading processes, at most one per core")
     group.add_argument("--seed", type=int)
     group.add_argument("--keep-checkpoints", type=_keep_count, metavar="N|all",
                        help="periodic checkpoints kept on disk (default 2; the best by "

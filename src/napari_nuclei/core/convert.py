@@ -8,7 +8,6 @@ PNG decoding is most of the cost and parallelises across cores.
 from __future__ import annotations
 
 import multiprocessing
-import os
 from collections.abc import Generator
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
@@ -20,9 +19,9 @@ from . import rle as rle_utils
 from .atomic import write_json_atomic
 from .coco import coco_document, compressed_rle, make_annotation
 from .dataset import Dataset, ImageRecord
-from .errors import DatasetError
+from .errors import DatasetError, OptionError
 from .image_io import image_size, read_image, read_labels, read_mask
-from .jobs import StepProgress, drain
+from .jobs import StepProgress, drain, usable_cores
 from .labels import iter_label_rles
 from .validate.schemas import is_crowd
 
@@ -187,10 +186,14 @@ def iter_conversion(
     """
     records = dataset.records
     n_files = sum(len(r.mask_paths) for r in records)
+    cores = usable_cores()
     if workers is None:
-        workers = os.cpu_count() or 1
+        workers = cores
         if n_files < _PARALLEL_MIN_FILES and len(records) < _PARALLEL_MIN_IMAGES:
             workers = 1
+    elif isinstance(workers, bool) or not isinstance(workers, int) or not 1 <= workers <= cores:
+        raise OptionError("workers", f"must be from 1 to {cores} (the cores of this machine), "
+                          f"got {workers!r}")
     workers = max(1, min(workers, len(records)))
 
     images, annotations, empty, overlapping = [], [], [], 0

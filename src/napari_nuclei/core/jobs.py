@@ -60,3 +60,14 @@ def drain(
         return finished.value
     finally:
         job.close()
+
+
+def usable_cores() -> int:
+    """The cores this process may run on (its CPU affinity where the system tells it),
+    the bound of every worker and thread count."""
+    import os
+
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):  # macOS and Windows have no affinity call
+        return max(1, os.cpu_count() or 1)
