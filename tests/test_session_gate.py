@@ -98,13 +98,13 @@ def test_a_repeated_name_keeps_the_first_entry(tmp_path):
     assert len(problems) == 1 and "appears twice" in problems[0]
 
 
-@pytest.mark.parametrize("where", ["absolute", "climbing", "backslash"])
+@pytest.mark.parametrize("where", ["absolute", "climbing", "backslash", "drive", "folder"])
 def test_a_prediction_outside_the_folder_is_not_read(tmp_path, where):
     folder = saved_folder(tmp_path, names=("img", "other"))
     stolen = tmp_path / "elsewhere.npz"
     store.save_prediction(stolen, make_prediction())
     value = {"absolute": str(stolen), "climbing": "../elsewhere.npz",
-             "backslash": "..\\elsewhere.npz"}[where]
+             "backslash": "..\\elsewhere.npz", "drive": "C:elsewhere.npz", "folder": "."}[where]
     edit(folder, lambda d: d["images"][0].update(prediction=value))
     session, problems = restore(folder)
     assert list(session.images) == ["other"]
