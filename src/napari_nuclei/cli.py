@@ -198,8 +198,9 @@ def main(argv: list[str] | None = None) -> int:
         flag = getattr(args, "option_flags", {}).get(exc.option, exc.option)
         print(f"napari-nuclei: error: {flag}: {exc.problem}", file=sys.stderr)
         return EXIT_BAD_INPUT
-    except KeyboardInterrupt:
-        print("napari-nuclei: stopped", file=sys.stderr)
+    except KeyboardInterrupt as exc:
+        why = f" ({exc})" if str(exc) else ""
+        print(f"napari-nuclei: stopped{why}", file=sys.stderr)
         return EXIT_STOPPED
     except OSError as exc:
         where = f"{exc.filename}: " if exc.filename else ""

@@ -186,7 +186,9 @@ class _ProgressPrinter:
 
 
 def _install_stop_handlers(stop: threading.Event, forward_to_children: bool):
-    """First Ctrl-C/SIGTERM: stop at the next iteration with a checkpoint."""
+    """First Ctrl-C/SIGTERM: stop at the next iteration with a checkpoint; a second one
+    aborts now, or right after the checkpoint being written is on disk."""
+    from ..core.interrupts import hold_interrupt
 
     def handler(signum, _frame):
         if forward_to_children:
@@ -195,6 +197,8 @@ def _install_stop_handlers(stop: threading.Event, forward_to_children: bool):
                     child.terminate()  # SIGTERM: the child stops with a checkpoint
             return
         if stop.is_set():
+            if hold_interrupt() is not None:
+                return  # raised once the file being written is on disk
             raise KeyboardInterrupt
         stop.set()
         print("\nstopping after this iteration (a checkpoint is written); "

@@ -9,7 +9,8 @@
   instead of being skipped parameter by parameter into a model that predicts nothing;
 - a checkpoint is written to a temporary file, flushed to disk and renamed into place,
   and ``last_checkpoint`` names it only after the rename: a kill or a full disk during
-  the write leaves the previous checkpoint valid and no truncated ``model_*.pth``.
+  the write leaves the previous checkpoint valid and no truncated ``model_*.pth``; a
+  second Ctrl-C during the write stops the run once the file is in place.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from detectron2.checkpoint import DetectionCheckpointer
 
 from ..atomic import atomic_path, fsync_file
 from ..errors import WeightsError
+from ..interrupts import interrupts_held
 from ..safe_load import load_weights_file
 from .architecture import describe_state, presets_for
 
@@ -84,10 +86,12 @@ class NucleiCheckpointer(DetectionCheckpointer):
         data.update(kwargs)
         path = Path(self.save_dir) / f"{name}.pth"
         self.logger.info("Saving checkpoint to %s", path)
-        with atomic_path(path) as tmp, open(tmp, "wb") as fh:
-            torch.save(data, fh)
-            fsync_file(fh)
-        self.tag_last_checkpoint(path.name)
+        # A second Ctrl-C waits for the file and its tag: then the run stops at once.
+        with interrupts_held("the checkpoint"):
+            with atomic_path(path) as tmp, open(tmp, "wb") as fh:
+                torch.save(data, fh)
+                fsync_file(fh)
+            self.tag_last_checkpoint(path.name)
 
     def tag_last_checkpoint(self, last_filename_basename: str) -> None:
         with atomic_path(Path(self.save_dir) / LAST_CHECKPOINT) as tmp, \
