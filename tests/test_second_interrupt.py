@@ -7,8 +7,8 @@ import sys
 import textwrap
 
 import pytest
-from conftest import SAMPLE_DATA
 
+from conftest import SAMPLE_DATA
 from napari_nuclei.core.interrupts import hold_interrupt, interrupts_held
 
 
