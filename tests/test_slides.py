@@ -322,17 +322,19 @@ def test_slide_is_resampled_to_the_training_pixel_size(slide, tmp_path, monkeypa
 def test_cli_bad_input_is_one_line_and_exit_2(tmp_path, slide):
     not_a_slide = tmp_path / "notes.svs"
     not_a_slide.write_text("hello")
+    model = tmp_path / "model"  # beside the output: an output inside an input is refused
+    model.mkdir()
     result = subprocess.run([*CLI, "predict-slide", str(not_a_slide), "--model",
-                             str(tmp_path), "-o", str(tmp_path / "out")],
+                             str(model), "-o", str(tmp_path / "out")],
                             capture_output=True, text=True, timeout=300)
     assert result.returncode == 2
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and "notes.svs: is not a slide or image" in lines[0]
-    result = subprocess.run([*CLI, "predict-slide", str(slide), "--model", str(tmp_path),
+    result = subprocess.run([*CLI, "predict-slide", str(slide), "--model", str(model),
                              "-o", str(tmp_path / "out"), "--region", "1,2,3"],
                             capture_output=True, text=True, timeout=300)
     assert result.returncode == 2 and "argument --region: wants x,y,w,h" in result.stderr
-    result = subprocess.run([*CLI, "predict-slide", str(slide), "--model", str(tmp_path),
+    result = subprocess.run([*CLI, "predict-slide", str(slide), "--model", str(model),
                              "-o", str(tmp_path / "out"), "--batch-size", "0"],
                             capture_output=True, text=True, timeout=300)
     assert result.returncode == 2

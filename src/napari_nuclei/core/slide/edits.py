@@ -9,7 +9,6 @@ the next time the folder is opened. Each applied edit leaves a line in ``edits/l
 
 from __future__ import annotations
 
-import json
 import re
 import shutil
 from dataclasses import dataclass
@@ -19,6 +18,7 @@ import numpy as np
 
 from ..atomic import atomic_path, write_json_atomic
 from ..errors import InputError
+from ..validate import load_arrays, load_json, parse_json_line
 from .job import COMPLETE_NAME, JOB, PLAN_NAME
 from .output_lock import hold_output
 from .outputs import (
@@ -164,8 +164,8 @@ def open_output(out_dir: str | Path) -> SlideOutput:
         raise InputError(out_dir, "holds a slide job that is not finished: run predict-slide "
                          "again to finish it before correcting")
     try:
-        plan = SlidePlan.from_json(json.loads(plan_path.read_text("utf-8")))
-    except (ValueError, KeyError, TypeError):
+        plan = SlidePlan.from_json(load_json(plan_path))
+    except (InputError, ValueError, KeyError, TypeError):
         raise InputError(plan_path, "cannot be read as a slide job plan") from None
     output = SlideOutput(out_dir, plan)
     if (output.edits_dir / PENDING).is_dir():
@@ -179,8 +179,8 @@ def apply_pending(output: SlideOutput) -> bool:
     pending = output.edits_dir / PENDING
     if not pending.is_dir():
         return False
-    edit = json.loads((pending / "edit.json").read_text("utf-8"))
-    labels = np.load(pending / "labels.npy", allow_pickle=False)
+    edit = load_json(pending / "edit.json")
+    labels = load_arrays(pending / "labels.npy")[""]
     _write_labels(output, edit["top"], edit["left"], labels)
     replaced = set(edit["drop_ids"]) | set(edit["keep_ids"])
     _rewrite_table(output, replaced, pending)
@@ -233,7 +233,7 @@ def _feature_id(line: str) -> int:
     match = _FEATURE_ID.search(line)
     if match:
         return int(match.group(1))
-    return int(json.loads(line)["properties"]["measurements"]["id"])
+    return int(parse_json_line(line)["properties"]["measurements"]["id"])
 
 
 def _rewrite_geojson(output: SlideOutput, replaced: set[int], pending: Path) -> None:

@@ -8,7 +8,6 @@ job, or the same slide with other settings, is refused unless ``overwrite`` is a
 
 from __future__ import annotations
 
-import json
 import shutil
 import time
 from dataclasses import dataclass, field
@@ -16,6 +15,7 @@ from pathlib import Path
 
 from ..atomic import remove_stale_temp_files_in, write_json_atomic
 from ..errors import InputError
+from ..validate import load_arrays, load_json
 from .outputs import (
     CSV_NAME,
     GEOJSON_NAME,
@@ -105,8 +105,8 @@ def prepare_folder(out_dir: Path, plan: SlidePlan, overwrite: bool) -> bool:
             raise InputError(out_dir, "exists and is not a slide job folder: choose another "
                              "output folder (nothing was changed)")
         try:
-            saved = SlidePlan.from_json(json.loads(plan_path.read_text("utf-8")))
-        except (ValueError, KeyError, TypeError):
+            saved = SlidePlan.from_json(load_json(plan_path))
+        except (InputError, ValueError, KeyError, TypeError):
             saved = None
         if saved == plan:
             return True
@@ -198,12 +198,9 @@ class SlideJob:
         return [t for t in self.plan.selected if t not in self.predicted]
 
     def nuclei_so_far(self) -> int:
-        import numpy as np
-
         total = 0
         for index in sorted(set(self.plan.selected) & self.predicted):
-            with np.load(self.job_dir / RECORDS / f"{index:07d}.npz") as data:
-                total += len(data["ids"])
+            total += len(load_arrays(self.job_dir / RECORDS / f"{index:07d}.npz")["ids"])
         return total
 
     def advance(self, predicted: list[int] | None = None) -> None:
@@ -259,12 +256,9 @@ class SlideJob:
         return result
 
     def _capped_tiles(self) -> int:
-        import numpy as np
-
         capped = 0
         for index in self.plan.selected:
-            with np.load(self.job_dir / RECORDS / f"{index:07d}.npz") as data:
-                capped += bool(data["hit_cap"])
+            capped += bool(load_arrays(self.job_dir / RECORDS / f"{index:07d}.npz")["hit_cap"])
         return capped
 
 
@@ -273,6 +267,6 @@ def load_result(out_dir: Path) -> SlideResult | None:
     path = out_dir / JOB / COMPLETE_NAME
     if not path.is_file():
         return None
-    data = json.loads(path.read_text("utf-8"))
+    data = load_json(path)
     data["out_dir"] = Path(data["out_dir"])
     return SlideResult(**data)

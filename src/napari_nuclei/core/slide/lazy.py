@@ -10,7 +10,6 @@ import happens here.
 
 from __future__ import annotations
 
-import json
 import threading
 import weakref
 from pathlib import Path
@@ -18,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import InputError
+from ..validate import load_json
 from .reader import Slide, open_slide
 
 # Chunk side of the lazy levels: large enough that a screenful is a few dozen reads.
@@ -190,7 +190,7 @@ def output_slide_path(out_dir: str | Path) -> Path:
 
     plan = Path(out_dir) / JOB / PLAN_NAME
     try:
-        return Path(json.loads(plan.read_text("utf-8"))["slide"])
-    except (OSError, ValueError, KeyError, TypeError):
+        return Path(load_json(plan)["slide"])
+    except (InputError, ValueError, KeyError, TypeError):
         raise InputError(out_dir, "is not a predict-slide output folder (no readable "
                          f"{JOB}/{PLAN_NAME})") from None

@@ -10,11 +10,11 @@ viewer reads them lazily next to ``s0`` (:func:`live_labels_layer_data`).
 
 from __future__ import annotations
 
-import json
 import shutil
 from pathlib import Path
 
 from ..errors import InputError
+from ..validate import load_json
 from .job import JOB, PLAN_NAME
 from .outputs import LABELS_NAME, MIN_PYRAMID_SIDE
 from .plan import SlidePlan
@@ -33,7 +33,7 @@ def _level_shapes(height: int, width: int) -> list[tuple[int, int]]:
 
 
 def _plan(out_dir: Path) -> SlidePlan:
-    return SlidePlan.from_json(json.loads((out_dir / JOB / PLAN_NAME).read_text("utf-8")))
+    return SlidePlan.from_json(load_json(out_dir / JOB / PLAN_NAME))
 
 
 class LivePyramid:
@@ -120,7 +120,7 @@ def live_labels_layer_data(out_dir: str | Path, generation: int = 0) -> tuple:
         plan = _plan(out_dir)
         base = zarr.open_array(str(out_dir / LABELS_NAME / "s0"), mode="r")
         group = zarr.open_group(str(out_dir / JOB / LIVE_NAME), mode="r")
-    except (OSError, ValueError, KeyError, TypeError):
+    except (InputError, OSError, ValueError, KeyError, TypeError):
         raise InputError(out_dir, "has no labels yet (the slide job has not started)") \
             from None
     arrays = [base] + [group[f"s{k}"] for k in range(1, len(_level_shapes(*base.shape)) + 1)

@@ -15,6 +15,7 @@ import numpy as np
 
 from ..atomic import atomic_path
 from ..predict.tiles import Candidate
+from ..validate import load_arrays
 
 
 @dataclass
@@ -79,8 +80,7 @@ def save_nuclei(path: Path, nuclei: list[Nucleus], **arrays) -> Path:
 
 def load_nuclei(path: Path) -> tuple[list[Nucleus], dict]:
     """Read nuclei written by :func:`save_nuclei`; also returns the other arrays."""
-    with np.load(path, allow_pickle=False) as data:
-        arrays = {k: data[k] for k in data.files}
+    arrays = load_arrays(path)
     masks = _unpack(arrays.pop("shapes"), arrays.pop("bits"))
     ids, scores, corners = arrays.pop("ids"), arrays.pop("scores"), arrays.pop("corners")
     nuclei = [Nucleus(int(i), float(s), int(t), int(left), m)

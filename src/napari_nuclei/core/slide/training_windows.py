@@ -10,7 +10,6 @@ run can be trained with that ``--mpp``.
 
 from __future__ import annotations
 
-import json
 import tempfile
 from pathlib import Path
 
@@ -18,6 +17,7 @@ import numpy as np
 
 from ..atomic import write_json_atomic
 from ..errors import InputError
+from ..validate import load_json
 from .engine import slide_name
 
 SET_NAME = "training_set.json"
@@ -36,9 +36,9 @@ def _set_pixel_size(folder: Path, mpp: float | None) -> dict:
     if not path.is_file():
         return {"mpp": mpp, "samples": []}
     try:
-        data = json.loads(path.read_text("utf-8"))
+        data = load_json(path)
         known, samples = data["mpp"], list(data["samples"])
-    except (ValueError, KeyError, TypeError):
+    except (InputError, ValueError, KeyError, TypeError):
         raise InputError(path, "cannot be read as a training set description") from None
     if (known is None) != (mpp is None) or (
             known is not None and abs(mpp / known - 1) > _SAME_PIXEL_SIZE):
@@ -120,7 +120,7 @@ def training_set_mpp(training_set: str | Path) -> float | None:
     if not path.is_file():
         return None
     try:
-        value = json.loads(path.read_text("utf-8"))["mpp"]
-    except (ValueError, KeyError, TypeError):
+        value = load_json(path)["mpp"]
+    except (InputError, ValueError, KeyError, TypeError):
         raise InputError(path, "cannot be read as a training set description") from None
     return float(value) if value else None

@@ -11,6 +11,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from ..errors import InputError
+from ..validate import load_arrays
 from .edits import EDITS
 
 if TYPE_CHECKING:
@@ -50,9 +52,9 @@ def autosaved_labels(window: SlideWindow) -> np.ndarray | None:
     if not path.is_file():
         return None
     try:
-        with np.load(path, allow_pickle=False) as saved:
-            labels, original = saved["labels"], saved["original"]
-    except (OSError, ValueError, KeyError):
+        saved = load_arrays(path)
+        labels, original = saved["labels"], saved["original"]
+    except (InputError, KeyError):
         return None
     if labels.shape != window.shape or not np.array_equal(original, window.original):
         return None  # saved over labels that have changed since

@@ -24,6 +24,7 @@ import numpy as np
 from ..normalize import to_model_input
 from ..predict.paste import paste_in_box, tight
 from ..predict.tiles import Candidate, Neighbourhood, centred, cut_off, resolve_candidate
+from ..validate import load_arrays
 from .measure import Scale, feature_lines, measure_nuclei
 from .outputs import LabelsStore, write_features_part, write_table_part
 from .plan import SlidePlan, regions_keep
@@ -64,7 +65,7 @@ def _scale(plan: SlidePlan) -> Scale:
 def _regions(job_dir: Path, plan: SlidePlan):
     if plan.regions_downsample is None:
         return None
-    return np.load(job_dir / "regions.npy", allow_pickle=False)
+    return load_arrays(job_dir / "regions.npy")[""]
 
 
 def _centres(nuclei) -> np.ndarray:

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+
+from ..validate import parse_json_line
 
 METRICS_NAME = "metrics.jsonl"
 
@@ -108,7 +109,7 @@ def read_metrics(run_dir: str | Path) -> list[TrainReport]:
     with open(path, encoding="utf-8", errors="replace") as fh:
         for line in fh:
             try:
-                reports.append(TrainReport(**json.loads(line)))
+                reports.append(TrainReport(**parse_json_line(line)))
             except (ValueError, TypeError, RecursionError):
                 continue
     return reports

@@ -7,7 +7,6 @@ detectron2 config in :mod:`napari_nuclei.core.training.config`. Every run saves 
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
 import re
 from dataclasses import dataclass, field
@@ -358,9 +357,12 @@ def save_settings(settings: TrainSettings, run_dir: Path, **extra) -> Path:
 
 def _largest_nucleus_px(coco_json: Path) -> float | None:
     """The largest box side of the nuclei in a COCO JSON, if it exists."""
+    from ..errors import InputError
+    from ..validate import load_json
+
     try:
-        annotations = json.loads(coco_json.read_text(encoding="utf-8"))["annotations"]
-    except (OSError, ValueError, KeyError, TypeError):
+        annotations = load_json(coco_json)["annotations"]
+    except (InputError, ValueError, KeyError, TypeError):
         return None
     return max((max(a["bbox"][2:4]) for a in annotations), default=None)
 

@@ -11,7 +11,11 @@ Modules
     Checks of single values (integers, numbers, texts, boxes) raising
     :class:`InvalidValue`; :func:`in_file` turns those into a ``DatasetError``.
 ``json_input``
-    :func:`load_json`: the only JSON loader for user files (size and depth guard).
+    :func:`load_json`: the only JSON loader for user files (size and depth guard), and
+    :func:`parse_json_line` for JSON-lines files.
+``arrays``
+    :func:`load_arrays`: the only NumPy file loader (no pickles; declared sizes checked
+    from the headers before any data is read).
 ``limits``
     The largest image and JSON file accepted, raised by ``--max-pixels`` and
     ``--max-json-mb``.
@@ -29,8 +33,9 @@ Modules
     through no link) and its predictions (:func:`read_prediction_arrays`).
 """
 
+from .arrays import load_arrays
 from .fields import InvalidValue, in_file
-from .json_input import load_json
+from .json_input import load_json, parse_json_line
 from .limits import add_limit_options, apply_limit_options, check_pixels, max_pixels
 from .session import (
     MAX_SESSION_IMAGES,
@@ -47,8 +52,10 @@ __all__ = [
     "check_pixels",
     "check_session",
     "in_file",
+    "load_arrays",
     "load_json",
     "max_pixels",
+    "parse_json_line",
     "read_prediction_arrays",
     "read_session_file",
 ]

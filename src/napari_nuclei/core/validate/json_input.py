@@ -63,3 +63,18 @@ def load_json(path: str | Path):
         raise DatasetError(path, f"cannot be read ({exc.strerror or exc})") from None
     except ValueError as exc:  # NaN/Infinity, integers beyond Python's digit limit
         raise DatasetError(path, f"not valid JSON ({exc})") from None
+
+
+def parse_json_line(text: str):
+    """Parse one line of a JSON-lines file (``metrics.jsonl``, GeoJSON lines).
+
+    Raises
+    ------
+    ValueError
+        For anything that is not one valid JSON value: bad syntax, ``NaN``, nesting deep
+        enough to exhaust the parser's stack, integers beyond Python's digit limit.
+    """
+    try:
+        return json.loads(text, parse_constant=_refuse_constant)
+    except RecursionError:
+        raise ValueError("JSON nested too deeply") from None
