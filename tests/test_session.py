@@ -99,6 +99,16 @@ def test_use_run_takes_the_runs_threshold_and_refuses_other_folders(tmp_path):
     assert changes[-1] == session.checkpoint
 
 
+@pytest.mark.parametrize("value", [5.0, "0.3", None, [0.3]])
+def test_use_run_refuses_a_threshold_that_cannot_be_one(tmp_path, value):
+    (tmp_path / "settings.json").write_text(json.dumps({"score_thresh_test": value}))
+    (tmp_path / "model_final.pth").write_bytes(b"")
+    session = Session()
+    with pytest.raises(InputError, match="settings.json: is damaged.*score_thresh_test"):
+        session.use_run(tmp_path)
+    assert session.run_dir is None
+
+
 def test_autosave_writes_every_edited_image_into_the_output_folder(session, prediction,
                                                                    tmp_path):
     session.add_prediction("other", None, prediction)

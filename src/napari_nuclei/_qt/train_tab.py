@@ -177,11 +177,11 @@ class TrainTab(QWidget):
     def open_run(self, run_dir: Path) -> bool:
         """Show a run: its settings in the form, its plot and its checkpoints; predict
         with its last checkpoint. A folder that is not a run is refused."""
-        from ..core.training.settings import TrainSettings, load_run_facts
+        from ..core.runs import read_run
 
         try:
             self.session.use_run(run_dir)
-            settings = TrainSettings.from_json(load_run_facts(self.session.run_dir))
+            settings = read_run(self.session.run_dir).settings
         except Exception as exc:
             self.status.setText(str(exc))
             return False

@@ -147,17 +147,17 @@ class Session:
         The score threshold becomes the run's own test threshold, as the command line
         uses. Raises :class:`InputError` for a folder that is not a run.
         """
-        from ..core.training.settings import load_run_facts
-        from ..core.training.weights import is_run_dir, last_checkpoint
+        from ..core.runs import read_run
+        from ..core.training.weights import last_checkpoint
 
-        run_dir = Path(run_dir).expanduser().resolve()
-        if not is_run_dir(run_dir):
-            raise InputError(run_dir, "is not a training run folder (it has no settings.json)")
+        # Checked value by value: run folders are shared, and a threshold of 5 or a
+        # damaged setting must be named, not carried into predictions.
+        record = read_run(run_dir)
+        run_dir = record.folder
         checkpoint = checkpoint or last_checkpoint(run_dir)
         if checkpoint is None:
             raise InputError(run_dir, "has no checkpoint yet: train it further with Resume")
-        facts = load_run_facts(run_dir)
-        self.score_thresh = float(facts.get("score_thresh_test", DEFAULT_THRESHOLD))
+        self.score_thresh = record.settings.score_thresh_test
         self.checkpoint = None  # so that a change of run alone still announces the model
         self.run_dir = run_dir
         self.checkpoint = Path(checkpoint)
