@@ -1,6 +1,8 @@
 """The training and prediction engine: torch (the user's choice of build) and detectron2
-(installed by napari-nuclei itself, since it is not on PyPI)."""
+(installed by napari-nuclei itself, since it is not on PyPI). It counts as ready once a
+fresh interpreter has used it (:func:`verify_engine`)."""
 
+from .check import verify_engine
 from .install import (
     EngineInstallError,
     EngineInstallResult,
@@ -8,6 +10,7 @@ from .install import (
     install_engine,
 )
 from .status import (
+    EngineCheck,
     EngineLocation,
     EngineStatus,
     default_location,
@@ -16,6 +19,7 @@ from .status import (
 )
 
 __all__ = [
+    "EngineCheck",
     "EngineInstallError",
     "EngineInstallResult",
     "EngineLocation",
@@ -25,4 +29,5 @@ __all__ = [
     "engine_error_line",
     "engine_status",
     "install_engine",
+    "verify_engine",
 ]

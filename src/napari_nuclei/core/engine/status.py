@@ -1,18 +1,19 @@
 """What the training and prediction engine (torch + detectron2) needs, and what is there.
 
 Everything here reads installed-package metadata and import specs: nothing imports torch
-or detectron2, so the check is fast enough to run before every training or prediction and
-when the dock opens.
+or detectron2, so it takes milliseconds. That only says the pieces are present; whether
+they work together is settled by using them, in :mod:`.check`.
 """
 
 from __future__ import annotations
 
 import importlib.util
 import os
+import re
 import site
 import sys
 import sysconfig
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
 
@@ -29,6 +30,12 @@ ENGINE_WHEEL_PYTHON = "3.10"
 # Where the code goes inside the environment, and the path file that puts it on sys.path.
 ENGINE_FOLDER_NAME = "detectron2-dist"
 ENGINE_PTH_NAME = "napari_nuclei_detectron2.pth"
+# The distributions detectron2's code imports to build, train and run a Mask R-CNN
+# (canonical names); its installed metadata is made to list these and nothing else.
+ENGINE_CODE_NEEDS = frozenset({"numpy", "pillow", "matplotlib", "pycocotools", "termcolor",
+                               "yacs", "tabulate", "cloudpickle", "tqdm", "omegaconf",
+                               "hydra-core", "packaging", "fvcore", "iopath", "pyyaml",
+                               "setuptools"})
 # The extra whose requirements are detectron2's (and training's) runtime needs.
 RUNTIME_EXTRA = "train"
 MIN_TORCH = Version("2.1")
@@ -113,6 +120,61 @@ def installed_torch() -> dict[str, Version | None]:
     return found
 
 
+def paired_torchvision(torch: Version) -> tuple[int, int] | None:
+    """The ``(major, minor)`` of the torchvision release made for ``torch``.
+
+    torchvision is released in lockstep with torch: for torch 2.x it is 0.(x + 15), so
+    torch 2.0 goes with torchvision 0.15 and torch 2.14 with 0.29. None where no rule is
+    known (torch 1.x is refused as too old anyway; a later major may number differently).
+    """
+    if torch.major != 2:
+        return None
+    return 0, torch.minor + 15
+
+
+def _index_for(torch: Version) -> str:
+    """The ``--index-url`` option that reaches builds like ``torch`` ("" for PyPI's)."""
+    local = torch.local or ""
+    if local == "cpu" or re.fullmatch(r"(cu|rocm)[0-9.]+", local):
+        return f" --index-url {TORCH_INDEX}/{local}"
+    return ""
+
+
+def torchvision_fix(torch: Version, force: bool = False) -> str:
+    """The command that installs the torchvision matching the installed ``torch``.
+
+    torch is named at its installed version, so pip picks the torchvision built for it
+    rather than replacing torch.
+    """
+    pair = paired_torchvision(torch)
+    wanted = f'"torchvision=={pair[0]}.{pair[1]}.*"' if pair else "torchvision"
+    again = "--force-reinstall " if force else ""
+    return (f"{python_command()} -m pip install {again}torch=={torch.public} {wanted}"
+            f"{_index_for(torch)}")
+
+
+def torch_mismatch(versions: dict[str, Version | None]) -> str | None:
+    """One line when torchvision's version or build does not pair with torch's, else None.
+
+    Parameters
+    ----------
+    versions : dict
+        ``{"torch": version, "torchvision": version}``; unknown versions are not judged.
+    """
+    torch, vision = versions.get("torch"), versions.get("torchvision")
+    if not torch or not vision or Version("0") in (torch, vision):
+        return None
+    pair = paired_torchvision(torch)
+    if pair is not None and vision.release[:2] != pair:
+        why = f"torch {torch.major}.{torch.minor} needs torchvision {pair[0]}.{pair[1]}"
+    elif torch.local and vision.local and torch.local != vision.local:
+        why = f"one is built for {torch.local}, the other for {vision.local}"
+    else:
+        return None
+    return (f"torchvision {vision} does not match torch {torch} ({why}); install the "
+            f"matching torchvision with: {torchvision_fix(torch)}")
+
+
 def torch_problem(versions: dict[str, Version | None] | None = None) -> str | None:
     """One line saying what is wrong with torch and the commands that fix it, or None.
 
@@ -131,7 +193,7 @@ def torch_problem(versions: dict[str, Version | None] | None = None) -> str | No
             what, upgrade = f"{name} {found} is older than the {least} detectron2 needs", True
             break
     else:
-        return None
+        return torch_mismatch(versions)
     cpu, cuda = torch_install_commands(upgrade)
     return f"{what}; install it with: {cpu}  (NVIDIA GPU: {cuda})"
 
@@ -178,6 +240,45 @@ def unmet(requirements: list[Requirement]) -> list[Requirement]:
 
 
 @dataclass(frozen=True)
+class EngineCheck:
+    """The verdict of using the engine in a fresh interpreter (see :mod:`.check`).
+
+    Attributes
+    ----------
+    ok : bool
+        torch, torchvision and detectron2 imported and a tiny Mask R-CNN ran.
+    cause : str
+        What went wrong, in one line ("" when ok).
+    fix : str or None
+        What to do about it; None: run the installer (it reinstalls detectron2's code).
+    culprit : str
+        The piece at fault: ``"torch"``, ``"torchvision"``, ``"detectron2"``,
+        ``"requirement"`` (a package detectron2 imports), ``"check"`` (the check itself
+        did not finish) or ``""`` when ok.
+    versions : dict
+        What the check imported: torch, torchvision and detectron2 versions.
+    seconds : float
+        How long the check took when it ran.
+    cached : bool
+        The verdict was read from the cache: nothing ran this time.
+    """
+
+    ok: bool
+    cause: str = ""
+    fix: str | None = None
+    culprit: str = ""
+    versions: dict = field(default_factory=dict)
+    seconds: float = 0.0
+    cached: bool = False
+
+    def line(self, how: str = CLI_INSTALL) -> str:
+        """The cause and its fix, as one line ("" when ok)."""
+        if self.ok:
+            return ""
+        return f"{self.cause}; {self.fix or f'reinstall it with: {how}'}"
+
+
+@dataclass(frozen=True)
 class EngineStatus:
     """The engine as this process sees it.
 
@@ -197,6 +298,9 @@ class EngineStatus:
         Runtime requirements not installed in an accepted version.
     location : EngineLocation
         Where the installer puts detectron2.
+    check : EngineCheck or None
+        The verdict of using the engine; None until it has been checked (see
+        :func:`napari_nuclei.core.engine.verify_engine`).
     """
 
     torch_problem: str | None
@@ -205,11 +309,26 @@ class EngineStatus:
     installed_not_on_path: bool
     missing_requirements: tuple[str, ...]
     location: EngineLocation
+    check: EngineCheck | None = None
+
+    @property
+    def complete(self) -> bool:
+        """Every piece is installed, as far as package metadata tells."""
+        return (self.torch_problem is None and self.detectron2_dir is not None
+                and not self.missing_requirements)
 
     @property
     def ready(self) -> bool:
-        return (self.torch_problem is None and self.detectron2_dir is not None
-                and not self.missing_requirements)
+        """Complete, and checked by using it: a tiny Mask R-CNN ran in a new interpreter."""
+        return self.complete and self.check is not None and self.check.ok
+
+    def installer_can_fix(self) -> bool:
+        """Whether the installer has something to do: detectron2 or its requirements are
+        missing, or the detectron2 it installed is broken."""
+        if self.detectron2_dir is None or self.missing_requirements:
+            return True
+        return (self.check is not None and not self.check.ok
+                and self.check.culprit == "detectron2" and self.source == "napari-nuclei")
 
     def problems(self, how: str = CLI_INSTALL) -> list[str]:
         """One line per missing piece, each saying how to fix it (empty when ready).
@@ -225,6 +344,8 @@ class EngineStatus:
         if self.missing_requirements:
             lines.append(f"detectron2 needs {', '.join(self.missing_requirements)}; install "
                          f"them with: {how}")
+        if self.complete and self.check is not None and not self.check.ok:
+            lines.append(self.check.line(how))
         return lines
 
     def origin(self) -> str:
