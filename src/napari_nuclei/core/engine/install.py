@@ -2,15 +2,22 @@
 
 detectron2 itself is installed as pure code into a folder of the environment and put on
 the path with a ``.pth`` file (read at every start) and on this process's ``sys.path``
-(so it can be used without restarting). Its runtime requirements are installed with pip.
-torch is never installed here: the CPU or CUDA build is the user's choice, and the job
-ends with the command that installs it when it is missing.
+(so it can be used without restarting). Its installed metadata is made to say what that
+code needs, so that ``pip check`` stays clean. Its runtime requirements are installed with
+pip. torch is never installed here: the CPU or CUDA build is the user's choice, and the
+job ends with the command that installs it when it is missing. The job ends by using the
+engine once in a new interpreter (:func:`.check.verify_engine`).
 """
 
 from __future__ import annotations
 
+import base64
+import csv
+import hashlib
 import importlib
+import io
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -18,7 +25,9 @@ from collections.abc import Callable, Generator, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from .check import verify_engine
 from .status import (
+    ENGINE_CODE_NEEDS,
     ENGINE_DISTRIBUTION,
     ENGINE_VERSION,
     ENGINE_WHEEL_PYTHON,
@@ -26,6 +35,7 @@ from .status import (
     EngineStatus,
     default_location,
     engine_status,
+    python_command,
     requirement_spec,
     runtime_requirements,
     unmet,
@@ -33,7 +43,10 @@ from .status import (
 
 # Runs ``pip <args>`` in the running environment and yields its output lines.
 PipRunner = Callable[[Sequence[str]], Iterator[str]]
-_IMPORT_CHECK = "import detectron2, detectron2.model_zoo, detectron2.modeling"
+# pip's closing note on conflicts among installed packages, and its lines naming them.
+_RESOLVER_NOTE = "ERROR: pip's dependency resolver does not currently take into account"
+_CONFLICT = re.compile(r"^\S+ \S+ (requires|has requirement) ")
+_WHEEL_TAG_HERE = "py3-none-any"
 
 
 class EngineInstallError(Exception):
@@ -135,6 +148,190 @@ def activate(location: EngineLocation) -> bool:
     return added
 
 
+def _without_resolver_notes(lines: Iterator[str], conflicts: list[str]) -> Iterator[str]:
+    """pip's output without its note on conflicts among installed packages; the
+    conflicting lines go to ``conflicts`` (shown once, as one line, by the caller)."""
+    in_note = False
+    try:
+        for line in lines:
+            if line.startswith(_RESOLVER_NOTE):
+                in_note = True
+            elif in_note and _CONFLICT.match(line):
+                conflicts.append(line)
+            else:
+                in_note = False
+                yield line
+    finally:
+        close = getattr(lines, "close", None)
+        if close is not None:
+            close()  # stopping the job stops pip
+
+
+def _conflicts_line(conflicts: list[str]) -> str:
+    shown = "; ".join(line.rstrip(".") for line in conflicts[:3])
+    more = f" and {len(conflicts) - 3} more" if len(conflicts) > 3 else ""
+    return (f"note: pip reports requirements of installed packages it left unmet: {shown}"
+            f"{more} (all of them: {python_command()} -m pip check)")
+
+
+def code_requirements() -> list[str]:
+    """What detectron2's code needs at run time, as requirement lines.
+
+    The distribution's own list is not that: it asks for black and tensorboard, which the
+    code does not import to build, train or run a Mask R-CNN, and for numpy<2, with which
+    it works. These are the specifications napari-nuclei itself declares (its core
+    dependencies and ``train`` extra) for the packages that code imports.
+    """
+    from importlib import metadata
+
+    from packaging.requirements import InvalidRequirement, Requirement
+    from packaging.utils import canonicalize_name
+
+    try:
+        declared = metadata.requires("napari-nuclei") or []
+    except metadata.PackageNotFoundError:
+        declared = []
+    wanted = list(runtime_requirements())
+    for line in declared:
+        try:
+            requirement = Requirement(line)
+        except InvalidRequirement:
+            continue
+        if requirement.marker is None:
+            wanted.append(requirement)
+    merged: dict[str, Requirement] = {}
+    for requirement in wanted:
+        name = canonicalize_name(requirement.name)
+        if name not in ENGINE_CODE_NEEDS:
+            continue
+        if name in merged:
+            merged[name].specifier &= requirement.specifier
+        else:
+            merged[name] = Requirement(requirement_spec(requirement))
+    return [str(merged[name]) for name in sorted(merged)]
+
+
+def _record_hash(data: bytes) -> str:
+    digest = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=")
+    return f"sha256={digest.decode()}"
+
+
+def _replace_text(path: Path, text: str) -> None:
+    partial = path.with_name(path.name + ".partial")
+    partial.write_text(text, encoding="utf-8")
+    os.replace(partial, path)
+
+
+def _metadata_with(text: str, requirements: list[str]) -> str:
+    """METADATA with its unconditional ``Requires-Dist`` lines replaced by
+    ``requirements`` (those of extras are left: pip check does not read them)."""
+    from packaging.requirements import InvalidRequirement, Requirement
+
+    head, blank, body = text.partition("\n\n")
+    lines, at = [], None
+    for line in head.split("\n"):
+        if line.startswith("Requires-Dist:"):
+            try:
+                marker = Requirement(line.partition(":")[2].strip()).marker
+            except InvalidRequirement:
+                marker = None
+            if marker is None or "extra" not in str(marker):
+                at = len(lines) if at is None else at
+                continue
+        lines.append(line)
+    if at is None:
+        at = next((i + 1 for i, line in enumerate(lines) if line.startswith(
+            ("Requires-Python:", "Version:"))), len(lines))
+    lines[at:at] = [f"Requires-Dist: {r}" for r in requirements]
+    return "\n".join(lines) + blank + body
+
+
+def _wheel_for_here(text: str) -> str | None:
+    """WHEEL retagged as pure Python when none of its tags suits this interpreter (the
+    compiled extension it was tagged for cannot load here, and the code runs without
+    it), else None."""
+    from packaging.tags import parse_tag, sys_tags
+
+    tags = [line.partition(":")[2].strip() for line in text.splitlines()
+            if line.startswith("Tag:")]
+    here = set(sys_tags())
+    if not tags or any(t in here for tag in tags for t in parse_tag(tag)):
+        return None
+    lines = [line for line in text.splitlines() if not line.startswith("Tag:")]
+    lines = ["Root-Is-Purelib: true" if line.startswith("Root-Is-Purelib:") else line
+             for line in lines]
+    return "\n".join(lines).rstrip("\n") + f"\nTag: {_WHEEL_TAG_HERE}\n"
+
+
+def _foreign_extension(name: str) -> bool:
+    """A compiled module built for another Python (it can never be imported here)."""
+    built_for = re.search(r"\.(?:cpython-|cp)(\d+)", name)
+    here = f"{sys.version_info.major}{sys.version_info.minor}"
+    return (name.endswith((".so", ".pyd")) and built_for is not None
+            and built_for.group(1) != here)
+
+
+def record_code_needs(folder: Path) -> bool:
+    """Make the metadata of the distribution installed in ``folder`` true to its code.
+
+    Its ``Requires-Dist`` lines become :func:`code_requirements`; where its wheel tag
+    does not suit this interpreter, the extension built for another Python is removed and
+    the wheel is tagged pure Python. RECORD follows, so the distribution stays consistent.
+    Does nothing when all of this is done already.
+
+    Parameters
+    ----------
+    folder : Path
+        The folder ``pip install --target`` filled.
+
+    Returns
+    -------
+    bool
+        Whether anything changed.
+    """
+    infos = sorted(folder.glob("*.dist-info"))
+    if not infos:
+        return False
+    info = infos[0]
+    changed: dict[str, bytes] = {}
+    metadata_file = info / "METADATA"
+    if metadata_file.is_file():
+        text = metadata_file.read_text(encoding="utf-8")
+        wanted = _metadata_with(text, code_requirements())
+        if wanted != text:
+            _replace_text(metadata_file, wanted)
+            changed[f"{info.name}/METADATA"] = wanted.encode()
+    removed: set[str] = set()
+    wheel_file = info / "WHEEL"
+    if wheel_file.is_file():
+        wanted = _wheel_for_here(wheel_file.read_text(encoding="utf-8"))
+        if wanted is not None:
+            _replace_text(wheel_file, wanted)
+            changed[f"{info.name}/WHEEL"] = wanted.encode()
+    tagged = wheel_file.is_file() and f"Tag: {_WHEEL_TAG_HERE}" in wheel_file.read_text(
+        encoding="utf-8")
+    if tagged:
+        for path in folder.rglob("*"):
+            if path.is_file() and _foreign_extension(path.name):
+                path.unlink()
+                removed.add(path.relative_to(folder).as_posix())
+    record = info / "RECORD"
+    if (changed or removed) and record.is_file():
+        rows = list(csv.reader(io.StringIO(record.read_text(encoding="utf-8"))))
+        kept = []
+        for row in rows:
+            if not row or row[0] in removed:
+                continue
+            if row[0] in changed:
+                data = changed[row[0]]
+                row = [row[0], _record_hash(data), str(len(data))]
+            kept.append(row)
+        out = io.StringIO()
+        csv.writer(out, lineterminator="\n").writerows(kept)
+        _replace_text(record, out.getvalue())
+    return bool(changed or removed)
+
+
 def _register(location: EngineLocation) -> bool:
     """Write the ``.pth`` file that puts the folder on the path at every start."""
     wanted = f"{location.folder}\n"
@@ -165,6 +362,7 @@ def _install_code(location: EngineLocation, pip: PipRunner, step: int,
         if not (partial / "detectron2" / "__init__.py").is_file():
             raise EngineInstallError(f"{ENGINE_DISTRIBUTION} installed no detectron2 "
                                      f"package into {partial}")
+        record_code_needs(partial)
         if location.folder.exists():
             shutil.rmtree(location.folder)
         os.replace(partial, location.folder)
@@ -200,24 +398,15 @@ def _imports_here() -> bool:
     return True
 
 
-def _imports_in_fresh_process() -> str | None:
-    """None when a new interpreter imports the engine, else the error's last line."""
-    result = subprocess.run([sys.executable, "-c", _IMPORT_CHECK], capture_output=True,
-                            text=True)
-    if result.returncode == 0:
-        return None
-    lines = result.stderr.strip().splitlines()
-    return lines[-1] if lines else f"exit status {result.returncode}"
-
-
 def install_engine(location: EngineLocation | None = None, pip: PipRunner | None = None,
                    ) -> Generator[EngineStep, None, EngineInstallResult]:
     """Make detectron2 usable in this environment; does nothing that is already done.
 
     Uses an importable detectron2 when there is one (a source build, say); otherwise
-    installs the pure code of ``sal-detectron2`` into ``location.folder`` and registers
-    it. Then installs the runtime requirements that are missing, puts the engine on this
-    process's path and checks that it imports.
+    installs the pure code of ``sal-detectron2`` into ``location.folder``, makes its
+    metadata say what that code needs and registers it. Then installs the runtime
+    requirements that are missing, puts the engine on this process's path and uses it
+    once in a new interpreter; a copy of its own that fails there is installed again.
 
     Parameters
     ----------
@@ -239,24 +428,35 @@ def install_engine(location: EngineLocation | None = None, pip: PipRunner | None
     Raises
     ------
     EngineInstallError
-        When pip fails or the installed engine does not import.
+        When pip fails. An engine that is installed but does not work ends the job with
+        a result that is not ready and says why.
     """
     location = location or default_location()
     pip = pip or run_pip
     total = 4
     changed = False
+    conflicts: list[str] = []
+
+    def run(args: Sequence[str]) -> Iterator[str]:
+        return _without_resolver_notes(iter(pip(args)), conflicts)
+
     yield EngineStep(1, total, "Looking for detectron2")
     before = engine_status(location)
+    installed_now = False
     if before.source == "own":
         yield EngineStep(1, total, f"Using detectron2 from {before.origin()}")
     elif location.holds_engine():
         yield EngineStep(1, total, f"detectron2 {ENGINE_VERSION} is already in "
                          f"{location.folder}")
+        if record_code_needs(location.folder):
+            yield EngineStep(1, total, "Recorded in detectron2's metadata what its code "
+                             "needs (so that pip check passes)")
+            changed = True
     else:
         yield EngineStep(1, total, f"Installing detectron2 {ENGINE_VERSION} "
                          f"({ENGINE_DISTRIBUTION}) into {location.folder}")
-        yield from _install_code(location, pip, 1, total)
-        changed = True
+        yield from _install_code(location, run, 1, total)
+        changed = installed_now = True
 
     yield EngineStep(2, total, "Registering detectron2 on the environment's path")
     if before.source != "own":
@@ -270,17 +470,27 @@ def install_engine(location: EngineLocation | None = None, pip: PipRunner | None
         specs = [requirement_spec(r) for r in missing]
         yield EngineStep(3, total, f"Installing {', '.join(specs)}")
         restart_needed = _loaded_distributions_replaced(missing)
-        for line in pip(["install", *specs]):
+        for line in run(["install", *specs]):
             yield EngineStep(3, total, line, detail=True)
         importlib.invalidate_caches()
         changed = True
+    if conflicts:
+        yield EngineStep(3, total, _conflicts_line(conflicts))
 
-    yield EngineStep(4, total, "Checking that detectron2 imports")
-    status = engine_status(location)
-    if status.torch_problem is None and status.detectron2_dir is not None:
-        if restart_needed or not _imports_here():
-            error = _imports_in_fresh_process()
-            if error is not None:
-                raise EngineInstallError(f"detectron2 does not import: {error}")
-            restart_needed = True
+    yield EngineStep(4, total, "Checking that torch and detectron2 work: a tiny Mask R-CNN "
+                     "in a new interpreter")
+    status = verify_engine(engine_status(location), use_cache=False)
+    if not status.ready and status.installer_can_fix() and status.check is not None \
+            and not installed_now:
+        yield EngineStep(4, total, f"{status.check.cause}: installing detectron2 "
+                         f"{ENGINE_VERSION} again")
+        conflicts.clear()
+        yield from _install_code(location, run, 4, total)
+        changed = True
+        activate(location)
+        status = verify_engine(engine_status(location), use_cache=False)
+    if status.ready and not restart_needed and not _imports_here():
+        # It works in a new interpreter but not in this one, which had already imported
+        # a package that has now been replaced.
+        restart_needed = True
     return EngineInstallResult(status, changed, restart_needed)
