@@ -14,7 +14,7 @@ EXIT_BAD_INPUT = 2
 EXIT_STOPPED = 130
 EXIT_ENGINE_MISSING = 3
 # Sub-commands that run the network: they check torch and detectron2 before starting.
-ENGINE_COMMANDS = frozenset({"train", "predict", "demo"})
+ENGINE_COMMANDS = frozenset({"train", "predict", "predict-slide", "demo"})
 # Sub-commands whose -o is one file: an existing one is the user's and is not replaced
 # unless --overwrite says so.
 FILE_OUTPUT_COMMANDS = frozenset({"convert", "predict", "evaluate", "export"})
@@ -129,11 +129,16 @@ def _quiet_third_party_warnings() -> None:
 
 
 def _engine_problem() -> str | None:
-    """The first missing engine piece, as one line with its fix; None when all is there."""
-    from .core.engine import engine_status
+    """The first missing or failing engine piece, as one line with its fix; None when the
+    engine works (checked by using it; a kept verdict costs milliseconds)."""
+    from .core.engine import engine_status, verify_engine
 
-    problems = engine_status().problems()
-    return problems[0] if problems else None
+    status = verify_engine(engine_status())
+    if status.ready:
+        return None
+    problems = status.problems()
+    return problems[0] if problems else "the engine is not ready; check it with: " \
+        "napari-nuclei install-engine --check"
 
 
 def _stop_on_sigterm():

@@ -24,18 +24,18 @@ def _qt_binding() -> str:
 
 
 def _engine_rows() -> list[tuple[str, str]]:
-    """detectron2's version and where it comes from, and what the engine still lacks."""
-    from .core.engine import engine_status
+    """detectron2's version and where it comes from, and whether the engine works (checked
+    in a new interpreter, so a broken detectron2 cannot break this report)."""
+    from .core.engine import engine_status, verify_engine
 
-    status = engine_status()
-    try:
-        import detectron2
-
-        version = f"{detectron2.__version__} from {status.origin()}"
-    except ImportError as exc:
-        version = f"not importable ({exc}); {status.origin()}"
-    rows = [("detectron2", version), ("engine", "ready" if status.ready else "not ready")]
-    rows += [("missing", line) for line in status.problems()]
+    status = verify_engine(engine_status())
+    version = (status.check.versions.get("detectron2") if status.check else None)
+    where = status.origin()
+    rows = [("detectron2", f"{version} from {where}" if version else where),
+            ("engine", "ready" if status.ready else "not ready")]
+    # Complete but failing when used: the pieces are there, they do not work.
+    label = "not working" if status.complete else "missing"
+    rows += [(label, line) for line in status.problems()]
     return rows
 
 
@@ -61,8 +61,9 @@ def environment_report() -> list[tuple[str, str]]:
         cuda = torch.cuda.is_available()
         detail = f"yes ({torch.cuda.get_device_name(0)})" if cuda else "no"
         rows.append(("CUDA available", detail))
-    except ImportError as exc:
-        rows += [("torch", f"not importable ({exc})"), ("CUDA available", "no (no torch)")]
+    except Exception as exc:  # a broken torch is reported, not raised
+        rows += [("torch", f"not importable ({type(exc).__name__}: {exc})"),
+                 ("CUDA available", "no (no torch)")]
     rows.append(("torchvision", _version("torchvision") or "not installed"))
     rows += _engine_rows()
     for name, dist in (("napari", "napari"), ("npe2", "npe2"), ("pycocotools", "pycocotools"),
