@@ -9,6 +9,7 @@ import pytest
 
 from napari_nuclei._qt import engine_panel
 from napari_nuclei.core.engine import (
+    EngineCheck,
     EngineInstallError,
     EngineInstallResult,
     EngineLocation,
@@ -23,10 +24,11 @@ TORCH_LINE = "torch is not installed; install it with: python -m pip install tor
 
 
 def status(detectron2=False, torch=True, requirements=()):
+    # Checked by using it, and working: what counts once every piece is there.
     return EngineStatus(None if torch else TORCH_LINE,
                         LOCATION.folder / "detectron2" if detectron2 else None,
                         "napari-nuclei" if detectron2 else "missing", False,
-                        tuple(requirements), LOCATION)
+                        tuple(requirements), LOCATION, EngineCheck(True))
 
 
 class FakeEngine:
@@ -58,6 +60,7 @@ def fake_engine(monkeypatch):
     def use(engine: FakeEngine) -> FakeEngine:
         monkeypatch.setattr(engine_panel, "engine_status", engine.engine_status)
         monkeypatch.setattr(engine_panel, "install_engine", engine.install_engine)
+        monkeypatch.setattr(engine_panel, "verify_engine", lambda status: status)
         return engine
 
     return use
