@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 from ..core.training.settings import PRESETS
+from ..core.validate.limits import add_limit_options
 from .option_types import pixel_size, region, scheduler_address, score, whole
 
 # Tile sides the network can take: below 32 px a tile holds no whole nucleus and the
@@ -72,6 +73,7 @@ def add_parser(sub) -> None:
                       "Kubernetes, dask scheduler)")
     dask.add_argument("--block", type=whole(1), default=4, help="tiles per Dask task (default 4)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    add_limit_options(p, slides=True)  # slides refused by their header, before any read
     p.set_defaults(func=run)
 
 

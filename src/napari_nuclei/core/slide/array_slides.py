@@ -26,7 +26,22 @@ class ArraySlide(Slide):
         self._channel_first = channel_axis_first
         shapes = [a.shape[1:3] if channel_axis_first else a.shape[:2] for a in arrays]
         levels = [Level(int(w), int(h), shapes[0][1] / w) for h, w in shapes]
-        super().__init__(path, levels, mpp)
+        try:
+            super().__init__(path, levels, mpp)
+        except BaseException:  # refused by its declared size: the store is not kept
+            self.close()
+            raise
+
+    def block_sizes(self):
+        sizes = []
+        for array in self._arrays:
+            chunks = getattr(array, "chunks", None)  # None for a decoded image
+            if chunks is None:
+                sizes.append(None)
+                continue
+            height, width = chunks[1:3] if self._channel_first else chunks[:2]
+            sizes.append((int(width), int(height)))
+        return sizes
 
     def stored(self):
         array = self._arrays[0]
@@ -81,6 +96,17 @@ class _Indexed:
                            if isinstance(i, slice))
         if "c" not in axes:
             self.shape = (*self.shape, 1)
+
+    @property
+    def chunks(self) -> tuple[int, ...] | None:
+        """The stored chunk shape on the axes kept, as :attr:`shape` orders them."""
+        try:
+            chunks = self._array.chunks
+        except (AttributeError, NotImplementedError):  # irregular chunk grids
+            return None
+        kept = tuple(n for n, i in zip(chunks, self._index, strict=True)
+                     if isinstance(i, slice))
+        return kept if "c" in self.axes else (*kept, 1)
 
     def __getitem__(self, key):
         full, parts = [], iter(key)

@@ -5,17 +5,25 @@ reads go through tiffslide; OpenSlide (an optional extra) takes what tiffslide c
 read; OME-Zarr image folders and plain TIFF/PNG/JPEG files are read too. Every reader
 returns RGB uint8 regions and reads only the tiles a region touches (plain PNG/JPEG files
 cannot be read in parts and are decoded once).
+
+Every slide is checked against its header before any pixel is read: the declared level-0
+size against the slide limit, the size of the blocks each level is stored in (decoded
+whole whatever part of them is read) against the image limit, and, for TIFF files, the
+declared tiles against the bytes the file holds.
 """
 
 from __future__ import annotations
 
 import math
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from ..errors import InputError
+from ..validate.fields import InvalidValue
+from ..validate.limits import check_slide_pixels, max_pixels
 from .pixels import SAMPLE_SIDE, PixelConversion, PixelProblem, conversion_of
 
 SUPPORTED = ("pyramidal TIFF/OME-TIFF, Aperio SVS, Hamamatsu NDPI, Leica SCN and other "
@@ -60,6 +68,12 @@ class Slide:
         self.path = path
         self.levels = levels
         self.mpp = mpp
+        if levels:
+            # From the header, before any reader allocates a buffer sized by it.
+            try:
+                check_slide_pixels(levels[0].width, levels[0].height)
+            except InvalidValue as exc:
+                raise SlideError(path, str(exc)) from None
         # Set by open_slide from a sample of the pixels: the same for every region read.
         self.conversion = PixelConversion(3)
 
@@ -140,6 +154,12 @@ class Slide:
         """The colour map of a palette image, None for others."""
         return None
 
+    def block_sizes(self) -> list[tuple[int, int] | None]:
+        """Per level, the ``(width, height)`` of the blocks (tiles, strips, chunks) its
+        pixels are stored in, each decoded whole when any part of it is read; None where
+        the format does not say (subclasses read them from the file's metadata)."""
+        return [None] * len(self.levels)
+
     def stored(self) -> tuple[np.dtype, int]:
         """The stored values' type and channels per pixel (subclasses read them from the
         file's metadata; this default reads a sample)."""
@@ -200,17 +220,46 @@ class TiffSlideReader(Slide):
         return [level.keyframe for level in self._slide.ts_tifffile.series[0].levels]
 
     def _check_tiles(self) -> None:
-        """Refuse a file that declares more tiles than it holds (truncated or damaged):
-        its missing tiles would be read as blank, and a huge declared size as hours of
-        blank reading."""
+        """Refuse a file whose tiles do not hold the size it declares (truncated or
+        damaged): missing tiles would be read as blank, and a huge declared size as hours
+        of blank reading."""
+        file_size = os.fstat(self._file.fileno()).st_size
         for level, page in enumerate(self._pages()):
+            size = self.levels[level] if level < len(self.levels) else None
+            declared = f"{size.width}x{size.height} pixels " if size else ""
+            unit = "tiles" if page.is_tiled else "strips"
             expected = math.prod(page.chunked)
             if len(page.dataoffsets) < expected:
-                size = self.levels[level] if level < len(self.levels) else None
-                declared = f"{size.width}x{size.height} pixels " if size else ""
                 raise SlideError(self.path, f"level {level} declares {declared}in {expected} "
-                                 f"tiles but the file holds {len(page.dataoffsets)}: it is "
+                                 f"{unit} but the file holds {len(page.dataoffsets)}: it is "
                                  "truncated or damaged")
+            counts = np.asarray(page.databytecounts, np.int64)
+            ends = np.asarray(page.dataoffsets, np.int64) + counts
+            # Empty tiles (no bytes) are allowed, and read as blank, where some hold data.
+            if expected and not counts.any():
+                raise SlideError(self.path, f"level {level} declares {declared}in {expected} "
+                                 f"{unit} but none of them holds data")
+            beyond = np.flatnonzero((counts > 0) & (ends > file_size))
+            if beyond.size:
+                x, y = self._chunk_corner(page, int(beyond[0]))
+                raise SlideError(self.path, f"the data of the {unit[:-1]} at x={x}, y={y} (level "
+                                 f"{level}) runs to byte {int(ends[beyond[0]]):,} but the "
+                                 f"file ends at byte {file_size:,}: it is truncated")
+
+    @staticmethod
+    def _chunk_corner(page, index: int) -> tuple[int, int]:
+        """The corner, in the level's pixels, of the tile or strip stored at ``index``."""
+        if not page.is_tiled:
+            strips = -(-page.imagelength // page.rowsperstrip)
+            return 0, (index % strips) * page.rowsperstrip
+        columns = -(-page.imagewidth // page.tilewidth)
+        rows = -(-page.imagelength // page.tilelength)
+        index %= rows * columns  # planes stored one after the other
+        return (index % columns) * page.tilewidth, (index // columns) * page.tilelength
+
+    def block_sizes(self):
+        return [(page.tilewidth, page.tilelength) if page.is_tiled
+                else (page.imagewidth, page.rowsperstrip) for page in self._pages()]
 
     def _tile_of(self, level, x, y, width, height, exc):
         import zarr
@@ -266,7 +315,11 @@ class OpenSlideReader(Slide):
         levels = [Level(int(w), int(h), float(d)) for (w, h), d in
                   zip(self._slide.level_dimensions, self._slide.level_downsamples, strict=True)]
         mpp = positive_number(self._slide.properties.get(openslide.PROPERTY_NAME_MPP_X))
-        super().__init__(path, levels, mpp)
+        try:
+            super().__init__(path, levels, mpp)
+        except BaseException:  # refused by its declared size: the file is not kept open
+            self.close()
+            raise
 
     def _read(self, level, x, y, width, height):
         scale = self.levels[level].downsample
@@ -334,9 +387,40 @@ def open_slide(path: str | Path, backend: str = "auto") -> Slide:
         except Exception:  # each library raises its own types for foreign files
             continue
         if slide.width > 0 and slide.height > 0:
+            _check_blocks(slide)
             return _with_conversion(slide)
         slide.close()
     raise SlideError(path, f"is not a slide or image that can be read; supported: {SUPPORTED}")
+
+
+def _check_blocks(slide: Slide) -> None:
+    """Refuse a slide with a level stored in blocks larger than the image limit: reading
+    any part of such a level decodes a whole block (a one-strip TIFF: the whole level).
+
+    The smallest level is checked first: the overview is read from it or a larger one.
+    """
+    limit = max_pixels()
+    blocks = slide.block_sizes()
+    smallest = len(slide.levels) - 1
+    for level in (smallest, *range(smallest)):
+        if level >= len(blocks) or blocks[level] is None:
+            continue
+        size = slide.levels[level]
+        width, height = min(blocks[level][0], size.width), min(blocks[level][1], size.height)
+        if width * height <= limit:
+            continue
+        blocks_of = ("in one block" if (width, height) == (size.width, size.height)
+                     else f"in blocks of {width}x{height} pixels")
+        slide.close()
+        if level == smallest:
+            problem = (f"its smallest level, {level} ({size.width}x{size.height} pixels), is "
+                       f"stored {blocks_of} decoded whole: too large to hold as an overview "
+                       f"(the image limit is {limit:,} pixels; raise it with --max-pixels)")
+        else:
+            problem = (f"level {level} ({size.width}x{size.height} pixels) is stored "
+                       f"{blocks_of} decoded whole: reading any part of it holds more than "
+                       f"the image limit of {limit:,} pixels (raise it with --max-pixels)")
+        raise SlideError(slide.path, problem)
 
 
 def _with_conversion(slide: Slide) -> Slide:
