@@ -3,10 +3,15 @@
 Stained tissue is coloured, glass and background are grey or white: Otsu's threshold on
 the saturation of a low-resolution overview (about 8 µm per pixel) separates them. A
 floor on the threshold keeps a blank slide blank instead of splitting its noise in two.
+
+The overview's size is set from the slide's declared size before anything is read, and
+bounded; it is read from the level nearest its resolution in blocks of bounded size, so
+that no whole level is held in memory, whatever the level's width.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,7 +23,13 @@ from .reader import Slide
 TISSUE_MPP = 8.0  # microns per overview pixel when the slide's pixel size is known
 UNKNOWN_MPP_DOWNSAMPLE = 32.0
 MIN_SATURATION = 20  # of 255: paler than this is background whatever Otsu says
+# The overview, its masks and the preview drawn from it are held in memory: past this
+# many pixels (about 4096 x 4096, 50 MB of RGB) the overview is made coarser than
+# TISSUE_MPP. Slides up to about 130,000 px a side at 0.25 µm/px keep 8 µm per pixel.
+MAX_OVERVIEW_PIXELS = 4096 * 4096
+# Level pixels read at once for the overview: 2048 rows x 8192 columns (50 MB of RGB).
 _STRIP_ROWS = 2048
+_BLOCK_COLUMNS = 8192
 # Region vertices farther than this from the origin (in level-0 pixels) are no slide's:
 # beyond it, polygon geometry loses the precision to clip them.
 MAX_COORDINATE = 1e9
@@ -63,8 +74,21 @@ class Overview:
         return float(self.work.sum()) * self.downsample**2
 
 
+def overview_downsample(slide: Slide, mpp: float | None) -> float:
+    """Level-0 pixels per overview pixel, from the slide's declared size alone.
+
+    About :data:`TISSUE_MPP` µm per overview pixel (:data:`UNKNOWN_MPP_DOWNSAMPLE`
+    without a pixel size), at least 64 pixels on the long side, and coarser where the
+    overview would hold more than :data:`MAX_OVERVIEW_PIXELS`.
+    """
+    downsample = TISSUE_MPP / mpp if mpp else UNKNOWN_MPP_DOWNSAMPLE
+    downsample = min(downsample, max(slide.width, slide.height) / 64)
+    downsample = max(downsample, math.sqrt(slide.width * slide.height / MAX_OVERVIEW_PIXELS))
+    return max(1.0, downsample)
+
+
 def read_overview(slide: Slide, downsample: float) -> tuple[np.ndarray, float]:
-    """The slide at about ``downsample``, read from the nearest level in strips.
+    """The slide at about ``downsample``, read from the nearest level in blocks.
 
     Returns
     -------
@@ -79,17 +103,27 @@ def read_overview(slide: Slide, downsample: float) -> tuple[np.ndarray, float]:
     factor = downsample / size.downsample
     out_w = max(1, round(size.width / factor))
     out_h = max(1, round(size.height / factor))
-    # Strips of whole overview rows, so that only a strip of the level is in memory.
-    rows_per_strip = max(1, int(_STRIP_ROWS / factor))
-    strips = []
-    for row in range(0, out_h, rows_per_strip):
-        rows = min(rows_per_strip, out_h - row)
-        y0 = int(row * size.height / out_h)
-        y1 = int((row + rows) * size.height / out_h) if row + rows < out_h else size.height
-        strip = slide.read(level, 0, y0, size.width, y1 - y0)
-        strips.append(cv2.resize(strip, (out_w, rows), interpolation=cv2.INTER_AREA))
-    rgb = np.concatenate(strips, axis=0)
+    # Blocks of whole overview pixels, so that only a block of the level is in memory.
+    rows_per_block = max(1, int(_STRIP_ROWS / factor))
+    columns_per_block = max(1, int(_BLOCK_COLUMNS / factor))
+    rgb = np.empty((out_h, out_w, 3), np.uint8)
+    for row in range(0, out_h, rows_per_block):
+        rows = min(rows_per_block, out_h - row)
+        y0, y1 = _span(row, rows, out_h, size.height)
+        for column in range(0, out_w, columns_per_block):
+            columns = min(columns_per_block, out_w - column)
+            x0, x1 = _span(column, columns, out_w, size.width)
+            block = slide.read(level, x0, y0, x1 - x0, y1 - y0)
+            rgb[row : row + rows, column : column + columns] = cv2.resize(
+                block, (columns, rows), interpolation=cv2.INTER_AREA)
     return rgb, slide.width / out_w
+
+
+def _span(start: int, count: int, out: int, full: int) -> tuple[int, int]:
+    """The level pixels under ``count`` overview pixels from ``start`` (of ``out``
+    covering ``full``); the last block reaches the level's edge."""
+    end = int((start + count) * full / out) if start + count < out else full
+    return int(start * full / out), end
 
 
 def detect_tissue(rgb: np.ndarray) -> np.ndarray:
@@ -233,9 +267,7 @@ def make_overview(slide: Slide, mpp: float | None, tissue_mask: bool = True,
     regions_geojson : Path, optional
         GeoJSON file of region polygons.
     """
-    downsample = TISSUE_MPP / mpp if mpp else UNKNOWN_MPP_DOWNSAMPLE
-    downsample = max(1.0, min(downsample, max(slide.width, slide.height) / 64))
-    rgb, downsample = read_overview(slide, downsample)
+    rgb, downsample = read_overview(slide, overview_downsample(slide, mpp))
     tissue = detect_tissue(rgb) if tissue_mask else np.ones(rgb.shape[:2], bool)
     regions = None
     if region is not None:
