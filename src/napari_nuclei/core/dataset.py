@@ -19,7 +19,8 @@ Layouts
     A plain folder of images without annotations.
 
 Opening a dataset lists files, checks every JSON entry (:mod:`.validate.schemas`), keeps
-file names inside the dataset folder and compares declared image sizes with the image
+file names inside the dataset folder (symbolic links may lead elsewhere inside it, never
+out of it, nowhere or round in a loop) and compares declared image sizes with the image
 headers; pixels are read (and validated) by the conversion job, which reports problems
 one file at a time.
 """
@@ -32,7 +33,7 @@ from pathlib import Path
 from .errors import DatasetError
 from .image_io import IMAGE_SUFFIXES, image_size, is_image_file, list_image_files
 from .validate import in_file, load_json
-from .validate.paths import inside
+from .validate.paths import check_links, inside
 from .validate.schemas import check_coco, check_test_ids
 from .validate.segmentation import check_segmentation
 
@@ -126,7 +127,7 @@ def open_dataset(path: str | Path, image_root: str | Path | None = None) -> Data
         if is_image_file(path):
             return Dataset(path.parent, "images", (_plain_record(1, path, path.parent),))
         raise DatasetError(path, "not a dataset folder, a COCO JSON or an image")
-    if (path / "train").is_dir():
+    if _followed(path, path / "train").is_dir():
         return _open_dsb(path / "train", root=path)
     if (path / "images").is_dir():
         return _open_dsb_samples(path.parent, [path], root=path.parent)
@@ -139,7 +140,7 @@ def open_dataset(path: str | Path, image_root: str | Path | None = None) -> Data
         p.stem.endswith(LABEL_SUFFIX) for p in list_image_files(path)
     ):
         return _open_labels(path)
-    images = list_image_files(path)
+    images = _image_files(path, path)
     if images:
         records = tuple(_plain_record(i, p, path) for i, p in enumerate(images, start=1))
         return Dataset(path, "images", records)
@@ -150,15 +151,29 @@ def open_dataset(path: str | Path, image_root: str | Path | None = None) -> Data
     )
 
 
-def _sample_dirs(folder: Path) -> list[Path]:
-    return sorted(
-        (
-            d
-            for d in folder.iterdir()
-            if d.is_dir() and not d.name.startswith(".") and d.name not in _IGNORED_DIRS
-        ),
-        key=lambda d: d.name,
-    )
+def _followed(root: Path, path: Path) -> Path:
+    """``path`` under ``root``, refused when it is a symbolic link leading outside
+    ``root``, nowhere or round in a loop (such a file would otherwise be skipped as
+    missing, or read from outside the dataset)."""
+    return check_links(root, path) if path.is_symlink() else path
+
+
+def _sample_dirs(folder: Path, root: Path | None = None) -> list[Path]:
+    """The sample folders of ``folder``; with ``root``, links among them are checked."""
+    entries = [d for d in folder.iterdir()
+               if not d.name.startswith(".") and d.name not in _IGNORED_DIRS]
+    if root is not None:
+        entries = [_followed(root, d) for d in entries]
+    return sorted((d for d in entries if d.is_dir()), key=lambda d: d.name)
+
+
+def _image_files(folder: Path, root: Path) -> list[Path]:
+    """The image files of ``folder``, links among them checked (one that loops or
+    dangles would otherwise be left out without a word)."""
+    for entry in folder.iterdir():
+        if not entry.name.startswith(".") and entry.suffix.lower() in IMAGE_SUFFIXES:
+            _followed(root, entry)
+    return list_image_files(folder)
 
 
 def _relative(path: Path, root: Path) -> str:
@@ -170,7 +185,7 @@ def _plain_record(image_id: int, path: Path, root: Path) -> ImageRecord:
 
 
 def _open_dsb(train_dir: Path, root: Path) -> Dataset:
-    samples = _sample_dirs(train_dir)
+    samples = _sample_dirs(train_dir, root)
     if not samples:
         raise DatasetError(train_dir, "no sample folders (<id>/images/<id>.png) found")
     return _open_dsb_samples(train_dir, samples, root)
@@ -180,13 +195,13 @@ def _open_dsb_samples(train_dir: Path, samples: list[Path], root: Path) -> Datas
     records = []
     warnings = []
     for image_id, sample in enumerate(samples, start=1):
-        images_dir = sample / "images"
+        images_dir = _followed(root, sample / "images")
         if not images_dir.is_dir():
             raise DatasetError(sample, "missing images/ folder")
-        image_path = _find_sample_image(sample.name, images_dir)
-        masks_dir = sample / "masks"
+        image_path = _find_sample_image(sample.name, images_dir, root)
+        masks_dir = _followed(root, sample / "masks")
         if masks_dir.is_dir():
-            masks = tuple(list_image_files(masks_dir))
+            masks = tuple(_image_files(masks_dir, root))
         else:
             masks = ()
             warnings.append(f"{sample}: no masks/ folder, image counted as having no nuclei")
@@ -198,9 +213,9 @@ def _open_dsb_samples(train_dir: Path, samples: list[Path], root: Path) -> Datas
     return Dataset(root, "dsb", tuple(records), tuple(warnings))
 
 
-def _find_sample_image(sample_id: str, images_dir: Path) -> Path:
+def _find_sample_image(sample_id: str, images_dir: Path, root: Path) -> Path:
     for suffix in IMAGE_SUFFIXES:
-        candidate = images_dir / f"{sample_id}{suffix}"
+        candidate = _followed(root, images_dir / f"{sample_id}{suffix}")
         if candidate.is_file():
             return candidate
     raise DatasetError(images_dir / f"{sample_id}.png", "image file missing for this id")
@@ -228,7 +243,7 @@ def _open_test(folder: Path) -> Dataset:
             )
         )
     listed = {entry["file_name"] for entry in entries}
-    unlisted = [p.name for p in list_image_files(folder) if p.name not in listed]
+    unlisted = [p.name for p in _image_files(folder, folder) if p.name not in listed]
     if unlisted:
         shown = ", ".join(unlisted[:5]) + (" ..." if len(unlisted) > 5 else "")
         raise DatasetError(
@@ -263,8 +278,8 @@ def check_declared_size(document: Path, where: str, image_path: Path,
 
 
 def _open_labels(folder: Path) -> Dataset:
-    labels_dir = folder / "labels"
-    images = [p for p in list_image_files(folder) if not p.stem.endswith(LABEL_SUFFIX)]
+    labels_dir = _followed(folder, folder / "labels")
+    images = [p for p in _image_files(folder, folder) if not p.stem.endswith(LABEL_SUFFIX)]
     records = []
     warnings = []
     for image_id, image_path in enumerate(images, start=1):
@@ -290,7 +305,7 @@ def _find_label_file(image_path: Path, folder: Path, labels_dir: Path) -> Path |
     candidates = [folder / f"{stem}{LABEL_SUFFIX}{s}" for s in _LABEL_FILE_SUFFIXES]
     candidates += [labels_dir / f"{stem}{s}" for s in _LABEL_FILE_SUFFIXES]
     candidates += [labels_dir / f"{stem}{LABEL_SUFFIX}{s}" for s in _LABEL_FILE_SUFFIXES]
-    return next((c for c in candidates if c.is_file()), None)
+    return next((c for c in candidates if _followed(folder, c).is_file()), None)
 
 
 def _open_coco(json_path: Path, image_root: Path) -> Dataset:
