@@ -12,6 +12,7 @@ import tifffile
 
 from napari_nuclei import cli
 from napari_nuclei.core.errors import InputError
+from napari_nuclei.core.jobs import usable_cores
 from napari_nuclei.core.slide.tissue import geojson_mask, read_regions
 
 
@@ -85,7 +86,7 @@ def test_self_intersecting_and_far_reaching_polygons_are_repaired_and_clipped(tm
     ("--region", "0,0,0,10", "width and height must be positive"),
     ("--tile-size", "7", "argument --tile-size: must be from 32 to 8192, got 7"),
     ("--overlap", "-1", "argument --overlap: must be at least 0"),
-    ("--workers", "-1", "argument --workers: must be from 0 to 1024"),
+    ("--workers", "-1", f"argument --workers: must be from 0 to {usable_cores()}"),
     ("--block", "0", "argument --block: must be at least 1"),
     ("--score-thresh", "nan", "argument --score-thresh: must be a number in [0, 1]"),
     ("--max-dets", "-5", "argument --max-dets: must be at least 1"),

@@ -15,8 +15,12 @@ FEATURE_COLUMNS = ("label", "score", "area", "bbox_x", "bbox_y", "bbox_w", "bbox
 class Prediction:
     """Nuclei predicted in one image, best score first.
 
-    Each nucleus keeps its own mask (a crop at ``(top, left)``); overlaps are resolved
-    only in :meth:`labels`, where the higher-scoring nucleus wins the shared pixels.
+    As the network gives them, each nucleus keeps its own mask (a crop at ``(top,
+    left)``) and masks may overlap. :meth:`above` gives the nuclei shown at a score
+    threshold, with overlaps resolved once (the higher-scoring nucleus keeps the shared
+    pixels, a nucleus left with none is dropped): every output made from that set (the
+    label image, the table, the measurements and outlines, the submission) describes the
+    same nuclei with the same pixels.
 
     Attributes
     ----------
@@ -50,7 +54,8 @@ class Prediction:
                    [crops[i] for i in order], hit_cap)
 
     def labels(self) -> np.ndarray:
-        """``(H, W)`` int32 label image; label ``i + 1`` is nucleus ``i``."""
+        """``(H, W)`` int32 label image; label ``i + 1`` is nucleus ``i`` (of a resolved
+        set, its mask exactly)."""
         labels = np.zeros((self.height, self.width), dtype=np.int32)
         # Paint the lowest score first so that the best-scoring nucleus wins overlaps.
         for index in range(len(self.crops) - 1, -1, -1):
@@ -89,7 +94,44 @@ class Prediction:
         return {key: column[visible] for key, column in table.items()}
 
     def above(self, score_thresh: float) -> Prediction:
-        """The nuclei scoring at least ``score_thresh`` (no need to run the network again)."""
+        """The nuclei shown at ``score_thresh``: those scoring at least that much, with
+        their overlaps resolved (:meth:`resolved`). No need to run the network again."""
         keep = int(np.searchsorted(-self.scores, -score_thresh, side="right"))
         return Prediction(self.height, self.width, self.scores[:keep], self.crops[:keep],
+                          self.hit_cap, self.wider_than_overlap).resolved()
+
+    def resolved(self) -> Prediction:
+        """The same nuclei with disjoint masks: the best score keeps shared pixels.
+
+        A nucleus keeps the pixels of its own mask that no better-scoring nucleus
+        holds, cropped tight; one left with no pixel is dropped. Nucleus ``i`` of the
+        result has label ``i + 1`` in :meth:`labels`, and its mask is exactly the pixels
+        of that label.
+
+        Returns
+        -------
+        Prediction
+            ``self`` when no two masks overlap.
+        """
+        taken = np.zeros((self.height, self.width), dtype=bool)
+        scores, crops, changed = [], [], False
+        for score, (top, left, mask) in zip(self.scores, self.crops, strict=True):
+            h, w = mask.shape
+            under = taken[top : top + h, left : left + w]
+            if under[mask].any():
+                changed = True
+                own = mask & ~under
+                rows, cols = np.flatnonzero(own.any(axis=1)), np.flatnonzero(own.any(axis=0))
+                if rows.size == 0:
+                    continue  # hidden by better-scoring nuclei
+                own = own[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]
+                top, left, mask = top + int(rows[0]), left + int(cols[0]), own
+                h, w = mask.shape
+                under = taken[top : top + h, left : left + w]
+            under |= mask
+            scores.append(score)
+            crops.append((top, left, mask))
+        if not changed:
+            return self
+        return Prediction(self.height, self.width, np.asarray(scores, np.float32), crops,
                           self.hit_cap, self.wider_than_overlap)
