@@ -9,13 +9,11 @@ from pathlib import Path
 
 from ..core.training.settings import PRESETS
 from ..core.validate.limits import add_limit_options
-from .option_types import pixel_size, region, scheduler_address, score, whole
+from .option_types import pixel_size, process_count, region, scheduler_address, score, whole
 
 # Tile sides the network can take: below 32 px a tile holds no whole nucleus and the
 # feature pyramid has no coarse level; above 8192 px one tile's activations exceed memory.
 MIN_TILE, MAX_TILE = 32, 8192
-# Local worker processes: more than this is a typo, not a machine.
-MAX_WORKERS = 1024
 
 
 def add_parser(sub) -> None:
@@ -38,8 +36,8 @@ def add_parser(sub) -> None:
     p.add_argument("--score-thresh", type=score, help="minimum score (default: the run's)")
     p.add_argument("--max-dets", type=whole(1), help="detection cap per tile (default: the run's)")
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
-    p.add_argument("--threads", type=whole(1), help="torch threads in this process (Dask workers "
-                   "use one each)")
+    p.add_argument("--threads", type=process_count(1), help="torch threads in this process "
+                   "(Dask workers use one each)")
     p.add_argument("--batch-size", type=whole(1), help="tiles per forward pass (default: 4 on a "
                    "GPU, 1 on CPU); the nuclei found do not depend on it")
     where = p.add_argument_group("what to predict")
@@ -66,8 +64,9 @@ def add_parser(sub) -> None:
     out.add_argument("--overwrite", action="store_true", help="replace the job of another "
                      "slide or other settings in an output folder")
     dask = p.add_argument_group("scaling out (Dask)")
-    dask.add_argument("--workers", type=whole(0, MAX_WORKERS), default=0, help="start a "
-                      "local Dask cluster of N processes on this machine")
+    dask.add_argument("--workers", type=process_count(0), default=0, help="start a "
+                      "local Dask cluster of N processes on this machine (at most one per "
+                      "core)")
     dask.add_argument("--scheduler", type=scheduler_address, metavar="tcp://HOST:PORT",
                       help="use a running Dask cluster (SLURM/PBS/LSF via dask-jobqueue, "
                       "Kubernetes, dask scheduler)")
