@@ -2,7 +2,8 @@
 
 Shape measurements equal scikit-image ``regionprops``' on each nucleus' mask crop; for
 H&E the mean hematoxylin and eosin optical densities come from colour deconvolution
-(``skimage.color.rgb2hed``), for other images the mean intensity per channel. The nuclei
+(Ruifrok & Johnston) as QuPath computes them (:func:`stain_densities`), for other images
+the mean intensity per channel. The nuclei
 of a tile are measured together, as columns: their crops are laid side by side in one
 image (:mod:`.mosaic`), so one deconvolution, one filter pass, one contour pass and one
 pass of the shapely steps serve them all. Positions and lengths are given in level-0
@@ -30,6 +31,44 @@ BASE_COLUMNS = ("id", "score", "centroid_x_px", "centroid_y_px", "centroid_x_um"
                 "centroid_y_um", "bbox_x_px", "bbox_y_px", "bbox_w_px", "bbox_h_px", "area_px",
                 "area_um2")
 NUCLEUS_CLASS = {"name": "Nucleus", "color": [200, 40, 160]}
+# QuPath's "H&E default" stain vectors (optical density per R, G, B) and background.
+HE_DEFAULT_VECTORS = ((0.65111, 0.70119, 0.29049), (0.2159, 0.8012, 0.5581))
+HE_BACKGROUND = 255.0
+
+
+def _deconvolution_matrix(vectors) -> np.ndarray:
+    """The inverse of the stain matrix: rows are the unit stain vectors, the third the
+    unit cross product of the first two (the residual channel)."""
+    first, second = (np.asarray(v, np.float64) / np.linalg.norm(v) for v in vectors)
+    third = np.cross(first, second)
+    return np.linalg.inv(np.stack([first, second, third / np.linalg.norm(third)]))
+
+
+def stain_densities(rgb: np.ndarray, vectors=HE_DEFAULT_VECTORS,
+                    background: float = HE_BACKGROUND) -> np.ndarray:
+    """Stain optical densities of RGB pixels, as QuPath's colour deconvolution gives them.
+
+    Each channel's optical density is ``log10(background / max(I, 1))``; the densities
+    are then unmixed with the stain vectors (Ruifrok & Johnston 2001), so a pixel
+    stained by hematoxylin alone at density ``d`` gives ``(d, 0)``.
+
+    Parameters
+    ----------
+    rgb : numpy.ndarray
+        ``(..., 3)`` pixel values (0-255).
+    vectors : tuple of two RGB triples
+        The stains' optical density vectors (hematoxylin, eosin by default); they are
+        normalised to unit length.
+    background : float
+        The intensity of unstained background per channel.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(..., 2)`` densities of the two stains.
+    """
+    od = np.log10(background / np.maximum(np.asarray(rgb, np.float64), 1.0))
+    return (od @ _deconvolution_matrix(vectors))[..., :2]
 
 
 def table_columns(stain: str) -> tuple[str, ...]:
@@ -136,9 +175,7 @@ def _stain_means(mosaic: CropMosaic, pixels: Sequence[np.ndarray], stain: str) -
     ys, xs, _ = mosaic.pixels
     flat = rgb[ys, xs]
     if stain == "he":
-        from skimage.color import rgb2hed
-
-        values = rgb2hed(flat[None])[0][:, :2]
+        values = stain_densities(flat)
     else:
         values = flat.astype(np.float64)
     return np.add.reduceat(values, mosaic.starts, axis=0) / mosaic.area[:, None]
