@@ -8,6 +8,7 @@ made from them must agree nucleus by nucleus, pixel by pixel.
 from __future__ import annotations
 
 import numpy as np
+import shapely
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from pycocotools import mask as mask_utils
@@ -81,6 +82,14 @@ def test_measurements_describe_the_label_image(prediction):
     assert [row["id"] for row in rows] == list(range(1, len(shown) + 1))
     assert [row["area_px"] for row in rows] == counts[1:].tolist()
     assert len(features) == len(shown)
+    # Each outline is valid and encloses exactly the nucleus's pixels in the label image.
+    for index, line in enumerate(features):
+        geometry = shapely.from_geojson(line)
+        assert shapely.is_valid(geometry)
+        assert shapely.area(geometry) == counts[index + 1]
+        inside = shapely.contains_xy(geometry, *np.nonzero(labels == index + 1)[::-1]
+                                     + np.array(0.5))
+        assert inside.all()
 
 
 def test_a_nucleus_hidden_by_better_ones_is_dropped_and_the_ids_stay_dense():

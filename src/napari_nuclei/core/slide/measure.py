@@ -21,7 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .mosaic import CropMosaic
-from .outlines import outline_coordinates
+from .outlines import outline_geometries
 
 SHAPE_COLUMNS = ("perimeter_px", "major_axis_px", "minor_axis_px", "eccentricity",
                  "solidity")
@@ -122,7 +122,7 @@ def measure_nuclei(nuclei: Sequence[tuple[int, float, int, int, np.ndarray]],
         One array per column of :func:`table_columns` (``id`` uint32, the rest float64),
         one value per nucleus.
     outlines : list of str
-        Each nucleus' GeoJSON Polygon coordinates as JSON text (level-0 pixels; see
+        Each nucleus' GeoJSON geometry as JSON text (level-0 pixels, on pixel edges; see
         :mod:`.outlines`).
     """
     names = table_columns(stain)
@@ -156,7 +156,7 @@ def measure_nuclei(nuclei: Sequence[tuple[int, float, int, int, np.ndarray]],
     columns.update({name: np.ascontiguousarray(stains[:, k])
                     for k, name in enumerate(stain_names)})
     return ({name: columns[name] for name in names},
-            outline_coordinates(mosaic, tops, lefts, f))
+            outline_geometries(mosaic, tops, lefts, f))
 
 
 def table_rows(columns: dict[str, np.ndarray]) -> list[dict]:
@@ -239,8 +239,8 @@ def _hull_areas(mosaic: CropMosaic) -> np.ndarray:
     return np.bincount(hulls.ravel(), minlength=mosaic.count + 1)[1:]
 
 
-_FEATURE_START = '{"type":"Feature","geometry":{"type":"Polygon","coordinates":'
-_FEATURE_MIDDLE = ('},"properties":{"objectType":"detection","classification":'
+_FEATURE_START = '{"type":"Feature","geometry":'
+_FEATURE_MIDDLE = (',"properties":{"objectType":"detection","classification":'
                    + json.dumps(NUCLEUS_CLASS, separators=(",", ":")) + ',"measurements":{')
 _FEATURE_END = "}}}"
 
