@@ -208,22 +208,130 @@ def corrected_features(labels: np.ndarray, scores: dict[int, float],
             for name, col in zip(names, columns, strict=True)}
 
 
+# Replaced samples are kept here, in the training folder: a dot folder, which no dataset
+# reader takes for a sample.
+REPLACED_FOLDER = ".replaced"
+
+
+@dataclass(frozen=True)
+class SamplePlan:
+    """Where an image's corrections would go in a training folder.
+
+    Attributes
+    ----------
+    sample : str
+        The sample folder written: the image's name, or ``<name>_corrected_<n>`` when
+        that name holds another image.
+    replaces : int or None
+        None for a new sample; else the number of masks of the sample already there,
+        which holds the same image and would be replaced (moved aside).
+    """
+
+    sample: str
+    replaces: int | None = None
+
+
+def _holds_image(sample: Path, image_path: Path) -> bool:
+    """Whether a sample folder is that of this image: the image lies in it, or the
+    sample's image is a copy of it."""
+    import filecmp
+
+    try:
+        if sample.resolve() in image_path.resolve().parents:
+            return True
+        images = sample / "images"
+        return images.is_dir() and any(
+            f.is_file() and filecmp.cmp(f, image_path, shallow=False)
+            for f in images.iterdir())
+    except OSError:
+        return False
+
+
+def _masks_in(sample: Path) -> int:
+    from .image_io import list_image_files
+
+    masks = sample / "masks"
+    return len(list_image_files(masks)) if masks.is_dir() else 0
+
+
+def plan_sample(train_dir: str | Path, name: str, image_path: str | Path) -> SamplePlan:
+    """Decide where an image's corrections go in a DSB training folder, writing nothing.
+
+    The sample named after the image is replaced only when it holds the same image
+    (the image was opened from the training set, or added before); a sample of that
+    name holding another image is never touched: the corrections become a new sample.
+
+    Parameters
+    ----------
+    train_dir : str or Path
+        The folder of sample folders (``<train_dir>/<id>/images``).
+    name : str
+        The image's name.
+    image_path : str or Path
+        Its file.
+
+    Returns
+    -------
+    SamplePlan
+    """
+    train_dir, image_path = Path(train_dir), Path(image_path)
+    number = 0
+    while True:
+        sample = name if number == 0 else f"{name}_corrected_{number}"
+        folder = train_dir / sample
+        if not folder.exists() and not folder.is_symlink():
+            return SamplePlan(sample)
+        if _holds_image(folder, image_path):
+            return SamplePlan(sample, _masks_in(folder))
+        number += 1
+
+
 def add_to_training_set(train_dir: str | Path, name: str, image_path: str | Path,
-                        labels: np.ndarray) -> Path:
+                        labels: np.ndarray, replace: bool = False,
+                        when: str | None = None) -> Path:
     """Write an image and its corrected nuclei into a DSB-layout training folder.
 
     ``<train_dir>/<name>/images/<name><suffix>`` (a copy of the image) and one 0/255 PNG
     per nucleus in ``masks/``. The sample folder is built aside and moved into place, so
-    a failure leaves nothing half-written; an earlier sample of the same name is replaced.
+    a failure leaves nothing half-written. A sample already there is replaced only when
+    ``replace`` is given, and is then moved into ``<train_dir>/.replaced/<when>/``, never
+    deleted.
+
+    Parameters
+    ----------
+    train_dir : str or Path
+        The folder of sample folders.
+    name : str
+        The sample's name.
+    image_path : str or Path
+        The image.
+    labels : numpy.ndarray
+        ``(H, W)`` label image; each label value becomes one mask.
+    replace : bool
+        Replace (move aside) a sample of that name.
+    when : str, optional
+        The dated folder a replaced sample goes to (default: now).
 
     Returns
     -------
     Path
         The sample folder.
+
+    Raises
+    ------
+    InputError
+        When a sample of that name exists and ``replace`` is False.
     """
     import cv2
 
+    from .aside import move_aside
+    from .errors import InputError
+
     train_dir, image_path = Path(train_dir), Path(image_path)
+    target = train_dir / name
+    if (target.exists() or target.is_symlink()) and not replace:
+        raise InputError(target, "is already in the training set; it is replaced only "
+                         "when asked")
     train_dir.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{name}.", dir=train_dir))
     try:
@@ -238,10 +346,15 @@ def add_to_training_set(train_dir: str | Path, name: str, image_path: str | Path
             if not cv2.imwrite(str(staging / "masks" / f"{name}_nucleus_{number:04d}.png"),
                                mask):
                 raise OSError(f"could not write a mask of {name} into {staging}")
-        target = train_dir / name
-        if target.exists():
-            shutil.rmtree(target)
-        staging.rename(target)
+        aside = None
+        if target.exists() or target.is_symlink():
+            aside = move_aside(target, train_dir / REPLACED_FOLDER, when)
+        try:
+            staging.rename(target)
+        except OSError:
+            if aside is not None:  # the old sample goes back where it was
+                aside.rename(target)
+            raise
         return target
     finally:
         if staging.exists():

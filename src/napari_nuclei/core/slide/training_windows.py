@@ -63,7 +63,8 @@ def add_window_to_training_set(window, training_set: str | Path, labels=None,
     labels : array-like, optional
         The corrected labels (default: ``window.labels``).
     replace : bool
-        Replace a sample of the same region already in the set.
+        Replace a sample of the same region already in the set (the old one is moved
+        into ``train/.replaced/``, never deleted).
 
     Returns
     -------
@@ -94,15 +95,17 @@ def add_window_to_training_set(window, training_set: str | Path, labels=None,
     sample = folder / "train" / name
     if sample.exists() and not replace:
         raise InputError(sample, "is already in the training set (add it again with "
-                         "replace to overwrite it)")
+                         "replace: the old one is moved aside)")
     folder.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix=".window.", dir=folder) as scratch:
         image_path = Path(scratch) / f"{name}.png"
         if not cv2.imwrite(str(image_path), cv2.cvtColor(window.image, cv2.COLOR_RGB2BGR)):
             raise OSError(f"could not write the window's image into {scratch}")
         # Slide ids are large and sparse; the sample numbers its nuclei 1..n.
+        # A sample replaced is moved aside, never deleted.
         sample = add_to_training_set(folder / "train", name, image_path,
-                                     relabel_sequential(labels.astype(np.int64))[0])
+                                     relabel_sequential(labels.astype(np.int64))[0],
+                                     replace=replace)
     x, y, w, h = window.level0_region
     write_json_atomic(sample / SAMPLE_NAME, {
         "slide": window.slide, "output": str(window.out_dir),
