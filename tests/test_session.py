@@ -117,7 +117,7 @@ def test_autosave_writes_every_edited_image_into_the_output_folder(session, pred
         session.labels_painted(name, [(slice(60, 63), slice(0, 3))])
     assert {i.name for i in session.unsaved()} == {"img", "other"}
     state = actions.session_snapshot(session)
-    saved = actions.save_session(state)
+    saved = actions.save_session(state).corrections
     for name, path, generation in saved:
         session.mark_saved(name, path, generation)
     assert sorted(p.name for _, p, _ in saved) == ["img.tif", "other.tif"]
@@ -172,3 +172,95 @@ def test_predictions_are_made_ready_to_show_off_the_gui_thread(prediction):
     session.score_thresh = 0.85
     again = session.add_prediction("img", None, prediction, image=image)
     assert again is not image and again.labels.max() == 2
+
+
+def _corrected_and_saved(session, name="img"):
+    image = session.images[name]
+    image.labels[image.labels == 1] = 0
+    session.labels_painted(name, [(slice(2, 10), slice(2, 10))])
+    actions.apply_saved(session, actions.save_session(actions.session_snapshot(session)))
+    assert not session.needs_saving()
+    return session.output_dir / "corrected" / f"{name}.tif"
+
+
+def _entry(folder, name="img"):
+    document = json.loads((folder / "session.json").read_text())
+    return next(e for e in document["images"] if e["name"] == name)
+
+
+def test_corrections_replaced_on_screen_are_set_aside_and_the_session_saved_at_once(
+        session, prediction, tmp_path):
+    import tifffile
+
+    folder = tmp_path / "out"
+    corrected = _corrected_and_saved(session)
+    assert _entry(folder)["labels"] == "corrected/img.tif"
+    saved = tifffile.imread(corrected)
+    fewer = Prediction(64, 64, prediction.scores[:2], prediction.crops[:2])
+    session.add_prediction("img", None, fewer, replace_edits=True)
+    # No save was asked for: replacing the corrections saved the session.
+    assert _entry(folder)["labels"] is None and not corrected.exists()
+    (aside,) = (folder / "replaced").glob("*/img.tif")
+    np.testing.assert_array_equal(tifffile.imread(aside), saved)
+    assert aside.with_suffix(".csv").is_file()
+    restored = Session()
+    assert actions.restore_session(restored, folder) == []
+    assert not restored.images["img"].edited
+    assert len(restored.images["img"].prediction) == 2  # the new prediction, saved too
+
+
+def test_a_new_threshold_sets_aside_corrections_undone_since_they_were_saved(session,
+                                                                              tmp_path):
+    corrected = _corrected_and_saved(session)
+    image = session.images["img"]
+    image.labels[:] = image.predicted_labels  # undone by hand: no edit left
+    session.labels_replaced("img", image.labels)
+    actions.apply_saved(session, actions.save_session(actions.session_snapshot(session)))
+    assert corrected.is_file() and not session.images["img"].edited
+    session.apply_threshold("img", 0.1)
+    assert not corrected.exists() and _entry(tmp_path / "out")["labels"] is None
+    assert list((tmp_path / "out" / "replaced").glob("*/img.tif"))
+
+
+def test_a_save_begun_before_its_image_was_replaced_writes_nothing(session, prediction,
+                                                                    tmp_path):
+    image = session.images["img"]
+    image.labels[image.labels == 1] = 0
+    session.labels_painted("img", [(slice(2, 10), slice(2, 10))])
+    stale = actions.session_snapshot(session)  # an autosave's, taken before the answer
+    session.add_prediction("img", None, prediction, replace_edits=True)
+    saved = actions.save_session(stale)
+    assert saved.stale and not saved.corrections
+    assert not (tmp_path / "out" / "corrected" / "img.tif").exists()
+    # Its late report does not mark the new image saved.
+    session.mark_saved("img", tmp_path / "out" / "corrected" / "img.tif",
+                       stale.images[0].generation)
+    assert session.images["img"].saved_to is None
+
+
+def test_opening_another_session_saves_the_open_one_first(session, prediction, tmp_path):
+    other = Session(output_dir=tmp_path / "other", score_thresh=0.5)
+    other.add_prediction("b", None, prediction)
+    actions.save_session(actions.session_snapshot(other))
+    image = session.images["img"]
+    image.labels[image.labels == 1] = 0
+    session.labels_painted("img", [(slice(2, 10), slice(2, 10))])
+    assert actions.restore_session(session, tmp_path / "other") == []
+    assert list(session.images) == ["b"]
+    back = Session()
+    actions.restore_session(back, tmp_path / "out")
+    assert str(back.images["img"].edits) == "0 added, 1 removed, 0 edited"
+
+
+def test_corrections_not_autosaved_yet_are_kept_aside_when_replaced(session, prediction,
+                                                                     tmp_path):
+    import tifffile
+
+    image = session.images["img"]
+    image.labels[image.labels == 1] = 0
+    session.labels_painted("img", [(slice(2, 10), slice(2, 10))])
+    corrected = image.labels.copy()
+    session.add_prediction("img", None, prediction, replace_edits=True)
+    (aside,) = (tmp_path / "out" / "replaced").glob("*/img.tif")
+    np.testing.assert_array_equal(tifffile.imread(aside), corrected)
+    assert _entry(tmp_path / "out")["labels"] is None

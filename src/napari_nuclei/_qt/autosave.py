@@ -53,23 +53,27 @@ class Autosaver(QObject):
                                  on_finish=self._on_save_finished)
 
     def _on_saved(self, saved) -> None:
-        for name, path, generation in saved:
-            self.session.mark_saved(name, path, generation)
-        if saved:
-            self.saved.emit(f"Saved corrections of {', '.join(n for n, _, _ in saved)} in "
-                            f"{saved[0][1].parent}")
+        from ..session.actions import apply_saved
+
+        apply_saved(self.session, saved)
+        if saved.stale:  # images were replaced meanwhile: save what is shown now
+            self.schedule()
+        if saved.corrections:
+            names = ", ".join(name for name, _, _ in saved.corrections)
+            self.saved.emit(f"Saved corrections of {names} in "
+                            f"{saved.corrections[0][1].parent}")
 
     def _on_save_finished(self) -> None:
         self._saving = None
 
     def save_now(self) -> None:
-        """Save pending corrections and the session at once (closing napari or the dock)."""
+        """Save pending corrections, new predictions and the session at once (closing
+        napari or the dock)."""
         from ..session.actions import save_session, session_snapshot
 
         self.timer.stop()
         if self._before_save is not None:
             self._before_save()
-        # A save still running in a worker is not waited for: every file is written
-        # atomically, so saving the same image here too leaves one whole file either way.
-        if self.session.images and self.session.unsaved():
+        # A save still running in a worker ends first: the session saves one at a time.
+        if self.session.needs_saving():
             self._on_saved(save_session(session_snapshot(self.session)))

@@ -21,7 +21,7 @@ from .image_list import PredictedImageList
 from .image_source import source_in_view
 from .predict_form import PredictForm
 from .predicted_layers import PredictedLayers
-from .workers import open_chosen_dataset, prepared_relay, start_job
+from .workers import notify_error, open_chosen_dataset, prepared_relay, start_job
 
 if TYPE_CHECKING:
     import napari
@@ -98,6 +98,7 @@ class PredictTab(QWidget):
         self._threshold_timer.start()  # re-filter once the slider rests
 
     def _on_threshold_due(self) -> None:
+        from ..core.errors import InputError
         from ..session import EditedImageError
 
         self.session.score_thresh = self.threshold.value() / 100
@@ -108,6 +109,8 @@ class PredictTab(QWidget):
             self.session.apply_threshold(name, self.session.score_thresh)
         except EditedImageError as exc:
             self.hint.setText(f"{exc}")
+        except InputError as exc:  # the session could not be saved
+            notify_error(exc)
 
     # -- prediction ---------------------------------------------------------------------
     def _start(self, sources) -> None:
@@ -183,8 +186,8 @@ class PredictTab(QWidget):
     def _on_predicted(self, prepared) -> None:
         from napari.utils.notifications import show_warning
 
+        from ..core.errors import InputError
         from ..core.predict.outputs import ImageSkipped, TileProgress
-        from ..session import EditedImageError
 
         result, image = prepared
         if isinstance(result, TileProgress):  # a large image, predicted tile by tile
@@ -199,13 +202,25 @@ class PredictTab(QWidget):
         if result.name not in self.layers.images and result.pixels is not None:
             self.layers.register_pixels(result.name, result.pixels)
         try:
+            taken = self._take(result, image)
+        except InputError as exc:  # taken, but the session could not be saved
+            notify_error(exc)
+            taken = True
+        if taken and result.prediction.hit_cap:  # said once, when the batch ends
+            self.capped.append(result.name)
+
+    def _take(self, result, image) -> bool:
+        """Show a prediction; asks first when it would replace corrections."""
+        from ..session import EditedImageError
+
+        try:
             self.session.add_prediction(result.name, result.path, result.prediction,
                                         image=image)
         except EditedImageError as exc:
-            if not self.ask(self, f"{exc}. Replace them with the new prediction?"):
+            if not self.ask(self, f"{exc}. Replace them with the new prediction? They are "
+                            f"moved into {self.session.replaced_folder()}, not deleted."):
                 self.hint.setText(f"Kept the corrections of {result.name}.")
-                return
+                return False
             self.session.add_prediction(result.name, result.path, result.prediction,
                                         replace_edits=True, image=image)
-        if result.prediction.hit_cap:  # said once, when the batch ends
-            self.capped.append(result.name)
+        return True

@@ -7,6 +7,8 @@ that snapshot: writing files, building a submission, scoring.
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,6 +30,9 @@ from .store import (
 # Lines of a restore's problems named one by one; the rest are counted in one more line,
 # so that a folder of thousands of broken entries does not bury the dock in warnings.
 MAX_NAMED_PROBLEMS = 20
+# One save of the session folder at a time: an autosave in a worker, a save at once on
+# the GUI thread (corrections set aside, napari closing) and a restore never interleave.
+_SAVING = threading.RLock()
 
 
 @dataclass(frozen=True)
@@ -43,13 +48,18 @@ class ImageSnapshot:
     edited: bool
     scores: dict
     generation: int
+    born: int = 0
+    prediction_saved: bool = False
+    saved_to: Path | None = None
+    in_training: tuple | None = None
 
 
 def snapshot(image: ImageState) -> ImageSnapshot:
     """Copy what a worker needs of an image (its labels are copied)."""
     return ImageSnapshot(image.name, image.image_path, image.prediction, image.score_thresh,
                          image.predicted_labels, image.labels.copy(), image.edited,
-                         image.shown_scores(), image.generation)
+                         image.shown_scores(), image.generation, image.born,
+                         image.prediction_saved, image.saved_to, image.in_training)
 
 
 # -- autosave and the session on disk ---------------------------------------------------
@@ -61,15 +71,53 @@ class SessionSnapshot:
     fields: dict
     images: list
     to_save: frozenset  # names of images whose corrections are not saved yet
+    # The stamp of the image of a name in the session now (None: gone): a save whose
+    # images were replaced meanwhile is stale, and writes nothing.
+    current: Callable[[str], int | None] = lambda _name: None
+
+
+@dataclass(frozen=True)
+class Saved:
+    """What a save wrote.
+
+    Attributes
+    ----------
+    corrections : tuple
+        ``(name, label file, generation saved)`` per correction written.
+    predictions : tuple
+        ``(name, image stamp)`` per prediction written.
+    stale : bool
+        Nothing was written: images of the snapshot were replaced meanwhile (the
+        session is saved again from what is on screen).
+    """
+
+    corrections: tuple = ()
+    predictions: tuple = ()
+    stale: bool = False
 
 
 def session_snapshot(session: Session) -> SessionSnapshot:
-    """Copy the session for saving (GUI thread; only unsaved labels are copied)."""
+    """Copy the session for saving (GUI thread; only unsaved labels are copied).
+
+    Corrections saved into another folder (the output folder was changed since) are
+    saved again into this one.
+    """
+    from .model import CORRECTED_FOLDER
+
+    folder = session.output_folder()
     fields = {k: getattr(session, k) for k in ("train_dir", "test_dir", "gt_dir", "run_dir",
                                                "checkpoint", "score_thresh")}
-    images = [snapshot(i) if i.dirty else i for i in session.images.values()]
-    return SessionSnapshot(session.output_folder(), fields, images,
-                           frozenset(i.name for i in session.unsaved()))
+    to_save = frozenset(
+        image.name for image in session.images.values()
+        if image.dirty or (image.edited and image.saved_to
+                           != folder / CORRECTED_FOLDER / f"{image.name}.tif"))
+    images = [snapshot(i) if i.name in to_save else i for i in session.images.values()]
+
+    def current(name: str) -> int | None:
+        image = session.images.get(name)
+        return None if image is None else image.born
+
+    return SessionSnapshot(folder, fields, images, to_save, current)
 
 
 def save_corrected(folder: Path, image: ImageSnapshot) -> Path:
@@ -87,13 +135,18 @@ def save_corrected(folder: Path, image: ImageSnapshot) -> Path:
     return write_label_outputs(folder, image.name, image.labels, features)
 
 
-def save_session(state: SessionSnapshot) -> list[tuple[str, Path, int]]:
+def save_session(state: SessionSnapshot) -> Saved:
     """Write unsaved corrections, new predictions and ``session.json``.
+
+    ``session.json`` names an image's corrected labels only while they are the image's
+    (saved of the labels on screen): a file left in ``corrected/`` from labels since
+    replaced is never named, so never restored.
 
     Returns
     -------
-    list of tuple
-        ``(name, label file, generation saved)`` per correction written.
+    Saved
+        What was written; ``stale`` (nothing written) when an image of ``state`` was
+        replaced since the snapshot was taken.
     """
     from .model import CORRECTED_FOLDER
 
@@ -103,26 +156,84 @@ def save_session(state: SessionSnapshot) -> list[tuple[str, Path, int]]:
     targets = [(session_target(folder, PREDICTIONS_FOLDER, image.name, ".npz"),
                 session_target(folder, CORRECTED_FOLDER, image.name, ".tif"))
                for image in state.images]
-    corrected, saved, records = folder / CORRECTED_FOLDER, [], []
-    for image, (npz, labels) in zip(state.images, targets, strict=True):
-        if npz.is_symlink() or not npz.is_file():  # a link is replaced, never followed
-            npz.parent.mkdir(parents=True, exist_ok=True)
-            save_prediction(npz, image.prediction)
-        if image.name in state.to_save:
-            corrected.mkdir(parents=True, exist_ok=True)
-            labels = save_corrected(corrected, image)
-            saved.append((image.name, labels, image.generation))
-        kept = labels.is_file() and not labels.is_symlink()  # the reader refuses links
-        records.append(SavedImage(image.name, image.image_path, image.score_thresh, npz,
-                                  labels if kept else None))
-    write_session(folder, state.fields, records)
-    return saved
+    corrected, saved, predicted, records = folder / CORRECTED_FOLDER, [], [], []
+    with _SAVING:
+        if any(state.current(image.name) != image.born for image in state.images):
+            return Saved(stale=True)
+        for image, (npz, labels) in zip(state.images, targets, strict=True):
+            # A link is replaced, never followed.
+            if not image.prediction_saved or npz.is_symlink() or not npz.is_file():
+                npz.parent.mkdir(parents=True, exist_ok=True)
+                save_prediction(npz, image.prediction)
+                predicted.append((image.name, image.born))
+            if image.name in state.to_save:
+                corrected.mkdir(parents=True, exist_ok=True)
+                labels = save_corrected(corrected, image)
+                saved.append((image.name, labels, image.generation))
+            elif image.saved_to != labels:
+                labels = None  # no corrections of the labels on screen in this folder
+            # The reader refuses links.
+            kept = labels is not None and labels.is_file() and not labels.is_symlink()
+            records.append(SavedImage(image.name, image.image_path, image.score_thresh, npz,
+                                      labels if kept else None))
+        write_session(folder, state.fields, records)
+    return Saved(tuple(saved), tuple(predicted))
+
+
+def apply_saved(session: Session, saved: Saved) -> None:
+    """Record in the session what a save wrote (GUI thread)."""
+    for name, path, generation in saved.corrections:
+        session.mark_saved(name, path, generation)
+    for name, born in saved.predictions:
+        session.mark_prediction_saved(name, born)
+
+
+def set_aside_corrections(session: Session, replaced: ImageState) -> Path | None:
+    """The corrections of an image replaced on screen are moved aside and the session is
+    saved at once, so that ``session.json`` never names them again.
+
+    The label image and its table go into ``<output>/replaced/<date>/``; nothing is
+    deleted, and corrections not autosaved yet are written there too. Called by the
+    session when a new prediction or threshold replaces an image with corrections.
+
+    Returns
+    -------
+    Path or None
+        Where the label image is now (None when there was none to keep).
+
+    Raises
+    ------
+    InputError
+        When the session cannot be saved (the corrections are set aside even so).
+    """
+    from ..core.aside import move_aside, stamp
+    from .model import CORRECTED_FOLDER, REPLACED_FOLDER
+
+    folder, when, moved = session.output_folder(), stamp(), None
+    with _SAVING:  # a save running in a worker ends first, or finds itself stale
+        try:
+            path = replaced.saved_to
+            if replaced.dirty and replaced.edited:  # the latest corrections are kept too
+                corrected = folder / CORRECTED_FOLDER
+                corrected.mkdir(parents=True, exist_ok=True)
+                path = save_corrected(corrected, snapshot(replaced))
+            if path is not None:
+                for file in (path, path.with_suffix(".csv")):
+                    if file.is_file() and not file.is_symlink():
+                        target = move_aside(file, path.parent.parent / REPLACED_FOLDER, when)
+                        moved = target if file == path else moved
+            apply_saved(session, save_session(session_snapshot(session)))
+        except OSError as exc:
+            raise InputError(folder, "the session could not be saved: "
+                             f"{exc.strerror or exc}") from None
+    return moved
 
 
 def restore_session(session: Session, folder: Path) -> list[str]:
     """Load the session saved in ``folder`` into ``session`` (its images replaced).
 
-    ``session.json`` and every file it names go through the input gate
+    What ``session`` holds that is not saved yet is saved first, into its own output
+    folder. ``session.json`` and every file it names go through the input gate
     (:mod:`napari_nuclei.core.validate.session`): a damaged entry or file costs its
     own image only, and is named.
 
@@ -136,12 +247,17 @@ def restore_session(session: Session, folder: Path) -> list[str]:
     Raises
     ------
     InputError
-        When ``folder`` holds no session or ``session.json`` as a whole is damaged;
-        ``session`` is then left as it was.
+        When ``folder`` holds no session or ``session.json`` as a whole is damaged, or
+        the open session cannot be saved first; ``session`` is then left as it was.
     """
     from ..core.image_io import read_labels
 
     fields, saved, problems = read_session(folder)
+    if session.needs_saving():
+        # The session open now keeps its work: what is not saved yet is saved first
+        # (read again: it may have been saved into this very folder).
+        apply_saved(session, save_session(session_snapshot(session)))
+        fields, saved, problems = read_session(folder)
     for name in list(session.images):
         session.images.pop(name)
         session.image_removed.emit(name)
@@ -156,6 +272,7 @@ def restore_session(session: Session, folder: Path) -> list[str]:
                                          None if labels is None else labels.shape)
             image = ImageState.predicted(item.name, item.image_path, prediction,
                                          item.score_thresh)
+            image.prediction_saved = True
             if labels is not None:
                 image.labels = labels
                 image.tracker.reset(labels)

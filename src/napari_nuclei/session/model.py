@@ -5,10 +5,16 @@ A :class:`Session` is what the dock shows and edits. Its simple fields are event
 ``image_added``, ``image_changed`` and ``image_removed``. Widgets bind to these and
 call the methods here; the methods never block for long (heavy work lives in
 :mod:`napari_nuclei.session.actions` and runs in workers).
+
+The session on disk always describes what is on screen: when a new prediction or
+threshold replaces an image's corrections, they are moved aside
+(``<output>/replaced/<date>/``, never deleted) and the session is saved at once, so that
+*Open session…* never brings discarded corrections back.
 """
 
 from __future__ import annotations
 
+import itertools
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,7 +28,12 @@ from ..core.predict.instances import Prediction
 from ..core.predict.outputs import layer_features
 
 CORRECTED_FOLDER = "corrected"
+REPLACED_FOLDER = "replaced"
 DEFAULT_THRESHOLD = 0.5
+
+# Stamps of images and of their edits, unique across images: a save that finishes after
+# its image was replaced is told from a save of the image now shown.
+_STAMPS = itertools.count(1)
 
 
 class EditedImageError(Exception):
@@ -51,6 +62,16 @@ class ImageState:
         Where the corrections were last saved.
     dirty : bool
         Corrected since they were last saved.
+    prediction_saved : bool
+        The prediction is in the session folder (``predictions/<name>.npz``).
+    generation : int
+        Stamp of the last edit (or of the image's making, before any edit).
+    born : int
+        Stamp of the image's making: saves stamped earlier belong to an image since
+        replaced.
+    in_training : tuple or None
+        ``(sample folder, generation)`` of the corrections last added to the training
+        set.
     """
 
     name: str
@@ -61,11 +82,15 @@ class ImageState:
     labels: np.ndarray
     saved_to: Path | None = None
     dirty: bool = False
-    generation: int = 0  # counts edits, so an autosave knows whether it is still current
+    prediction_saved: bool = False
+    in_training: tuple | None = None
+    generation: int = field(init=False)  # so an autosave knows whether it is still current
+    born: int = field(init=False)
     tracker: EditTracker = field(init=False)
     _features: dict | None = field(init=False, default=None, repr=False)
 
     def __post_init__(self):
+        self.generation = self.born = next(_STAMPS)
         self.tracker = EditTracker(self.predicted_labels, self.labels)
 
     @classmethod
@@ -175,6 +200,8 @@ class Session:
         ------
         EditedImageError
             When the image has corrections and ``replace_edits`` is False (ask first).
+        InputError
+            When corrections were replaced and the session could not be saved.
         """
         previous = self.images.get(name)
         if previous is not None and previous.edited and not replace_edits:
@@ -182,9 +209,12 @@ class Session:
         if image is None or image.score_thresh != self.score_thresh:
             image = ImageState.predicted(name, image_path, prediction, self.score_thresh)
         self.images[name] = image
-        # A new prediction of a known image changes it in place (its layer is reused:
-        # removing and adding layers costs napari a garbage collection and a redraw).
-        (self.image_changed if previous is not None else self.image_added).emit(name)
+        try:
+            self._replaced(previous)
+        finally:
+            # A new prediction of a known image changes it in place (its layer is reused:
+            # removing and adding layers costs napari a garbage collection and a redraw).
+            (self.image_changed if previous is not None else self.image_added).emit(name)
         return image
 
     def apply_threshold(self, name: str, score_thresh: float) -> ImageState:
@@ -194,16 +224,36 @@ class Session:
         ------
         EditedImageError
             When the image has corrections: they would be lost.
+        InputError
+            When saved corrections were replaced and the session could not be saved.
         """
         image = self.images[name]
         if image.edited:
             raise EditedImageError(f"{name} has corrections ({image.edits}); the threshold "
                                    "applies to uncorrected images only")
         fresh = ImageState.predicted(name, image.image_path, image.prediction, score_thresh)
-        fresh.saved_to = image.saved_to
+        fresh.prediction_saved = image.prediction_saved
         self.images[name] = fresh
-        self.image_changed.emit(name)
+        try:
+            self._replaced(image)
+        finally:
+            self.image_changed.emit(name)
         return fresh
+
+    def _replaced(self, previous: ImageState | None) -> None:
+        """An image now shows new labels in place of ``previous``'s: its corrections
+        (saved, or not yet) are set aside and the session is saved at once.
+
+        Raises
+        ------
+        InputError
+            When the session cannot be saved (the corrections are set aside even so).
+        """
+        if previous is not None and (previous.saved_to is not None
+                                     or (previous.dirty and previous.edited)):
+            from .actions import set_aside_corrections
+
+            set_aside_corrections(self, previous)
 
     def labels_painted(self, name: str, regions) -> EditCounts:
         """The labels changed inside ``regions`` (tuples of slices)."""
@@ -223,7 +273,7 @@ class Session:
 
     def _edited(self, name: str, counts: EditCounts) -> EditCounts:
         self.images[name].dirty = True
-        self.images[name].generation += 1
+        self.images[name].generation = next(_STAMPS)
         self.image_changed.emit(name)
         return counts
 
@@ -231,16 +281,39 @@ class Session:
         """Images corrected since they were last saved."""
         return [image for image in self.images.values() if image.dirty]
 
+    def needs_saving(self) -> bool:
+        """Whether a correction or a prediction is not in the session folder yet."""
+        return any(image.dirty or not image.prediction_saved
+                   for image in self.images.values())
+
     def corrected_folder(self) -> Path:
         """Where corrections are autosaved: ``<output folder>/corrected``."""
         return self.output_folder() / CORRECTED_FOLDER
 
+    def replaced_folder(self) -> Path:
+        """Where corrections replaced on screen are kept: ``<output folder>/replaced``."""
+        return self.output_folder() / REPLACED_FOLDER
+
     def mark_saved(self, name: str, path: Path, generation: int) -> None:
         """Record a finished autosave of the labels as they were at ``generation``
-        (the image stays unsaved when it was edited again meanwhile)."""
+        (the image stays unsaved when it was edited again meanwhile; a save of an
+        image since replaced is not this image's)."""
         image = self.images.get(name)
-        if image is None:
+        if image is None or generation < image.born:
             return
         image.saved_to = path
         image.dirty = image.generation != generation
         self.image_changed.emit(name)
+
+    def mark_added(self, name: str, sample: Path, generation: int) -> None:
+        """Record that the labels of ``name`` as they were at ``generation`` were added
+        to the training set as ``sample``."""
+        image = self.images.get(name)
+        if image is not None and generation >= image.born:
+            image.in_training = (Path(sample), generation)
+
+    def mark_prediction_saved(self, name: str, born: int) -> None:
+        """Record that the prediction of the image stamped ``born`` was saved."""
+        image = self.images.get(name)
+        if image is not None and image.born == born:
+            image.prediction_saved = True
