@@ -303,10 +303,18 @@ def test_predict_current_image_acts_on_the_image_in_view(dock, qtbot, tiny_run, 
     layer = predict.layers.labels_layer
     layer.data_setitem(tuple(np.mgrid[:12, :12].reshape(2, -1)), 7777)
     qtbot.waitUntil(lambda: widget.session.images["fluo_r0c0"].edited)
+    # The training set holds this image with its hand-made masks: asked first, they
+    # are moved aside, not deleted.
+    hand_made = len(list((train_copy / "train" / "fluo_r0c0" / "masks").glob("*.png")))
+    questions = []
+    predict.ask = lambda _parent, question: questions.append(question) or True
     predict.add_button.click()
     qtbot.waitUntil(lambda: "Added 1" in predict.hint.text(), timeout=60_000)
+    assert len(questions) == 1 and f"fluo_r0c0 (its {hand_made} masks" in questions[0]
     masks = list((train_copy / "train" / "fluo_r0c0" / "masks").glob("*.png"))
     assert len(masks) == len(np.unique(layer.data)) - 1
+    (aside,) = (train_copy / "train" / ".replaced").glob("*/fluo_r0c0")
+    assert len(list((aside / "masks").glob("*.png"))) == hand_made
 
     # A stack is predicted plane by plane: the plane in view.
     stack = np.stack([viewer.layers["fluo_r0c0"].data] * 3)

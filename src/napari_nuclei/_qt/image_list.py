@@ -20,13 +20,15 @@ class PredictedImageList(QWidget):
         The images listed.
     layers : PredictedLayers
         Shows the image chosen.
+    ask : callable
+        ``ask(parent, question) -> bool``: asks before a training sample is replaced.
     """
 
     message = Signal(str)
 
-    def __init__(self, session, layers, parent=None):
+    def __init__(self, session, layers, ask, parent=None):
         super().__init__(parent)
-        self.session, self.layers = session, layers
+        self.session, self.layers, self.ask = session, layers, ask
         self.rows = QListWidget()
         self.rows.setToolTip("Click an image to show it with its nuclei")
         self.save_state = QLabel("Corrections are autosaved into the output folder.")
@@ -63,24 +65,53 @@ class PredictedImageList(QWidget):
             self.layers.show(text.split(_SEPARATOR)[0])
 
     def _on_add_to_training(self) -> None:
-        from ..session.actions import add_to_training, images_snapshot
+        from ..session.actions import images_snapshot
+        from ..session.training_set import training_plan
 
         if self.session.train_dir is None:
             self.message.emit("Choose a training folder in the Data section first.")
             return
-        test_dir = self.session.test_dir
-        tests = frozenset(n for n, i in self.session.images.items()
-                          if test_dir and i.image_path and test_dir in i.image_path.parents)
-        start_job(add_to_training, self.session.train_dir, images_snapshot(self.session),
-                  tests, on_return=self._on_added)
+        images = images_snapshot(self.session)
+        start_job(training_plan, self.session.train_dir, self.session.test_dir, images,
+                  on_return=lambda plan: self._on_planned(plan, images))
+
+    def _on_planned(self, plan, images) -> None:
+        from ..session.training_set import add_to_training
+
+        replace = frozenset()
+        if plan.replaced:
+            samples = ", ".join(f"{r.sample} (its {r.masks} masks, by the {r.nuclei} nuclei "
+                                "corrected here)" for r in plan.replaced)
+            if self.ask(self, f"Replace in the training set {samples}? What is replaced is "
+                        f"moved into {plan.aside}, not deleted; No keeps "
+                        "it as it is."):
+                replace = frozenset(r.sample for r in plan.replaced)
+        start_job(add_to_training, self.session.train_dir, self.session.test_dir, images,
+                  replace, on_return=self._on_added)
 
     def _on_added(self, result) -> None:
-        added, refused = result
-        text = (f"Added {len(added)} corrected image(s) to the training set: {', '.join(added)}"
-                if added else "No corrected image to add yet: correct a predicted image first")
-        if refused:
-            text += (". Not added, being test images (training on them would leak the "
-                     f"test set): {', '.join(refused)}")
-        self.message.emit(text)
-        # The Data section lists the training folder again.
-        self.session.events.train_dir.emit(self.session.train_dir, self.session.train_dir)
+        from ..session.training_set import record_added
+
+        record_added(self.session, result)
+        parts = []
+        if result.added:
+            parts.append(f"Added {len(result.added)} corrected image(s) to the training "
+                         f"set: {', '.join(result.added)}")
+        if result.aside is not None:
+            parts.append(f"the samples replaced are in {result.aside}")
+        if result.kept:
+            parts.append(f"kept as they were (not replaced): {', '.join(result.kept)}")
+        if result.unchanged:
+            parts.append("already in the training set, not edited since: "
+                         f"{', '.join(result.unchanged)}")
+        if result.tests:
+            parts.append("not added, being test images (training on them would leak the "
+                         f"test set): {', '.join(result.tests)}")
+        if result.no_file:
+            parts.append(f"not added, having no image file: {', '.join(result.no_file)}")
+        text = "; ".join(parts) or ("No corrected image to add yet: correct a predicted "
+                                    "image first")
+        self.message.emit(text[0].upper() + text[1:])
+        if result.added:  # the Data section lists the training folder again
+            self.session.events.train_dir.emit(self.session.train_dir,
+                                               self.session.train_dir)

@@ -55,7 +55,9 @@ class PredictTab(QWidget):
         self.threshold_label = QLabel("")
         self.form = PredictForm()
         self.progress = QProgressBar()
-        self.image_list = PredictedImageList(session, self.layers)
+        # Through self.ask, which tests replace.
+        self.image_list = PredictedImageList(session, self.layers,
+                                             lambda *question: self.ask(*question))
         self.images, self.add_button = self.image_list.rows, self.image_list.add_button
         for label in (self.model_label, self.hint):
             label.setWordWrap(True)

@@ -321,7 +321,7 @@ def iter_prepared(reports, score_thresh: float):
         yield report, image
 
 
-# -- export, evaluation, training data --------------------------------------------------
+# -- export and evaluation --------------------------------------------------------------
 def images_snapshot(session: Session) -> list[ImageSnapshot]:
     """Every predicted image, copied for a worker."""
     return [snapshot(image) for image in session.images.values()]
@@ -384,29 +384,3 @@ def evaluate_test_folder(test_dir: Path, gt_dir: Path, images: list[ImageSnapsho
     entries, _, _ = test_folder_submission(test_dir, images)
     ids = test_dir / "test_img_ids.json"
     return evaluate(load_ground_truth(gt_dir, ids if ids.is_file() else None), entries)
-
-
-def add_to_training(train_dir: Path, images: list[ImageSnapshot],
-                    test_names: frozenset = frozenset()) -> tuple[list[str], list[str]]:
-    """Copy corrected images with files into a DSB training folder.
-
-    Test images (``test_names``) are refused: training on them would leak the test set.
-
-    Returns
-    -------
-    tuple of list of str
-        ``(added names, refused test image names)``.
-    """
-    from ..core.corrections import add_to_training_set
-
-    train_dir = train_dir / "train" if (train_dir / "train").is_dir() else train_dir
-    added, refused = [], []
-    for image in images:
-        if not image.edited or image.image_path is None:
-            continue
-        if image.name in test_names:
-            refused.append(image.name)
-            continue
-        add_to_training_set(train_dir, image.name, image.image_path, image.labels)
-        added.append(image.name)
-    return added, refused

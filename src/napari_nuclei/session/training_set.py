@@ -1,0 +1,206 @@
+"""Corrected images added to the training set: what would be written or replaced, then
+the writing (no Qt).
+
+Adding never deletes what the user made. An image whose name is free becomes a new
+sample; one whose sample holds another image becomes ``<name>_corrected_<n>``; a sample
+holding the same image (the image was opened from the training set, or added before) is
+replaced only once the user agreed, and is then moved into the training folder's
+``.replaced/<date>/``. Corrections added before and not edited since are left alone.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .actions import ImageSnapshot
+
+
+@dataclass(frozen=True)
+class Replacement:
+    """A training sample that adding an image would replace.
+
+    Attributes
+    ----------
+    image : str
+        The corrected image.
+    sample : str
+        The sample folder it would replace.
+    masks : int
+        Masks in that sample now.
+    nuclei : int
+        Nuclei in the corrected labels that would take their place.
+    """
+
+    image: str
+    sample: str
+    masks: int
+    nuclei: int
+
+
+@dataclass(frozen=True)
+class TrainingPlan:
+    """What adding the corrected images to the training set would do; nothing written.
+
+    Attributes
+    ----------
+    folder : Path
+        The folder of sample folders.
+    new : tuple of (str, str)
+        ``(image, sample)`` per new sample.
+    replaced : tuple of Replacement
+        Samples that would be replaced: the user is asked first.
+    tests : tuple of str
+        Test images, refused: training on them would leak the test set.
+    no_file : tuple of str
+        Corrected images with no file behind them (pixels of a layer).
+    unchanged : tuple of str
+        Samples added from these corrections before, not edited since.
+    """
+
+    folder: Path
+    new: tuple = ()
+    replaced: tuple = ()
+    tests: tuple = ()
+    no_file: tuple = ()
+    unchanged: tuple = ()
+
+    @property
+    def aside(self) -> Path:
+        """Where replaced samples are moved (into a dated folder)."""
+        from ..core.corrections import REPLACED_FOLDER
+
+        return self.folder / REPLACED_FOLDER
+
+
+@dataclass(frozen=True)
+class TrainingAdded:
+    """What adding the corrected images to the training set did.
+
+    Attributes
+    ----------
+    added : tuple of str
+        Samples written (new or replacing).
+    kept : tuple of str
+        Samples left as they were, not to be replaced.
+    aside : Path or None
+        Where the replaced samples were moved (None when none was).
+    tests, no_file, unchanged : tuple of str
+        As in :class:`TrainingPlan`.
+    written : tuple
+        ``(image, sample folder, generation)`` per sample written.
+    """
+
+    added: tuple = ()
+    kept: tuple = ()
+    aside: Path | None = None
+    tests: tuple = ()
+    no_file: tuple = ()
+    unchanged: tuple = ()
+    written: tuple = ()
+
+
+def training_folder(train_dir: Path) -> Path:
+    """The folder of sample folders: ``train/`` of a dataset root, or the folder itself."""
+    train_dir = Path(train_dir)
+    return train_dir / "train" if (train_dir / "train").is_dir() else train_dir
+
+
+def _is_test(image: ImageSnapshot, test_dir: Path | None) -> bool:
+    if test_dir is None:
+        return False
+    test_dir = Path(test_dir).resolve()
+    return test_dir in Path(image.image_path).resolve().parents
+
+
+def training_plan(train_dir: Path, test_dir: Path | None,
+                  images: list[ImageSnapshot]) -> TrainingPlan:
+    """Decide, writing nothing, what adding the corrected images would write and replace.
+
+    Parameters
+    ----------
+    train_dir : Path
+        The training folder chosen in the Data section.
+    test_dir : Path or None
+        The test folder: its images are refused.
+    images : list of ImageSnapshot
+        The session's images (the uncorrected ones are left out).
+
+    Returns
+    -------
+    TrainingPlan
+    """
+    from ..core.corrections import plan_sample
+
+    folder = training_folder(train_dir)
+    new, replaced, tests, no_file, unchanged = [], [], [], [], []
+    for image in images:
+        if not image.edited:
+            continue
+        added = image.in_training
+        if added is not None and added[1] == image.generation and added[0].is_dir():
+            unchanged.append(added[0].name)
+        elif image.image_path is None:
+            no_file.append(image.name)
+        elif _is_test(image, test_dir):
+            tests.append(image.name)
+        else:
+            plan = plan_sample(folder, image.name, image.image_path)
+            if plan.replaces is None:
+                new.append((image.name, plan.sample))
+            else:
+                nuclei = int(np.count_nonzero(np.unique(image.labels)))
+                replaced.append(Replacement(image.name, plan.sample, plan.replaces, nuclei))
+    return TrainingPlan(folder, tuple(new), tuple(replaced), tuple(tests), tuple(no_file),
+                        tuple(unchanged))
+
+
+def add_to_training(train_dir: Path, test_dir: Path | None, images: list[ImageSnapshot],
+                    replace: frozenset = frozenset()) -> TrainingAdded:
+    """Write the corrected images with files into a DSB training folder.
+
+    The plan is made again here, so that a sample that appeared since the user was
+    asked is not replaced unasked.
+
+    Parameters
+    ----------
+    train_dir, test_dir, images
+        As for :func:`training_plan`.
+    replace : frozenset of str
+        Samples the user agreed to replace; other samples holding the same image are
+        kept as they are.
+
+    Returns
+    -------
+    TrainingAdded
+    """
+    from ..core.aside import stamp
+    from ..core.corrections import REPLACED_FOLDER, add_to_training_set
+
+    plan = training_plan(train_dir, test_dir, images)
+    by_name = {image.name: image for image in images}
+    when, written, kept, aside = stamp(), [], [], None
+    for name, sample in plan.new:
+        image = by_name[name]
+        path = add_to_training_set(plan.folder, sample, image.image_path, image.labels)
+        written.append((name, path, image.generation))
+    for replacement in plan.replaced:
+        if replacement.sample not in replace:
+            kept.append(replacement.sample)
+            continue
+        image = by_name[replacement.image]
+        path = add_to_training_set(plan.folder, replacement.sample, image.image_path,
+                                   image.labels, replace=True, when=when)
+        written.append((image.name, path, image.generation))
+        aside = plan.folder / REPLACED_FOLDER / when
+    return TrainingAdded(tuple(path.name for _, path, _ in written), tuple(kept), aside,
+                         plan.tests, plan.no_file, plan.unchanged, tuple(written))
+
+
+def record_added(session, added: TrainingAdded) -> None:
+    """Record in the session which corrections are in the training set (GUI thread), so
+    that adding again leaves them alone until they are edited."""
+    for name, sample, generation in added.written:
+        session.mark_added(name, sample, generation)
