@@ -14,6 +14,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 from qtpy.QtCore import QTimer
 
+from ..session.layers import image_fit
+
 if TYPE_CHECKING:
     from .predicted_layers import PredictedLayers
 
@@ -77,7 +79,7 @@ class LayerPreparation:
         if not self.layers.in_viewer(self.layers.image_layer):
             self.layers.image_layer = self.layers.viewer.add_image(
                 pixels, name=name, metadata={"source_file": str(path)},
-                rgb=pixels.ndim == 3, visible=False)  # drawn in the next turn
+                rgb=image_fit(pixels.shape).rgb, visible=False)  # drawn in the next turn
 
     def _draw_first(self) -> None:
         if self.layers.in_viewer(self.layers.image_layer):

@@ -12,8 +12,10 @@ from typing import TYPE_CHECKING
 
 from qtpy.QtCore import QObject
 
+from ..session.layers import image_fit, labels_fit
 from .autosave import Autosaver
 from .edit_events import EditEvents, forget_history
+from .layer_fit import fit_of, keep_labels_above, put_in_place_of
 from .layer_preparation import LayerPreparation
 from .pixel_store import PixelStore
 
@@ -28,8 +30,11 @@ class PredictedLayers(QObject):
     One Labels layer and one Image layer are reused for every predicted image: showing
     another image swaps their data. Adding a layer per image cost napari a layer
     insertion, a garbage collection and new visuals on the GUI thread for each image of
-    a folder, and piled the images up at the origin. An image predicted from a layer the
-    user opened is shown in that layer instead of the reused Image layer.
+    a folder, and piled the images up at the origin. A layer that cannot show the next
+    image as it is (grayscale after RGB, another scale) is replaced where it stands (see
+    :mod:`napari_nuclei.session.layers`), and the labels are kept above their image. An
+    image predicted from a layer the user opened is shown in that layer instead of the
+    reused Image layer.
 
     Parameters
     ----------
@@ -76,7 +81,7 @@ class PredictedLayers(QObject):
             return
         if name == self.current and self.labels_layer.data is not image.labels:
             self._show_labels(name)  # a new threshold or prediction made new labels
-        if image.dirty:
+        if image.dirty or not image.prediction_saved:  # an edit, or a new prediction
             self.autosave.schedule(restart=False)
 
     def _on_image_removed(self, name: str) -> None:
@@ -106,6 +111,7 @@ class PredictedLayers(QObject):
         self.current = name
         image_layer = self._show_pixels(name)
         self._show_labels(name, image_layer)
+        keep_labels_above(self.viewer, image_layer, self.labels_layer)
         # The viewer a plugin gets hands out a new proxy at each access: compare ids.
         keep = {layer.unique_id for layer in (self.labels_layer, image_layer)
                 if layer is not None}
@@ -125,13 +131,14 @@ class PredictedLayers(QObject):
             return None
         path = self.session.images[name].image_path
         metadata = {"source_file": str(path) if path else None}
-        if not self.in_viewer(self.image_layer):
-            self.image_layer = self.viewer.add_image(pixels, name=name, metadata=metadata,
-                                                     rgb=pixels.ndim == 3)
+        layer, wanted = self.image_layer, image_fit(pixels.shape)
+        if not self.in_viewer(layer) or not fit_of(layer).takes(wanted):
+            from napari.layers import Image
+
+            self.image_layer = put_in_place_of(self.viewer, layer, Image(
+                pixels, name=name, metadata=metadata, rgb=wanted.rgb))
         else:
-            layer = self.image_layer
             if layer.data is not pixels:
-                layer.rgb = pixels.ndim == 3 if layer.data.ndim == pixels.ndim else layer.rgb
                 layer.data = pixels
                 layer.reset_contrast_limits()
             layer.name, layer.metadata = name, metadata
@@ -158,15 +165,22 @@ class PredictedLayers(QObject):
         metadata = {"source_file": str(path) if path else None}
         placed = ({"scale": image_layer.scale[-2:], "translate": image_layer.translate[-2:]}
                   if image_layer is not None else {})
+        layer = self.labels_layer
+        # Until its image is read, the labels keep the scale they have.
+        scale = placed.get("scale", layer.scale if self.in_viewer(layer) else None)
+        wanted = labels_fit(image.labels.shape, scale)
         self.edits.quiet = True
         try:
-            if not self.in_viewer(self.labels_layer):
-                self.labels_layer = self.viewer.add_labels(
+            if not self.in_viewer(layer) or not fit_of(layer).takes(wanted):
+                from napari.layers import Labels
+
+                if self.in_viewer(layer):
+                    self.edits.count_now()  # strokes belong to the image shown until now
+                self.labels_layer = put_in_place_of(self.viewer, layer, Labels(
                     image.labels, name=f"{name} nuclei (predicted)", opacity=0.6,
-                    features=image.features(), metadata=metadata, **placed)
+                    features=image.features(), metadata=metadata, **placed))
                 self.edits.connect(self.labels_layer)
             else:
-                layer = self.labels_layer
                 if layer.data is not image.labels:
                     self.edits.count_now()  # strokes belong to the image shown until now
                     layer.data = image.labels
