@@ -264,3 +264,18 @@ def test_corrections_not_autosaved_yet_are_kept_aside_when_replaced(session, pre
     (aside,) = (tmp_path / "out" / "replaced").glob("*/img.tif")
     np.testing.assert_array_equal(tifffile.imread(aside), corrected)
     assert _entry(tmp_path / "out")["labels"] is None
+
+
+def test_a_reused_layer_takes_only_images_it_can_show_as_they_are():
+    from napari_nuclei.session.layers import LayerFit, image_fit, labels_fit, labels_move
+
+    gray, rgb = image_fit((60, 70)), image_fit((50, 40, 3))
+    assert gray == LayerFit("image", False, 2, (1.0, 1.0)) and rgb.rgb and rgb.ndim == 2
+    assert image_fit((64, 64)).takes(gray) and image_fit((8, 8, 4)).takes(rgb)
+    assert not gray.takes(rgb) and not rgb.takes(gray)
+    assert not image_fit((3, 60, 70)).takes(gray)  # a stack is not a plane
+    assert not labels_fit((60, 70)).takes(gray)
+    assert not labels_fit((60, 70), (0.5, 0.5)).takes(labels_fit((60, 70)))
+    assert labels_fit((60, 70), (0.5, 0.5)).takes(labels_fit((9, 9), (0.5, 0.5 + 1e-12)))
+    assert labels_move(image_index=0, labels_index=1) is None
+    assert labels_move(image_index=3, labels_index=1) == (1, 4)
