@@ -1,8 +1,10 @@
 """A run folder as a transaction: one writer at a time, checkpoints that load, bounded disk.
 
 - :func:`hold_run_folder` takes the folder's lock (an OS file lock, released by the kernel
-  when the owner dies, so a killed run never leaves a stale lock) and, for a new run,
-  removes the folder again when preparing it fails, so no empty folder blocks the next try.
+  when the owner dies, so a killed run never leaves a stale lock), removes the lock file
+  when the run ends (finished, stopped or failed: a finished run folder holds only the
+  run) and, for a new run, removes the folder again when preparing it fails, so no empty
+  folder blocks the next try.
 - :func:`repair_checkpoint_tag` points ``last_checkpoint`` at the newest checkpoint that
   loads, for runs killed mid-write or damaged by hand.
 - :func:`prune_checkpoints` keeps the newest periodic checkpoints, the best one by
@@ -70,6 +72,47 @@ def _owner(lock_path: Path) -> str:
         return "another process"
 
 
+def _same_file(fh, path: Path) -> bool:
+    """Whether ``path`` still names the open file ``fh`` (the holder before may have
+    removed it after this process opened it)."""
+    try:
+        here, there = os.fstat(fh.fileno()), os.stat(path)
+    except OSError:
+        return False
+    return (here.st_dev, here.st_ino) == (there.st_dev, there.st_ino)
+
+
+def _take_lock(lock_path: Path):
+    """Open and lock ``lock_path``; the open file, or None when someone holds it.
+
+    The holder removes the file when it is done. A process that opened the file just
+    before that would lock a file no longer in the folder, beside a newcomer locking a
+    new one: so the lock counts only while the path still names the locked file, and
+    is taken again on the new file otherwise.
+    """
+    while True:
+        fh = open(lock_path, "a+", encoding="utf-8")  # noqa: SIM115 (the caller closes it)
+        if not _lock_file(fh):
+            fh.close()
+            return None
+        if _same_file(fh, lock_path):
+            return fh
+        fh.close()
+
+
+def _release_lock(fh, lock_path: Path) -> None:
+    """Remove the lock file while still holding it, then let go: whoever opens the path
+    afterwards makes a new file (see :func:`_take_lock`)."""
+    with contextlib.suppress(OSError):
+        if _same_file(fh, lock_path):
+            lock_path.unlink()
+    fh.close()
+    # Windows cannot remove a file that is open: try once more now that it is closed.
+    with contextlib.suppress(OSError):
+        if lock_path.exists() and os.name == "nt":
+            lock_path.unlink()
+
+
 @contextlib.contextmanager
 def hold_run_folder(run_dir: str | Path, new: bool) -> Iterator[Path]:
     """Be the only writer of a run folder for the duration of the block.
@@ -91,16 +134,22 @@ def hold_run_folder(run_dir: str | Path, new: bool) -> Iterator[Path]:
     ------
     RunFolderBusy
         When another process holds the folder (its PID and host are named).
+
+    Notes
+    -----
+    The lock file, ``.train.lock``, is there only while the run is: it is removed when the
+    block ends, however it ends. A run killed outright leaves it behind, unlocked; the
+    next run takes it over.
     """
     run_dir = Path(run_dir).expanduser().resolve()
     created = not run_dir.exists()
     run_dir.mkdir(parents=True, exist_ok=True)
     lock_path = run_dir / LOCK_NAME
-    fh = open(lock_path, "a+", encoding="utf-8")  # noqa: SIM115 (held for the block)
+    fh = _take_lock(lock_path)
+    if fh is None:
+        raise RunFolderBusy(run_dir, f"is in use by {_owner(lock_path)}: wait for it to "
+                            "finish or stop it first")
     try:
-        if not _lock_file(fh):
-            raise RunFolderBusy(run_dir, f"is in use by {_owner(lock_path)}: wait for it to "
-                                "finish or stop it first")
         _record_owner(fh)
         completed = False
         try:
@@ -111,7 +160,7 @@ def hold_run_folder(run_dir: str | Path, new: bool) -> Iterator[Path]:
             if new and created and not completed and not prepared:
                 shutil.rmtree(run_dir, ignore_errors=True)
     finally:
-        fh.close()
+        _release_lock(fh, lock_path)
 
 
 def repair_checkpoint_tag(run_dir: Path) -> tuple[Path | None, str]:
