@@ -75,6 +75,13 @@ def engine_works(monkeypatch):
     monkeypatch.setattr(install_module, "verify_engine", passed)
 
 
+@pytest.fixture(autouse=True)
+def libraries_installed(monkeypatch):
+    """Every library of the other features installed, whatever this environment holds
+    (the tests that need some missing say so)."""
+    monkeypatch.setattr(install_module, "library_requirements", lambda: ([], []))
+
+
 @pytest.fixture
 def location(tmp_path) -> EngineLocation:
     return EngineLocation(tmp_path / "env" / "detectron2-dist", tmp_path / "env" / "site")
@@ -173,6 +180,60 @@ def test_missing_requirements_are_installed_with_pip(location, monkeypatch):
     pip = FakePip()
     drain(install_engine(location, pip))
     assert pip.calls == [["install", "tabulate>=9999"]]
+
+
+def test_missing_base_libraries_are_installed_with_detectrons_requirements(location,
+                                                                           monkeypatch):
+    pytest.importorskip("detectron2")
+    monkeypatch.setattr(install_module, "runtime_requirements",
+                        lambda: [Requirement('tabulate>=9999; extra == "train"')])
+    monkeypatch.setattr(install_module, "library_requirements",
+                        lambda: ([Requirement("shapely>=2.0")], []))
+    pip = FakePip()
+    drain(install_engine(location, pip))
+    assert pip.calls == [["install", "tabulate>=9999", "shapely>=2.0"]]
+
+
+def test_openslide_is_installed_from_wheels_apart(location, monkeypatch):
+    pytest.importorskip("detectron2")
+    monkeypatch.setattr(install_module, "library_requirements", lambda: (
+        [], [Requirement("openslide-python>=1.3"), Requirement("openslide-bin>=4")]))
+    pip = FakePip()
+    steps = []
+    result = drain(install_engine(location, pip), steps.append)
+    assert pip.calls == [["install", "--only-binary", "openslide-python,openslide-bin",
+                          "openslide-python>=1.3", "openslide-bin>=4"]]
+    assert result.ready and result.changed
+    assert any(s.message == "Installing openslide-python>=1.3, openslide-bin>=4 "
+               "(OpenSlide's formats)" for s in steps)
+
+
+def test_a_platform_without_openslide_wheels_gets_a_note_and_a_working_engine(location,
+                                                                              monkeypatch):
+    pytest.importorskip("detectron2")
+    monkeypatch.setattr(install_module, "library_requirements",
+                        lambda: ([], [Requirement("openslide-bin>=4")]))
+
+    def pip(args):
+        yield "ERROR: No matching distribution found for openslide-bin>=4"
+        raise EngineInstallError("pip install failed (exit 1): no matching distribution")
+
+    steps = []
+    result = drain(install_engine(location, pip), steps.append)
+    assert result.ready
+    notes = [s.message for s in steps if s.message.startswith("note: formats only OpenSlide")]
+    assert len(notes) == 1 and "no matching distribution" in notes[0]
+    assert "every other format and feature works" in notes[0]
+
+
+def test_library_requirements_split_openslide_from_the_base(monkeypatch):
+    monkeypatch.undo()  # the real lookup, not the fixture's
+    # As if zarr and openslide-bin were not installed.
+    monkeypatch.setattr(install_module, "unmet", lambda requirements: [
+        r for r in requirements if r.name in ("zarr", "openslide-bin")])
+    base, optional = install_module.library_requirements()
+    assert [str(r) for r in base] == ["zarr>=3"]
+    assert [str(r) for r in optional] == ["openslide-bin>=4"]
 
 
 def test_replacing_a_package_this_process_has_loaded_asks_for_a_restart(location, monkeypatch):

@@ -15,6 +15,8 @@ EXIT_STOPPED = 130
 EXIT_ENGINE_MISSING = 3
 # Sub-commands that run the network: they check torch and detectron2 before starting.
 ENGINE_COMMANDS = frozenset({"train", "predict", "predict-slide", "demo"})
+# Slide formats no reader but OpenSlide's opens (the others are TIFF files tiffslide reads).
+OPENSLIDE_ONLY_SUFFIXES = (".mrxs", ".vms", ".vmu", ".svslide")
 # Sub-commands whose -o is one file: an existing one is the user's and is not replaced
 # unless --overwrite says so.
 FILE_OUTPUT_COMMANDS = frozenset({"convert", "predict", "evaluate", "export"})
@@ -141,6 +143,33 @@ def _engine_problem() -> str | None:
         "napari-nuclei install-engine --check"
 
 
+def _features_needed(args: argparse.Namespace) -> list[str]:
+    """The features (keys of :data:`napari_nuclei.core.engine.status.FEATURES`) whose
+    libraries the command needs with these options."""
+    if args.command == "predict-slide":
+        features = ["slides"]
+        if args.workers or args.scheduler:
+            features.append("dask")
+        if any(Path(path).suffix.lower() in OPENSLIDE_ONLY_SUFFIXES for path in args.slides):
+            features.append("openslide")
+        return features
+    if args.command == "predict" and (args.measurements or args.geojson):
+        return ["measurements"]
+    return []
+
+
+def _library_problem(args: argparse.Namespace) -> str | None:
+    """The libraries the command needs that are missing, with the pip command that
+    installs them, as one line; None when nothing is missing (reads package metadata
+    only: milliseconds)."""
+    features = _features_needed(args)
+    if not features:
+        return None
+    from .core.engine.status import missing_libraries
+
+    return missing_libraries(features).line() or None
+
+
 def _stop_on_sigterm():
     """SIGTERM (``kill``, a batch system's time limit) stops a command as Ctrl-C does:
     long jobs close between steps, keep their work and say how to continue, instead of
@@ -176,11 +205,16 @@ def main(argv: list[str] | None = None) -> int:
 
     Bad input prints one line naming the file and the problem (exit status 2);
     Ctrl-C or SIGTERM stops the job without leaving partial outputs (status 130);
-    a missing torch or detectron2 prints the command that installs it (status 3).
+    a missing torch or detectron2, or a library the command needs (tiffslide for slides,
+    shapely for GeoJSON, ...), prints the command that installs it (status 3) before any
+    work starts.
     """
     args = build_parser().parse_args(argv)
     apply_limit_options(args)
     _quiet_third_party_warnings()
+    if problem := _library_problem(args):
+        print(f"napari-nuclei: error: {problem}", file=sys.stderr)
+        return EXIT_ENGINE_MISSING
     if args.command in ENGINE_COMMANDS and (problem := _engine_problem()):
         print(f"napari-nuclei: error: {problem}", file=sys.stderr)
         return EXIT_ENGINE_MISSING
@@ -191,8 +225,9 @@ def main(argv: list[str] | None = None) -> int:
         return args.func(args)
     except ImportError as exc:
         from .core.engine import engine_error_line
+        from .core.engine.status import library_error_line
 
-        if (line := engine_error_line(exc)) is None:
+        if (line := engine_error_line(exc) or library_error_line(exc)) is None:
             raise
         print(f"napari-nuclei: error: {line}", file=sys.stderr)
         return EXIT_ENGINE_MISSING

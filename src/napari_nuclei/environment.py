@@ -39,6 +39,25 @@ def _engine_rows() -> list[tuple[str, str]]:
     return rows
 
 
+def _library_rows() -> list[tuple[str, str]]:
+    """The libraries of whole slides, measurements and OpenSlide's formats that are
+    missing, in one line with the command that installs them."""
+    from .core.engine import missing_libraries
+
+    missing = missing_libraries()
+    return [("libraries", missing.line() if missing else "all installed (whole slides, "
+             "measurements, OpenSlide's formats)")]
+
+
+def _sample_data_row() -> tuple[str, str]:
+    from .core.sample import sample_data_dir
+
+    try:
+        return "sample data", str(sample_data_dir())
+    except FileNotFoundError as exc:
+        return "sample data", str(exc)
+
+
 def environment_report() -> list[tuple[str, str]]:
     """Collect ``(name, value)`` pairs describing Python, torch, detectron2, napari and Qt.
 
@@ -66,9 +85,11 @@ def environment_report() -> list[tuple[str, str]]:
                  ("CUDA available", "no (no torch)")]
     rows.append(("torchvision", _version("torchvision") or "not installed"))
     rows += _engine_rows()
+    rows += _library_rows()
     for name, dist in (("napari", "napari"), ("npe2", "npe2"), ("pycocotools", "pycocotools"),
                        ("magicgui", "magicgui"), ("opencv", "opencv-python-headless"),
                        ("numpy", "numpy")):
         rows.append((name, _version(dist) or "not installed"))
     rows.append(("Qt binding", _qt_binding()))
+    rows.append(_sample_data_row())
     return rows

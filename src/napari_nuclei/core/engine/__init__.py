@@ -1,6 +1,8 @@
 """The training and prediction engine: torch (the user's choice of build) and detectron2
 (installed by napari-nuclei itself, since it is not on PyPI). It counts as ready once a
-fresh interpreter has used it (:func:`verify_engine`)."""
+fresh interpreter has used it (:func:`verify_engine`). :func:`missing_libraries` names
+the libraries of the other features (whole slides, measurements, OpenSlide's formats) that
+the environment lacks."""
 
 from .check import verify_engine
 from .install import (
@@ -13,9 +15,12 @@ from .status import (
     EngineCheck,
     EngineLocation,
     EngineStatus,
+    MissingLibraries,
     default_location,
     engine_error_line,
     engine_status,
+    library_error_line,
+    missing_libraries,
 )
 
 __all__ = [
@@ -25,9 +30,12 @@ __all__ = [
     "EngineLocation",
     "EngineStatus",
     "EngineStep",
+    "MissingLibraries",
     "default_location",
     "engine_error_line",
     "engine_status",
     "install_engine",
+    "library_error_line",
+    "missing_libraries",
     "verify_engine",
 ]

@@ -4,9 +4,11 @@ detectron2 itself is installed as pure code into a folder of the environment and
 the path with a ``.pth`` file (read at every start) and on this process's ``sys.path``
 (so it can be used without restarting). Its installed metadata is made to say what that
 code needs, so that ``pip check`` stays clean. Its runtime requirements are installed with
-pip. torch is never installed here: the CPU or CUDA build is the user's choice, and the
-job ends with the command that installs it when it is missing. The job ends by using the
-engine once in a new interpreter (:func:`.check.verify_engine`).
+pip, and so are the libraries of the other features that the environment lacks: those
+napari's plugin manager leaves out (OpenSlide's, which cannot be a base dependency) and
+base dependencies removed since. torch is never installed here: the CPU or CUDA build is
+the user's choice, and the job ends with the command that installs it when it is missing.
+The job ends by using the engine once in a new interpreter (:func:`.check.verify_engine`).
 """
 
 from __future__ import annotations
@@ -31,10 +33,13 @@ from .status import (
     ENGINE_DISTRIBUTION,
     ENGINE_VERSION,
     ENGINE_WHEEL_PYTHON,
+    FEATURES,
+    INSTALLED_WITH_ENGINE,
     EngineLocation,
     EngineStatus,
     default_location,
     engine_status,
+    feature_requirements,
     python_command,
     requirement_spec,
     runtime_requirements,
@@ -383,6 +388,46 @@ def _loaded_distributions_replaced(requirements) -> bool:
                if module in sys.modules for dist in dists)
 
 
+def library_requirements() -> tuple[list, list]:
+    """The features' libraries that are not installed in an accepted version.
+
+    Returns
+    -------
+    base : list of Requirement
+        Base dependencies of napari-nuclei that are missing (removed after it was
+        installed): installed with detectron2's requirements.
+    optional : list of Requirement
+        Libraries of :data:`.status.INSTALLED_WITH_ENGINE` (OpenSlide's): installed from
+        binary wheels only, apart, since a platform without them keeps every other
+        feature.
+    """
+    base, optional = [], []
+    for feature in FEATURES:
+        into = optional if feature in INSTALLED_WITH_ENGINE else base
+        for requirement in unmet(feature_requirements(feature)):
+            if str(requirement) not in map(str, base + optional):
+                into.append(requirement)
+    return base, optional
+
+
+def _install_optional(requirements, run, step: int, total: int,
+                      ) -> Generator[EngineStep, None, bool]:
+    """pip-install OpenSlide's libraries from binary wheels; a platform without them gets
+    a note, not a failure (every other feature works without them). Returns whether pip
+    installed them."""
+    specs = [requirement_spec(r) for r in requirements]
+    names = ",".join(r.name for r in requirements)
+    yield EngineStep(step, total, f"Installing {', '.join(specs)} (OpenSlide's formats)")
+    try:
+        for line in run(["install", "--only-binary", names, *specs]):
+            yield EngineStep(step, total, line, detail=True)
+    except EngineInstallError as exc:
+        yield EngineStep(step, total, f"note: formats only OpenSlide reads stay unreadable "
+                         f"here ({exc}); every other format and feature works without them")
+        return False
+    return True
+
+
 def _imports_here() -> bool:
     import warnings
 
@@ -463,17 +508,21 @@ def install_engine(location: EngineLocation | None = None, pip: PipRunner | None
         changed |= _register(location)
         changed |= activate(location)
 
-    yield EngineStep(3, total, "Checking detectron2's requirements")
+    yield EngineStep(3, total, "Checking the requirements of detectron2 and of whole slides")
+    base_libraries, optional_libraries = library_requirements()
     missing = unmet(runtime_requirements())
-    restart_needed = False
+    missing += [r for r in base_libraries if str(r) not in map(str, missing)]
+    restart_needed = _loaded_distributions_replaced(missing + optional_libraries)
     if missing:
         specs = [requirement_spec(r) for r in missing]
         yield EngineStep(3, total, f"Installing {', '.join(specs)}")
-        restart_needed = _loaded_distributions_replaced(missing)
         for line in run(["install", *specs]):
             yield EngineStep(3, total, line, detail=True)
         importlib.invalidate_caches()
         changed = True
+    if optional_libraries:
+        changed |= yield from _install_optional(optional_libraries, run, 3, total)
+        importlib.invalidate_caches()
     if conflicts:
         yield EngineStep(3, total, _conflicts_line(conflicts))
 
