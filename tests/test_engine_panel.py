@@ -15,6 +15,7 @@ from napari_nuclei.core.engine import (
     EngineLocation,
     EngineStatus,
     EngineStep,
+    MissingLibraries,
 )
 
 pytestmark = pytest.mark.gui
@@ -55,12 +56,17 @@ class FakeEngine:
                                    restart_needed=self.restart_needed)
 
 
+OPENSLIDE = MissingLibraries(("openslide",), ("openslide-python>=1.3", "openslide-bin>=4"))
+NOTHING = MissingLibraries((), ())
+
+
 @pytest.fixture
 def fake_engine(monkeypatch):
-    def use(engine: FakeEngine) -> FakeEngine:
+    def use(engine: FakeEngine, libraries=NOTHING) -> FakeEngine:
         monkeypatch.setattr(engine_panel, "engine_status", engine.engine_status)
         monkeypatch.setattr(engine_panel, "install_engine", engine.install_engine)
         monkeypatch.setattr(engine_panel, "verify_engine", lambda status: status)
+        monkeypatch.setattr(engine_panel, "missing_libraries", lambda features: libraries)
         return engine
 
     return use
@@ -137,3 +143,23 @@ def test_an_engine_import_error_in_a_job_is_shown_as_its_fix(monkeypatch):
     monkeypatch.setattr("napari_nuclei.core.engine.status.torch_problem", lambda: TORCH_LINE)
     notify_error(ModuleNotFoundError("No module named 'torch'", name="torch"))
     assert shown == [TORCH_LINE]
+
+
+def test_the_panel_names_openslide_which_install_adds(qtbot, fake_engine):
+    fake_engine(FakeEngine(), OPENSLIDE)
+    panel = engine_panel.EnginePanel()
+    qtbot.addWidget(panel)
+    panel.show()
+    lines = panel.problems.text().splitlines()
+    assert lines[-1] == ("• formats only OpenSlide reads (MIRAX, Hamamatsu VMS, ...) need "
+                         "openslide-python>=1.3, openslide-bin>=4, not installed here; "
+                         f"install them with: {engine_panel.INSTALL_HOW}")
+
+
+def test_openslide_alone_does_not_bring_up_the_panel(qtbot, fake_engine):
+    engine = FakeEngine()
+    engine.status = status(detectron2=True)
+    fake_engine(engine, OPENSLIDE)
+    panel = engine_panel.EnginePanel()
+    qtbot.addWidget(panel)
+    assert panel.isHidden()

@@ -5,7 +5,8 @@ from __future__ import annotations
 from qtpy.QtCore import Qt
 from qtpy.QtWidgets import QLabel, QProgressBar, QPushButton, QVBoxLayout, QWidget
 
-from ..core.engine import engine_status, install_engine, verify_engine
+from ..core.engine import engine_status, install_engine, missing_libraries, verify_engine
+from ..core.engine.status import INSTALLED_WITH_ENGINE
 from .workers import start_job
 
 INSTALL_HOW = "the Install button below"
@@ -20,7 +21,8 @@ def _verified(status, generation: int):
 
 class EnginePanel(QWidget):
     """Shown while torch, detectron2 or detectron2's requirements are missing, or while
-    they are there but do not work together.
+    they are there but do not work together. *Install* also installs the libraries that
+    cannot be base dependencies (OpenSlide's), which the panel then names.
 
     What package metadata says is shown at once; whether the engine works is checked by
     using it (:func:`napari_nuclei.core.engine.verify_engine`, seconds the first time)
@@ -77,8 +79,12 @@ class EnginePanel(QWidget):
         """Show what ``status`` says is missing or failing; hide while nothing is known
         to be wrong (a complete engine whose check has not answered yet included)."""
         lines = status.problems(how=INSTALL_HOW)
-        self.problems.setText("Training and prediction need:\n" + "\n".join(
-            f"• {line}" for line in lines))
+        text = "Training and prediction need:\n" + "\n".join(f"• {line}" for line in lines)
+        # The installer adds OpenSlide's libraries too; said while the panel is shown, but
+        # no reason to show it (the Slides section says so, with the pip command).
+        if extra := missing_libraries(INSTALLED_WITH_ENGINE).line(how=INSTALL_HOW):
+            text += f"\n• {extra}"
+        self.problems.setText(text)
         # The installer provides detectron2 and its requirements, not torch.
         self.install_button.setEnabled(status.installer_can_fix())
         self.setVisible(bool(lines))

@@ -10,6 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from qtpy.QtCore import Qt
 from qtpy.QtWidgets import (
     QFileDialog,
     QGridLayout,
@@ -20,6 +21,7 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
+from ..core.engine.status import missing_libraries
 from ..session.slides import SlideSession, pull_with_table, write_back_with_table
 from .ask import ask_yes_no
 from .slide_labels_layers import SlideLabelsLayers
@@ -51,7 +53,10 @@ class SlideSection(QWidget):
         self.labels_layers = SlideLabelsLayers(viewer)
         self.slide_label = QLabel("No slide open.")
         self.hint = QLabel("")
-        for label in (self.slide_label, self.hint):
+        # What the environment lacks for slides, with the pip command (hidden when nothing).
+        self.libraries_hint = QLabel(missing_libraries(("slides", "openslide")).line())
+        self.libraries_hint.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        for label in (self.slide_label, self.hint, self.libraries_hint):
             label.setWordWrap(True)
         self.progress = QProgressBar()
         self.window_layers = WindowLayers(viewer, self.hint.setText, self)
@@ -71,8 +76,10 @@ class SlideSection(QWidget):
             grid.addWidget(button, k // 2, k % 2)
         self.measurements = SlideMeasurements(self)
         layout = QVBoxLayout(self)
-        for widget in (self.slide_label, self.progress, self.hint, self.measurements):
+        for widget in (self.slide_label, self.progress, self.hint, self.libraries_hint,
+                       self.measurements):
             layout.addWidget(widget)
+        self.libraries_hint.setHidden(not self.libraries_hint.text())
         layout.insertLayout(1, grid)
         layout.addStretch(1)
         self.state.changed.connect(self._on_state_changed)
