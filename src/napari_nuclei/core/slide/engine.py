@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import dataclasses
 import functools
 import time
 from collections.abc import Callable, Generator, Iterator
@@ -28,9 +29,11 @@ from .job import (
     OutputOptions,
     SlideJob,
     SlideResult,
+    check_job_folder,
     load_result,
     prepare_folder,
 )
+from .output_lock import hold_output
 from .pixel_size import resolve_pixel_size, run_training_mpp
 from .plan import SlidePlan, ids_per_tile, slide_bytes
 from .prefetch import prefetch
@@ -92,7 +95,12 @@ class SlideOptions:
 
 @dataclass(frozen=True)
 class ModelFacts:
-    """What planning needs to know of the model (without its weights)."""
+    """What planning needs to know of the model (without its weights).
+
+    ``model`` and ``checkpoint`` are resolved paths and ``weights_sha256`` the digest of
+    the checkpoint's bytes, so that a job records which network made it: another run
+    folder of the same name, or the same folder trained further, is another model.
+    """
 
     model: str
     checkpoint: str
@@ -100,14 +108,40 @@ class ModelFacts:
     detections_per_image: int
     largest_nucleus: int | None
     mpp: float | None
+    score_thresh: float | None = None
+    weights_sha256: str = ""
 
     @classmethod
     def of(cls, model) -> ModelFacts:
         run_dir = model_run_dir(model)
-        return cls(str(run_dir), str(model.weights), model.min_size_test,
-                   model.detections_per_image,
+        given = getattr(model, "weights", None)
+        weights = Path(given).expanduser().resolve() if given is not None else None
+        score = getattr(model, "score_thresh", None)
+        return cls(str(run_dir.resolve()) if run_dir else "", str(weights or ""),
+                   model.min_size_test, model.detections_per_image,
                    largest_training_nucleus(run_dir) if run_dir else None,
-                   run_training_mpp(run_dir))
+                   run_training_mpp(run_dir),
+                   float(score) if isinstance(score, int | float) else None,
+                   file_digest(weights) if weights is not None else "")
+
+
+@functools.lru_cache(maxsize=16)
+def _digest(path: str, size: int, mtime_ns: int) -> str:
+    import hashlib
+
+    with open(path, "rb") as fh:
+        return hashlib.file_digest(fh, "sha256").hexdigest()
+
+
+def file_digest(path: Path) -> str:
+    """The SHA-256 of a file's bytes (empty for no file), computed once per version."""
+    try:
+        stat = Path(path).stat()
+    except OSError:
+        return ""
+    if not Path(path).is_file():
+        return ""
+    return _digest(str(path), stat.st_size, stat.st_mtime_ns)
 
 
 @dataclass(frozen=True)
@@ -148,6 +182,16 @@ class StartedJob:
     notices: list[Notice]
     tissue_mm2: float | None
     finished: SlideResult | None = None
+    # Holds the output folder's writer lock until the job is closed.
+    held: contextlib.ExitStack = field(default_factory=contextlib.ExitStack)
+
+
+def _regions_digest(region, regions: Path | None) -> str:
+    """What restricts the job: the region rectangle and the bytes of a regions file."""
+    parts = [repr(tuple(region)) if region else ""]
+    if regions is not None:
+        parts.append(file_digest(Path(regions).expanduser().resolve()))
+    return "|".join(parts)
 
 
 def start_job(facts: ModelFacts, slide_path: Path, out_dir: Path,
@@ -161,6 +205,7 @@ def start_job(facts: ModelFacts, slide_path: Path, out_dir: Path,
     """
     slide_path = Path(slide_path).expanduser().resolve()
     slide = open_slide(slide_path)
+    held = contextlib.ExitStack()
     try:
         pixel = resolve_pixel_size(slide_path, slide.mpp, options.mpp, facts.mpp)
         notices = [Notice("info" if pixel.model_mpp else "warning",
@@ -180,13 +225,21 @@ def start_job(facts: ModelFacts, slide_path: Path, out_dir: Path,
                           ids_per_tile(facts.detections_per_image),
                           _stain(options.stain, overview.rgb), (), facts.model,
                           facts.checkpoint,
-                          overview.downsample if overview.regions is not None else None)
+                          overview.downsample if overview.regions is not None else None,
+                          facts.score_thresh, facts.weights_sha256,
+                          dataclasses.astuple(options.outputs),
+                          _regions_digest(options.region, options.regions))
         cores = draft.cores_level0()
         chosen = [overview.covers(*core) for core in cores]
         plan = SlidePlan(**{**draft.__dict__, "selected": tuple(np.flatnonzero(chosen).tolist())})
         if plan.rows * plan.cols * plan.ids_per_tile >= 2**32:
             raise SlideError(slide_path, "is too large for 32-bit nucleus ids at this tile "
                              "size: raise --tile-size")
+        check_job_folder(out_dir)
+        out_dir.mkdir(parents=True, exist_ok=True)
+        # One writer per output folder: a second predict-slide, or a window written back,
+        # waits its turn instead of interleaving its files with this job's.
+        held.enter_context(hold_output(out_dir))
         resumed = prepare_folder(out_dir, plan, options.overwrite)
         job_dir = out_dir / JOB
         if overview.regions is not None:
@@ -195,7 +248,8 @@ def start_job(facts: ModelFacts, slide_path: Path, out_dir: Path,
         write_preview(out_dir / PREVIEW_NAME, overview, cores, chosen)
         tissue_mm2 = (overview.tissue_area_px() * pixel.slide_mpp**2 / 1e6
                       if pixel.slide_mpp else None)
-        started = StartedJob(slide, SlideJob(out_dir, plan), plan, notices, tissue_mm2)
+        started = StartedJob(slide, SlideJob(out_dir, plan), plan, notices, tissue_mm2,
+                             held=held)
         if resumed:
             started.finished = load_result(out_dir)
             if started.finished is None:
@@ -206,6 +260,7 @@ def start_job(facts: ModelFacts, slide_path: Path, out_dir: Path,
                                   "(try --no-tissue-mask)"))
         return started
     except BaseException:
+        held.close()
         slide.close()
         raise
 
@@ -283,6 +338,7 @@ def run_job(started: StartedJob, options: SlideOptions, started_at: float,
                     yield TileDone(plan.slide, done, len(plan.selected), nuclei, index)
         return job.finish(options.outputs, started.tissue_mm2, started_at)
     finally:
+        started.held.close()
         started.slide.close()
 
 

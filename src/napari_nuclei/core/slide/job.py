@@ -86,6 +86,30 @@ class OutputOptions:
     gzip: bool = False
 
 
+def _contents(out_dir: Path) -> list[Path]:
+    """What a folder holds besides its writer lock."""
+    from .output_lock import LOCK_NAME
+
+    if not out_dir.is_dir():
+        return []
+    return [p for p in out_dir.iterdir() if p.name != LOCK_NAME]
+
+
+def check_job_folder(out_dir: Path) -> None:
+    """Refuse, before anything is written into it, a folder that holds something other
+    than a slide job (the user's files).
+
+    Raises
+    ------
+    InputError
+    """
+    if out_dir.exists() and not out_dir.is_dir():
+        raise InputError(out_dir, "is a file, not an output folder")
+    if _contents(out_dir) and not (out_dir / JOB / PLAN_NAME).is_file():
+        raise InputError(out_dir, "exists and is not a slide job folder: choose another "
+                         "output folder (nothing was changed)")
+
+
 def prepare_folder(out_dir: Path, plan: SlidePlan, overwrite: bool) -> bool:
     """Create the slide's folder or check that it holds this same job.
 
@@ -100,10 +124,8 @@ def prepare_folder(out_dir: Path, plan: SlidePlan, overwrite: bool) -> bool:
         When the folder holds something else and ``overwrite`` is not set.
     """
     plan_path = out_dir / JOB / PLAN_NAME
-    if out_dir.exists() and any(out_dir.iterdir()):
-        if not plan_path.is_file():
-            raise InputError(out_dir, "exists and is not a slide job folder: choose another "
-                             "output folder (nothing was changed)")
+    if _contents(out_dir):
+        check_job_folder(out_dir)
         try:
             saved = SlidePlan.from_json(load_json(plan_path))
         except (InputError, ValueError, KeyError, TypeError):
@@ -113,11 +135,21 @@ def prepare_folder(out_dir: Path, plan: SlidePlan, overwrite: bool) -> bool:
         if not overwrite:
             if saved is not None and saved.identity() != plan.identity():
                 problem = f"holds the job of another slide ({Path(saved.slide).name})"
+            elif saved is not None:
+                names = {"weights_sha256": "checkpoint contents", "checkpoint": "checkpoint",
+                         "model": "model folder", "outputs": "output files",
+                         "regions_sha256": "regions", "selected": "tiles to predict"}
+                changed = ", ".join(names.get(n, n) for n in saved.differences(plan))
+                problem = f"holds a job of this slide with other settings ({changed})"
             else:
                 problem = "holds a job of this slide with other settings"
             raise InputError(out_dir, f"{problem}: use --overwrite to replace it, or "
                              "another output folder")
-        shutil.rmtree(out_dir)
+        for path in _contents(out_dir):  # all but the lock this writer holds
+            if path.is_dir() and not path.is_symlink():
+                shutil.rmtree(path)
+            else:
+                path.unlink()
     for sub in (RECORDS, FINAL, PARTS, PAINTED):
         (out_dir / JOB / sub).mkdir(parents=True, exist_ok=True)
     write_json_atomic(plan_path, plan.to_json(), indent=1)

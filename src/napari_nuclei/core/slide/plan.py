@@ -48,6 +48,18 @@ class SlidePlan:
     regions_downsample : float or None
         Level-0 pixels per pixel of ``regions.npy`` in the job folder, when nuclei are
         kept only inside regions.
+    score_thresh : float or None
+        The lowest score of a nucleus kept.
+    weights_sha256 : str
+        The digest of the checkpoint's bytes: which network made the nuclei.
+    outputs : tuple of bool
+        ``(csv, geojson, gzip)``: the files the job writes.
+    regions_sha256 : str
+        The region rectangle and the digest of the regions file, when given.
+
+    Everything that changes the result is a field, so that a finished job is reused only
+    for the same slide, model and settings (a plan saved before a field existed has its
+    default, and differs).
     """
 
     slide: str
@@ -64,6 +76,10 @@ class SlidePlan:
     model: str
     checkpoint: str
     regions_downsample: float | None = None
+    score_thresh: float | None = None
+    weights_sha256: str = ""
+    outputs: tuple[bool, ...] = ()
+    regions_sha256: str = ""
 
     @property
     def height(self) -> int:
@@ -117,7 +133,14 @@ class SlidePlan:
     def from_json(cls, data: dict) -> SlidePlan:
         values = {f.name: data[f.name] for f in dataclasses.fields(cls) if f.name in data}
         values["selected"] = tuple(values["selected"])
+        if "outputs" in values:
+            values["outputs"] = tuple(values["outputs"])
         return cls(**values)
+
+    def differences(self, other: SlidePlan) -> list[str]:
+        """The settings in which ``other`` differs from this plan, by name."""
+        return [f.name for f in dataclasses.fields(self)
+                if getattr(self, f.name) != getattr(other, f.name)]
 
 
 def ids_per_tile(detections_per_image: int) -> int:
