@@ -43,8 +43,13 @@ def add_parser(sub) -> None:
     where = p.add_argument_group("what to predict")
     where.add_argument("--mpp", type=pixel_size, help="the slides' pixel size in µm/px (overrides "
                        "the files'); tiles are resampled to the run's training pixel size")
-    where.add_argument("--no-tissue-mask", dest="tissue_mask", action="store_false",
-                       help="predict every tile, background included")
+    where.add_argument("--tissue", choices=("auto", "brightfield", "fluorescence", "none"),
+                       default="auto", help="how background tiles are found and skipped: "
+                       "brightfield (coloured tissue on glass), fluorescence (signal on a "
+                       "dark background), auto (told from the slide's pixels, the default) "
+                       "or none (predict every tile)")
+    where.add_argument("--no-tissue-mask", dest="tissue", action="store_const", const="none",
+                       help="the same as --tissue none")
     where.add_argument("--region", type=region, metavar="X,Y,W,H", help="only this "
                        "rectangle (level-0 pixels)")
     where.add_argument("--regions", type=Path, metavar="GEOJSON", help="only inside these "
@@ -83,7 +88,7 @@ def _options(args):
 
     if args.regions is not None:
         read_regions(args.regions)  # refused before the model loads
-    return SlideOptions(args.tile_size, args.overlap, args.mpp, args.tissue_mask, args.region,
+    return SlideOptions(args.tile_size, args.overlap, args.mpp, args.tissue, args.region,
                         args.regions, args.stain,
                         OutputOptions(args.csv, args.geojson, args.gzip), args.overwrite,
                         1 if args.batch_size is None else args.batch_size)

@@ -60,8 +60,9 @@ class SlideOptions:
         Tile overlap (default: from the largest training nucleus).
     mpp : float or None
         The slide's pixel size, overriding the file's.
-    tissue_mask : bool
-        Skip background tiles.
+    tissue_mask : bool or str
+        How background tiles are found and skipped: ``auto``, ``brightfield``,
+        ``fluorescence`` or ``none`` (True: ``auto``; False: ``none``).
     region : tuple of int or None
         ``(x, y, w, h)`` in level-0 pixels.
     regions : Path or None
@@ -78,7 +79,7 @@ class SlideOptions:
     tile_size: int | None = None
     overlap: int | None = None
     mpp: float | None = None
-    tissue_mask: bool = True
+    tissue_mask: bool | str = True
     region: tuple[int, int, int, int] | None = None
     regions: Path | None = None
     stain: str = "auto"
@@ -186,6 +187,21 @@ class StartedJob:
     held: contextlib.ExitStack = field(default_factory=contextlib.ExitStack)
 
 
+# Below this share of tiles with tissue (and no region asked for), the job says so.
+SPARSE_TISSUE = 0.05
+
+
+def _tissue_advice(overview, asked: bool | str) -> str:
+    """What to try when tissue detection of the kind used found (nearly) nothing."""
+    from .tissue import slide_kind
+
+    used = {True: "auto", False: "none"}.get(asked, asked)
+    if used == "auto":
+        used = slide_kind(overview.rgb)
+    other = "brightfield" if used == "fluorescence" else "fluorescence"
+    return f"try --tissue {other}, or --tissue none to predict every tile"
+
+
 def _regions_digest(region, regions: Path | None) -> str:
     """What restricts the job: the region rectangle and the bytes of a regions file."""
     parts = [repr(tuple(region)) if region else ""]
@@ -257,7 +273,13 @@ def start_job(facts: ModelFacts, slide_path: Path, out_dir: Path,
                                       f"{out_dir}"))
         if not plan.selected:
             notices.append(Notice("warning", f"{slide_path.name}: no tissue found "
-                                  "(try --no-tissue-mask)"))
+                                  f"({_tissue_advice(overview, options.tissue_mask)})"))
+        elif (options.region is None and options.regions is None
+              and len(plan.selected) < SPARSE_TISSUE * len(cores)):
+            notices.append(Notice("warning", f"{slide_path.name}: only "
+                                  f"{len(plan.selected)} of {len(cores)} tiles hold tissue; "
+                                  f"if tissue was missed, "
+                                  f"{_tissue_advice(overview, options.tissue_mask)}"))
         return started
     except BaseException:
         held.close()

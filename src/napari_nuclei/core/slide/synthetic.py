@@ -32,13 +32,18 @@ class Mosaic:
         Seed of the layout.
     block : int
         Block side at level 0, a power of two.
+    background : int
+        Grey value of blank blocks: 255 for a brightfield slide (glass), 0 for a
+        fluorescence one (no signal).
     """
 
     def __init__(self, source: np.ndarray, width: int, height: int,
-                 blank_fraction: float = 0.3, seed: int = 0, block: int = BLOCK):
+                 blank_fraction: float = 0.3, seed: int = 0, block: int = BLOCK,
+                 background: int = 255):
         import cv2
 
         self.width, self.height, self.block = width, height, block
+        self.background = background
         self._source = cv2.resize(source, (block, block), interpolation=cv2.INTER_AREA)
         rows, cols = -(-height // block), -(-width // block)
         rng = np.random.default_rng(seed)
@@ -66,9 +71,9 @@ class Mosaic:
         return self._cache[key]
 
     def region(self, level: int, x: int, y: int, width: int, height: int) -> np.ndarray:
-        """RGB pixels of a region at a level (white beyond the slide)."""
+        """RGB pixels of a region at a level (background beyond the slide)."""
         side = self.block >> level
-        out = np.full((height, width, 3), 255, np.uint8)
+        out = np.full((height, width, 3), self.background, np.uint8)
         level_w, level_h = -(-self.width // (1 << level)), -(-self.height // (1 << level))
         for row in range(y // side, min(-(-(y + height) // side), self._layout.shape[0])):
             for col in range(x // side, min(-(-(x + width) // side), self._layout.shape[1])):
@@ -96,6 +101,7 @@ def write_test_slide(
     seed: int = 0,
     quality: int = 90,
     block: int = BLOCK,
+    background: int = 255,
 ) -> Path:
     """Write a pyramidal tiled JPEG TIFF test slide.
 
@@ -119,6 +125,8 @@ def write_test_slide(
         JPEG quality.
     block : int
         Side of the mosaic's blocks at level 0 (a power of two).
+    background : int
+        Grey value of blank blocks (255 brightfield, 0 fluorescence).
 
     Returns
     -------
@@ -127,7 +135,7 @@ def write_test_slide(
     import tifffile
 
     height = height or width
-    mosaic = Mosaic(source, width, height, blank_fraction, seed, block)
+    mosaic = Mosaic(source, width, height, blank_fraction, seed, block, background)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     level = 0

@@ -1,8 +1,12 @@
 """Find tissue at low resolution so that background tiles are skipped; restrict to regions.
 
-Stained tissue is coloured, glass and background are grey or white: Otsu's threshold on
-the saturation of a low-resolution overview (about 8 µm per pixel) separates them. A
-floor on the threshold keeps a blank slide blank instead of splitting its noise in two.
+Brightfield slides (H&E and other stains) show coloured tissue on grey or white glass:
+Otsu's threshold on the saturation of a low-resolution overview (about 8 µm per pixel)
+separates them. Fluorescence slides show bright signal on a dark background: Otsu's
+threshold on the brightest channel, and the tissue around the signal kept. Which kind a
+slide is comes from its pixels (a dark overview is fluorescence) unless ``--tissue``
+says. A floor on each threshold keeps a blank slide blank instead of splitting its noise
+in two.
 
 The overview's size is set from the slide's declared size before anything is read, and
 bounded; it is read from the level nearest its resolution in blocks of bounded size, so
@@ -23,6 +27,13 @@ from .reader import Slide
 TISSUE_MPP = 8.0  # microns per overview pixel when the slide's pixel size is known
 UNKNOWN_MPP_DOWNSAMPLE = 32.0
 MIN_SATURATION = 20  # of 255: paler than this is background whatever Otsu says
+MIN_SIGNAL = 12  # of 255: fluorescence dimmer than this is background whatever Otsu says
+# An overview whose median brightness is below this (of 255) is a dark-field slide.
+DARK_MEDIAN = 80
+# Fluorescence marks nuclei, not the cells around them: tissue reaches this far (overview
+# pixels, about 24 µm at 8 µm per pixel) around the signal.
+SIGNAL_REACH = 3
+TISSUE_KINDS = ("auto", "brightfield", "fluorescence", "none")
 # The overview, its masks and the preview drawn from it are held in memory: past this
 # many pixels (about 4096 x 4096, 50 MB of RGB) the overview is made coarser than
 # TISSUE_MPP. Slides up to about 130,000 px a side at 0.25 µm/px keep 8 µm per pixel.
@@ -126,13 +137,22 @@ def _span(start: int, count: int, out: int, full: int) -> tuple[int, int]:
     return int(start * full / out), end
 
 
-def detect_tissue(rgb: np.ndarray) -> np.ndarray:
-    """Tissue mask of an overview: Otsu on saturation, smoothed and cleaned.
+def slide_kind(rgb: np.ndarray) -> str:
+    """``fluorescence`` for a dark overview (signal on black), else ``brightfield``."""
+    brightest = rgb.max(axis=2) if rgb.ndim == 3 else rgb
+    return "fluorescence" if float(np.median(brightest)) < DARK_MEDIAN else "brightfield"
+
+
+def detect_tissue(rgb: np.ndarray, kind: str = "auto") -> np.ndarray:
+    """Tissue mask of an overview, smoothed and cleaned.
 
     Parameters
     ----------
     rgb : numpy.ndarray
         ``(h, w, 3)`` uint8.
+    kind : str
+        ``brightfield`` (Otsu on saturation), ``fluorescence`` (Otsu on the brightest
+        channel, widened around the signal) or ``auto`` (told from the pixels).
 
     Returns
     -------
@@ -141,6 +161,14 @@ def detect_tissue(rgb: np.ndarray) -> np.ndarray:
     """
     import cv2
 
+    if kind == "auto":
+        kind = slide_kind(rgb)
+    if kind == "fluorescence":
+        signal = cv2.GaussianBlur(np.ascontiguousarray(rgb.max(axis=2)), (3, 3), 0)
+        otsu, _ = cv2.threshold(signal, 0, 255, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
+        mask = (signal > max(otsu, MIN_SIGNAL)).astype(np.uint8)
+        reach = np.ones((2 * SIGNAL_REACH + 1,) * 2, np.uint8)
+        return cv2.dilate(mask, reach).astype(bool)
     saturation = cv2.cvtColor(rgb, cv2.COLOR_RGB2HSV)[:, :, 1]
     saturation = cv2.GaussianBlur(saturation, (3, 3), 0)
     otsu, _ = cv2.threshold(saturation, 0, 255, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
@@ -251,7 +279,7 @@ def _rasterize(shape, downsample: float, geometries) -> np.ndarray:
     return mask.astype(bool)
 
 
-def make_overview(slide: Slide, mpp: float | None, tissue_mask: bool = True,
+def make_overview(slide: Slide, mpp: float | None, tissue_mask: bool | str = True,
                   region=None, regions_geojson: Path | None = None) -> Overview:
     """Read the overview, detect tissue and apply the requested regions.
 
@@ -260,15 +288,20 @@ def make_overview(slide: Slide, mpp: float | None, tissue_mask: bool = True,
     slide : Slide
     mpp : float or None
         Level-0 microns per pixel (sets the overview's resolution).
-    tissue_mask : bool
-        Detect tissue (False: the whole slide counts as tissue).
+    tissue_mask : bool or str
+        How tissue is found: one of :data:`TISSUE_KINDS` (``none``, or False: the whole
+        slide counts as tissue; True: ``auto``).
     region : tuple of int, optional
         ``(x, y, w, h)`` level-0 rectangle.
     regions_geojson : Path, optional
         GeoJSON file of region polygons.
     """
     rgb, downsample = read_overview(slide, overview_downsample(slide, mpp))
-    tissue = detect_tissue(rgb) if tissue_mask else np.ones(rgb.shape[:2], bool)
+    kind = {True: "auto", False: "none"}.get(tissue_mask, tissue_mask)
+    if kind not in TISSUE_KINDS:
+        raise ValueError(f"tissue detection {kind!r} is not one of {TISSUE_KINDS}")
+    tissue = (np.ones(rgb.shape[:2], bool) if kind == "none"
+              else detect_tissue(rgb, kind))
     regions = None
     if region is not None:
         regions = rectangle_mask(tissue.shape, downsample, region, slide)
