@@ -8,6 +8,7 @@ from pathlib import Path
 
 from ..core.training.settings import PRESETS
 from ..core.validate import add_limit_options
+from .option_types import pixel_size
 
 
 def add_parser(sub) -> None:
@@ -37,12 +38,15 @@ def add_parser(sub) -> None:
                    "its shape and stain measurements (.parquet, or .csv)")
     p.add_argument("--geojson", type=Path, help="also write <name>.geojson (QuPath "
                    "detections) per image into this folder")
+    p.add_argument("--mpp", type=pixel_size, help="the images' pixel size in µm/px for the "
+                   "µm columns of --measurements (default: the run's training pixel size, "
+                   "when it records one)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     add_limit_options(p)
     p.set_defaults(func=run)
 
 
-def _write_measurements(path: Path, tables: list) -> None:
+def _write_measurements(path: Path, tables: list, metadata: dict) -> None:
     """All images' nucleus rows in one Parquet or CSV file (an ``image`` column first)."""
     import pyarrow as pa
     import pyarrow.csv as pcsv
@@ -54,6 +58,7 @@ def _write_measurements(path: Path, tables: list) -> None:
     # Colour and grey images have different stain columns: keep all, empty where absent.
     columns = list(dict.fromkeys(key for row in rows for key in row)) or ["image", "id"]
     table = pa.table({c: [row.get(c) for row in rows] for c in columns})
+    table = table.replace_schema_metadata(metadata)
     with atomic_path(path) as tmp:
         if path.suffix.lower() == ".csv":
             pcsv.write_csv(table, tmp)
@@ -107,7 +112,9 @@ def run(args: argparse.Namespace) -> int:
     if args.measurements or args.geojson:
         from ..core.image_io import read_image
         from ..core.slide.measure import measure_prediction
-        from ..core.slide.outputs import assemble_geojson, write_features_part
+        from ..core.slide.outputs import assemble_geojson, table_metadata, write_features_part
+
+        mpp = args.mpp or _run_pixel_size(model)
     with tqdm(total=len(dataset), unit="image", desc="predict", file=sys.stderr,
               disable=args.quiet) as bar:
         for step in iter_predict_sources(model, sources, skip_bad=False,
@@ -124,7 +131,7 @@ def run(args: argparse.Namespace) -> int:
                 write_label_outputs(args.labels_dir, record.name, prediction.labels(),
                                     prediction.features())
             if args.measurements or args.geojson:
-                rows, features = measure_prediction(prediction, read_image(record.path))
+                rows, features = measure_prediction(prediction, read_image(record.path), mpp)
                 measured.append((record.name, rows))
                 if args.geojson:
                     lines = args.geojson / f".{record.name}.geojsonl"
@@ -138,11 +145,26 @@ def run(args: argparse.Namespace) -> int:
             bar.set_postfix_str(f"{record.name}: {len(prediction)} nuclei")
     write_submission(args.output, entries, sizes)
     if args.measurements:
-        _write_measurements(args.measurements, measured)
+        stain = "he" if any("hematoxylin_od" in row for _, rows in measured for row in rows) \
+            else "intensity"
+        _write_measurements(args.measurements, measured, table_metadata(
+            mpp, stain, str(getattr(model, "weights", "") or "")))
     if capped:
         print(f"warning: {len(capped)} image(s) reached the detection cap "
               f"({model.detections_per_image}); their results are truncated: "
               f"{', '.join(capped[:5])}. Raise --max-dets.", file=sys.stderr)
-    where = f" and label images in {args.labels_dir}" if args.labels_dir else ""
-    print(f"wrote {args.output}: {len(entries)} nuclei in {len(sizes)} images{where}")
+    also = [f"label images and score tables in {args.labels_dir}" if args.labels_dir else "",
+            f"measurements in {args.measurements}" if args.measurements else "",
+            f"GeoJSON in {args.geojson}" if args.geojson else ""]
+    also = "; ".join(a for a in also if a)
+    print(f"wrote {args.output}: {len(entries)} nuclei in {len(sizes)} images"
+          + (f"; {also}" if also else ""))
     return 0
+
+
+def _run_pixel_size(model) -> float | None:
+    """The training pixel size the model's run folder records, if any."""
+    from ..core.training.settings import recorded_number
+
+    weights = getattr(model, "weights", None)
+    return recorded_number(Path(weights).parent, "mpp") if weights is not None else None

@@ -28,6 +28,7 @@ from .outputs import (
     TABLE_NAME,
     assemble_geojson,
     assemble_table,
+    table_metadata,
     table_schema,
     write_features_part,
     write_table_part,
@@ -225,8 +226,10 @@ def _rewrite_table(output: SlideOutput, replaced: set[int], pending: Path) -> No
         for batch in pq.ParquetFile(output.table_path).iter_batches(batch_size=65536):
             table = pa.Table.from_batches([batch]).cast(schema)
             writer.write_table(table.filter(pc.invert(pc.is_in(table["id"], drop))))
-    assemble_table([kept, pending / "rows.arrow"], output.plan.stain, output.table_path,
-                   output.csv_path)
+    plan = output.plan
+    assemble_table([kept, pending / "rows.arrow"], plan.stain, output.table_path,
+                   output.csv_path,
+                   table_metadata(plan.mpp, plan.stain, plan.model, plan.checkpoint))
 
 
 def _feature_id(line: str) -> int:

@@ -24,6 +24,7 @@ from .outputs import (
     LabelsStore,
     assemble_geojson,
     assemble_table,
+    table_metadata,
 )
 from .plan import SlidePlan
 from .work import FINAL, PAINTED, PARTS, RECORDS, RecordCache, finalize_tile, paint_chunk
@@ -269,7 +270,8 @@ class SlideJob:
         parts = sorted((self.job_dir / PARTS).glob("*.arrow"))
         table = self.out_dir / TABLE_NAME
         csv = self.out_dir / CSV_NAME if outputs.csv else None
-        nuclei = assemble_table(parts, self.plan.stain, table, csv)
+        nuclei = assemble_table(parts, self.plan.stain, table, csv, table_metadata(
+            self.plan.mpp, self.plan.stain, self.plan.model, self.plan.checkpoint))
         written = {"labels": str(self.labels.path), "table": str(table)}
         if csv:
             written["csv"] = str(csv)

@@ -25,6 +25,8 @@ from .outlines import outline_geometries
 
 SHAPE_COLUMNS = ("perimeter_px", "major_axis_px", "minor_axis_px", "eccentricity",
                  "solidity")
+# Lengths in µm (NaN when no pixel size is known), as the centroid and area have.
+LENGTH_UM_COLUMNS = ("perimeter_um", "major_axis_um", "minor_axis_um")
 HE_COLUMNS = ("hematoxylin_od", "eosin_od")
 INTENSITY_COLUMNS = ("intensity_r", "intensity_g", "intensity_b")
 BASE_COLUMNS = ("id", "score", "centroid_x_px", "centroid_y_px", "centroid_x_um",
@@ -73,7 +75,8 @@ def stain_densities(rgb: np.ndarray, vectors=HE_DEFAULT_VECTORS,
 
 def table_columns(stain: str) -> tuple[str, ...]:
     """The nucleus table's columns for a stain (``he`` or ``intensity``)."""
-    return BASE_COLUMNS + SHAPE_COLUMNS + (HE_COLUMNS if stain == "he" else INTENSITY_COLUMNS)
+    return (BASE_COLUMNS + SHAPE_COLUMNS + LENGTH_UM_COLUMNS
+            + (HE_COLUMNS if stain == "he" else INTENSITY_COLUMNS))
 
 
 @dataclass(frozen=True)
@@ -151,6 +154,9 @@ def measure_nuclei(nuclei: Sequence[tuple[int, float, int, int, np.ndarray]],
         "minor_axis_px": shape["minor"] / f,
         "eccentricity": shape["eccentricity"],
         "solidity": shape["solidity"],
+        "perimeter_um": shape["perimeter"] / f * mpp,
+        "major_axis_um": shape["major"] / f * mpp,
+        "minor_axis_um": shape["minor"] / f * mpp,
     }
     stain_names = HE_COLUMNS if stain == "he" else INTENSITY_COLUMNS
     columns.update({name: np.ascontiguousarray(stains[:, k])
@@ -276,7 +282,8 @@ def feature_lines(columns: dict[str, np.ndarray], outlines: Sequence[str]) -> li
             for outline, values in zip(outlines, measurements, strict=True)]
 
 
-def measure_prediction(prediction, image: np.ndarray) -> tuple[list[dict], list[str]]:
+def measure_prediction(prediction, image: np.ndarray, mpp: float | None = None
+                       ) -> tuple[list[dict], list[str]]:
     """Table rows and QuPath feature lines of the nuclei predicted in one ordinary image.
 
     Parameters
@@ -286,6 +293,8 @@ def measure_prediction(prediction, image: np.ndarray) -> tuple[list[dict], list[
     image : numpy.ndarray
         The image (grayscale or RGB, any bit depth): H&E densities for colour images,
         the mean intensity per channel otherwise.
+    mpp : float, optional
+        The image's pixel size in microns (the µm columns are NaN without it).
 
     Returns
     -------
@@ -299,7 +308,7 @@ def measure_prediction(prediction, image: np.ndarray) -> tuple[list[dict], list[
     if rgb.ndim == 2:
         rgb = np.repeat(rgb[:, :, None], 3, axis=2)
     stain = "he" if image.ndim == 3 else "intensity"
-    scale = Scale(1.0, None)
+    scale = Scale(1.0, mpp)
     crops = prediction.crops
     pixels = [rgb[top : top + mask.shape[0], left : left + mask.shape[1]]
               for top, left, mask in crops]

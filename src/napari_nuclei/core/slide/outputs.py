@@ -125,13 +125,48 @@ def write_features_part(path: Path, lines: Iterable[str]) -> Path:
     return path
 
 
-def assemble_table(parts: list[Path], stain: str, path: Path, csv_path: Path | None) -> int:
-    """Stream the table parts (in order) into one Parquet file, and a CSV when asked."""
+def table_metadata(mpp: float | None, stain: str, model: str = "",
+                   checkpoint: str = "") -> dict[bytes, bytes]:
+    """The Parquet schema metadata of a nucleus table: what its numbers mean.
+
+    One key, ``napari_nuclei``, holding JSON: the pixel size, the units of every kind of
+    column, the stain columns' vectors, the model and checkpoint, the tool's version.
+    """
+    import json
+
+    from .measure import HE_BACKGROUND, HE_DEFAULT_VECTORS
+
+    try:
+        from importlib.metadata import version
+
+        tool = version("napari-nuclei")
+    except Exception:  # a source tree without installed metadata
+        tool = "unknown"
+    facts = {
+        "mpp": mpp, "length_unit": "px (level 0) and µm", "area_unit": "px² and µm²",
+        "coordinates": "level-0 pixels, origin at the top-left of the image",
+        "stain": stain, "model": model, "checkpoint": checkpoint,
+        "napari_nuclei_version": tool,
+    }
+    if stain == "he":
+        facts["stain_vectors"] = {"hematoxylin": list(HE_DEFAULT_VECTORS[0]),
+                                  "eosin": list(HE_DEFAULT_VECTORS[1]),
+                                  "background": HE_BACKGROUND,
+                                  "optical_density": "log10(background / max(I, 1))"}
+    return {b"napari_nuclei": json.dumps(facts).encode()}
+
+
+def assemble_table(parts: list[Path], stain: str, path: Path, csv_path: Path | None,
+                   metadata: dict[bytes, bytes] | None = None) -> int:
+    """Stream the table parts (in order) into one Parquet file (with ``metadata`` in its
+    schema, :func:`table_metadata`), and a CSV when asked."""
     import pyarrow as pa
     import pyarrow.csv as pcsv
     import pyarrow.parquet as pq
 
     schema = table_schema(stain)
+    if metadata:
+        schema = schema.with_metadata(metadata)
     rows = 0
     with contextlib.ExitStack() as stack:
         tmp = stack.enter_context(atomic_path(path))
