@@ -24,6 +24,8 @@ TABLE_NAME = "nuclei.parquet"
 CSV_NAME = "nuclei.csv"
 GEOJSON_NAME = "nuclei.geojson"
 MIN_PYRAMID_SIDE = 256
+# NGFF 0.5 arrays name their dimensions (zarr v3 ``dimension_names``), as the axes do.
+AXES = ("y", "x")
 
 
 class LabelsStore:
@@ -56,7 +58,8 @@ class LabelsStore:
             self.base = self.group["s0"]
         else:
             self.base = self.group.create_array("s0", shape=(height, width), chunks=(chunk, chunk),
-                                                dtype="uint32", fill_value=0)
+                                                dtype="uint32", fill_value=0,
+                                                dimension_names=AXES)
 
     def write_block(self, top: int, left: int, block: np.ndarray) -> None:
         """Write a chunk-aligned block of labels (all-zero blocks are not stored)."""
@@ -73,7 +76,8 @@ class LabelsStore:
             name = f"s{len(arrays)}"
             shape = (-(-source.shape[0] // 2), -(-source.shape[1] // 2))
             target = self.group.create_array(name, shape=shape, chunks=(self.chunk, self.chunk),
-                                             dtype="uint32", fill_value=0, overwrite=True)
+                                             dtype="uint32", fill_value=0, overwrite=True,
+                                             dimension_names=AXES)
             for y in range(0, shape[0], self.chunk):
                 for x in range(0, shape[1], self.chunk):
                     block = source[2 * y : 2 * (y + self.chunk) : 2,
