@@ -441,7 +441,8 @@ FEATURES = {
     "openslide": Feature("formats only OpenSlide reads (MIRAX, Hamamatsu VMS, ...)",
                          ("openslide-python", "openslide-bin")),
 }
-# Features whose libraries install-engine installs when the environment lacks them.
+# Features whose libraries are no base dependency: install-engine adds them, from wheels
+# only (it also puts back base libraries removed since, with detectron2's requirements).
 INSTALLED_WITH_ENGINE = ("openslide",)
 # Import names of the features' libraries, for telling an import error apart from a bug.
 LIBRARY_MODULES = {"tiffslide": "tiffslide", "imagecodecs": "imagecodecs", "zarr": "zarr",
