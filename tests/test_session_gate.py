@@ -648,3 +648,12 @@ else:
     @pytest.mark.skip(reason="the property tests need hypothesis (pip install hypothesis)")
     def test_property_tests_need_hypothesis():
         pass
+
+
+def test_a_name_longer_than_any_file_system_allows_is_refused(tmp_path):
+    from napari_nuclei.core.validate.fields import InvalidValue
+    from napari_nuclei.core.validate.session import file_inside
+
+    with pytest.raises(InvalidValue, match="longer than 255 bytes"):
+        file_inside(tmp_path, "n" * 256, "prediction")
+    assert file_inside(tmp_path, "n" * 255, "prediction") == tmp_path / ("n" * 255)

@@ -44,6 +44,8 @@ MAX_SESSION_IMAGES = 10_000
 MAX_SESSION_BYTES = 64 * 2**20
 # Longest path the kernel accepts (PATH_MAX); longer ones can only be hostile.
 MAX_PATH_CHARS = 4096
+# The longest file or folder name common file systems allow (NAME_MAX), in bytes.
+MAX_COMPONENT_BYTES = 255
 # ``<name>.npz`` and ``<name>.tif`` must fit a file name of 255 bytes (NAME_MAX).
 MAX_NAME_BYTES = 255 - len(".npz")
 
@@ -152,6 +154,9 @@ def file_inside(folder: Path, value, name: str) -> Path:
     if "\\" in value or ".." in parts or PureWindowsPath(value).drive:
         raise InvalidValue(f"{name} {value!r} must name a file below the session folder "
                            "with '/' separators and no '..'")
+    if any(len(os.fsencode(part)) > MAX_COMPONENT_BYTES for part in parts):
+        raise InvalidValue(f"{name} {value[:60]!r}… has a part longer than "
+                           f"{MAX_COMPONENT_BYTES} bytes: no file system holds such a file")
     # Relative, without '..' and through no link: the name cannot lead out of the folder,
     # so no path needs resolving (os.path on strings: sessions list thousands of names).
     current = os.fspath(folder)
