@@ -118,14 +118,26 @@ class SlideSection(QWidget):
         self.hint.setText("")
 
     # -- regions and prediction ---------------------------------------------------------
-    def current_region(self) -> tuple[int, int, int, int]:
-        """The drawn rectangle's level-0 region, or a square at the centre of the view."""
+    def drawn_region(self) -> tuple[int, int, int, int] | None:
+        """The level-0 region of the last rectangle drawn, if any."""
         layer = self.viewer.layers[REGION_LAYER] if REGION_LAYER in self.viewer.layers \
             else None
         if layer is not None and len(layer.data):
             corners = [layer.data_to_world(point)[-2:] for point in layer.data[-1]]
             return self.state.region_from_corners(corners)
+        return None
+
+    def current_region(self) -> tuple[int, int, int, int]:
+        """The drawn rectangle's level-0 region, or a square at the centre of the view."""
+        drawn = self.drawn_region()
+        if drawn is not None:
+            return drawn
         return self.state.region_around(self.viewer.scene.camera.center[-2:])
+
+    def edit_region(self) -> tuple[int, int, int, int]:
+        """The region *Edit region* pulls (see :meth:`SlideSession.edit_region`)."""
+        return self.state.edit_region(self.drawn_region(),
+                                      self.viewer.scene.camera.center[-2:])
 
     def _on_predict(self) -> None:
         self.predict(self.current_region())
@@ -193,7 +205,7 @@ class SlideSection(QWidget):
 
     # -- windows ------------------------------------------------------------------------
     def _on_edit(self) -> None:
-        region = self.current_region()
+        region = self.edit_region()
         out_dir = self.state.output_holding(region)
         if out_dir is None:
             self.hint.setText("Predict this region first (or draw a smaller rectangle).")

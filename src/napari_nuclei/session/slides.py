@@ -88,6 +88,39 @@ class SlideSession:
         y, x = world_centre
         return self.region_from_corners([(y - half_h, x - half_w), (y + half_h, x + half_w)])
 
+    def edit_region(self, drawn, world_centre) -> tuple[int, int, int, int]:
+        """The level-0 region *Edit region* pulls into a window.
+
+        Parameters
+        ----------
+        drawn : tuple of int or None
+            The rectangle the user drew, level-0 ``(x, y, w, h)``: taken as it is.
+        world_centre : tuple of float
+            The centre of the view, world ``(y, x)``.
+
+        Returns
+        -------
+        tuple of int
+            With nothing drawn, the newest predicted region holding the centre of the
+            view: right after *Predict view* or *Predict region*, the region just
+            predicted, whatever its size next to the default square. A region too large
+            for one window (the whole tissue) gives the square around the centre,
+            clipped to it. Outside every predicted region, that square itself.
+        """
+        if drawn is not None:
+            return tuple(drawn)
+        square = self.region_around(world_centre)
+        y, x = self.to_level0(world_centre)
+        for rx, ry, rw, rh in reversed(list(self.outputs.values())):
+            if rx <= x < rx + rw and ry <= y < ry + rh:
+                if max(rw, rh) <= MAX_WINDOW_SIDE:
+                    return rx, ry, rw, rh
+                x0, y0 = max(square[0], rx), max(square[1], ry)
+                x1 = min(square[0] + square[2], rx + rw)
+                y1 = min(square[1] + square[3], ry + rh)
+                return x0, y0, x1 - x0, y1 - y0
+        return square
+
     def output_for(self, region) -> Path:
         """The output folder of a predicted region (None: the whole tissue)."""
         name = slide_name(self.slide)
