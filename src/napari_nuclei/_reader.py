@@ -44,11 +44,23 @@ def get_reader(path):
         return None
     try:
         dataset = open_dataset(path)
-    except DatasetError:
+    except DatasetError as exc:
+        if path.suffix.lower() == ".json":
+            # napari gave this JSON to the plugin (the manifest claims *.json): refusing it
+            # would leave napari's "refused the file", which never says why.
+            return lambda _path, error=exc: _refused(error)
         return None
     if dataset.layout == "images":
         return None
     return lambda _path: _read(dataset)
+
+
+def _refused(exc: DatasetError):
+    """Say in one line which file cannot be opened and why; open nothing."""
+    from napari.utils.notifications import show_error
+
+    show_error(f"Not opened: {exc}")
+    return [(None,)]  # napari's "nothing to add", not an error of its own
 
 
 def _read_slide(path):

@@ -36,6 +36,7 @@ class DataTab(QWidget):
         super().__init__(parent)
         self.viewer, self.session = viewer, session
         self.conversion = self.job = None
+        self.conversion_root: Path | None = None  # what the checked file names start from
         self.train_field = FolderField("train/<id>/images + masks (or label images, COCO)")
         self.test_field = FolderField("folder of images with test_img_ids.json")
         self.gt_field = FolderField("optional: ground truth of the test images")
@@ -137,12 +138,12 @@ class DataTab(QWidget):
         self.check_button.setEnabled(False)
         self.job = start_job(iter_conversion, dataset,
                              on_yield=lambda p: self.progress.setValue(p.done),
-                             on_return=self._on_checked,
+                             on_return=lambda c: self._on_checked(c, dataset.root),
                              on_finish=lambda: self.check_button.setEnabled(True),
                              progress={"total": len(dataset), "desc": "checking data"})
 
-    def _on_checked(self, conversion) -> None:
-        self.conversion = conversion
+    def _on_checked(self, conversion, root: Path) -> None:
+        self.conversion, self.conversion_root = conversion, root
         lines = [f"{conversion.n_images} images, {conversion.n_annotations} nuclei."]
         lines += [f"⚠ {line}" for line in conversion.warning_lines()]
         self.summary.setText("\n".join(lines))
@@ -150,11 +151,15 @@ class DataTab(QWidget):
 
     def _on_save(self) -> None:
         from ..core.atomic import write_json_atomic
+        from ..session.data import coco_json_target
 
-        path, _ = QFileDialog.getSaveFileName(self, "Save COCO JSON", "annotations.json",
+        if self.conversion is None:
+            return
+        conversion = self.conversion
+        start = coco_json_target(self.conversion_root, self.session.output_dir)
+        path, _ = QFileDialog.getSaveFileName(self, "Save COCO JSON", str(start),
                                               "JSON (*.json)")
-        if path and self.conversion is not None:
-            conversion = self.conversion
+        if path:
             start_job(write_json_atomic, path, conversion.coco, on_return=lambda _p: (
                 self.summary.setText(f"Saved {conversion.n_annotations} nuclei to {path}")))
 
