@@ -9,7 +9,7 @@ import torch
 
 from conftest import SAMPLE_DATA
 from napari_nuclei.core.image_io import read_image
-from napari_nuclei.core.predict.model import RawDetections
+from napari_nuclei.core.models import RawDetections
 from napari_nuclei.core.slide.synthetic import write_test_slide
 
 HE_TILE = SAMPLE_DATA / "test" / "he_tile_1000.png"
@@ -26,7 +26,9 @@ class BlobModel:
     min_size_test = 256
     max_size_test = 256
     detections_per_image = 2000
+    score_thresh = None
     weights = None
+    device = "cpu"
 
     def __init__(self, threshold: int = 110, min_area: int = 30):
         self.threshold, self.min_area = threshold, min_area
@@ -35,6 +37,9 @@ class BlobModel:
 
     def resize_scale(self, height, width):
         return 1.0
+
+    def detect_down_to(self, score):
+        pass
 
     def infer_batch(self, images, resize=True):
         self.batches.append(len(images))

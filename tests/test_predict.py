@@ -11,8 +11,8 @@ import pytest
 import torch
 
 from conftest import SAMPLE_DATA, disk
+from napari_nuclei.core.models import RawDetections
 from napari_nuclei.core.predict.instances import Prediction
-from napari_nuclei.core.predict.model import RawDetections
 from napari_nuclei.core.predict.paste import paste_in_box
 from napari_nuclei.core.predict.predictor import predict_image
 from napari_nuclei.core.predict.tiles import tile_grid
@@ -60,6 +60,9 @@ class OracleModel:
     min_size_test = 256
     max_size_test = 256
     detections_per_image = 1000
+    score_thresh = None
+    weights = None
+    device = "cpu"
 
     def __init__(self, labels):
         self.labels = labels
@@ -67,6 +70,12 @@ class OracleModel:
 
     def resize_scale(self, height, width):
         return min(256 / min(height, width), 256 / max(height, width))
+
+    def detect_down_to(self, score):
+        pass
+
+    def infer_batch(self, images, resize=True):
+        return [self.infer(image, resize) for image in images]
 
     def infer(self, bgr, resize=True):
         assert not resize

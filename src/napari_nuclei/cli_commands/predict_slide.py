@@ -158,7 +158,7 @@ def run(args: argparse.Namespace) -> int:
         start = lambda path, out: iter_predict_slide_dask(  # noqa: E731
             client, load_args, path, out, options, args.block)
     else:
-        from ..core.predict.model import load_model
+        from ..core.models import load_model
         from ..core.slide.engine import iter_predict_slide
 
         client = None
@@ -167,7 +167,7 @@ def run(args: argparse.Namespace) -> int:
 
             torch.set_num_threads(args.threads)
         model = load_model(**load_args)
-        if args.batch_size is None and str(model.cfg.MODEL.DEVICE).startswith("cuda"):
+        if args.batch_size is None and model.device.startswith("cuda"):
             options = dataclasses.replace(options, batch_size=GPU_BATCH_SIZE)
         start = lambda path, out: iter_predict_slide(model, path, out, options)  # noqa: E731
     results = []

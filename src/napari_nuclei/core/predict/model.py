@@ -9,34 +9,12 @@ pastes each mask only inside its own box (:mod:`napari_nuclei.core.predict.paste
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from ..errors import WeightsError
-
-
-@dataclass
-class RawDetections:
-    """Network output for one image, in that image's pixel coordinates.
-
-    Attributes
-    ----------
-    boxes : numpy.ndarray
-        ``(N, 4)`` float32 XYXY, clipped to the image, none empty.
-    scores : numpy.ndarray
-        ``(N,)`` float32, in decreasing order.
-    mask_probs : torch.Tensor
-        ``(N, M, M)`` float32 mask probabilities inside each box.
-    hit_cap : bool
-        True when the network returned as many detections as its cap allows.
-    """
-
-    boxes: np.ndarray
-    scores: np.ndarray
-    mask_probs: object
-    hit_cap: bool
+from ..models.base import RawDetections
 
 
 class NucleiModel:
@@ -49,6 +27,11 @@ class NucleiModel:
         self.cfg = cfg
         self.model = model
         self.weights = weights
+
+    @property
+    def device(self) -> str:
+        """Where the network runs (``cpu`` or ``cuda``)."""
+        return str(self.cfg.MODEL.DEVICE)
 
     @property
     def min_size_test(self) -> int:
@@ -149,6 +132,7 @@ class NucleiModel:
             scores=out.scores[keep].float().cpu().numpy(),
             mask_probs=out.pred_masks[keep][:, 0].float().cpu().clone(),
             hit_cap=len(out) >= self.detections_per_image,
+            classes=out.pred_classes[keep].cpu().numpy().astype(np.int64),
         )
 
 

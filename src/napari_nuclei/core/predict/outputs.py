@@ -130,7 +130,7 @@ def load_outputs_model(
 
     Every caller stitches tiles from the same detections and filters them afterwards, so
     the same model and threshold give the same nuclei in the command line, the demo and
-    the dock. Arguments as for :func:`napari_nuclei.core.predict.model.load_model`.
+    the dock. Arguments as for :func:`napari_nuclei.core.models.load_model`.
 
     Returns
     -------
@@ -138,7 +138,7 @@ def load_outputs_model(
     score_thresh : float
         ``score_thresh`` when given, else the run's own test threshold.
     """
-    from .model import load_model
+    from ..models import load_model
 
     model = load_model(model_path, preset, checkpoint, device, test_size, score_thresh,
                        max_dets)

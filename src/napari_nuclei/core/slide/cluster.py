@@ -31,7 +31,7 @@ class ModelPlugin(WorkerPlugin):
     Parameters
     ----------
     load_args : dict
-        Keyword arguments of :func:`napari_nuclei.core.predict.model.load_model`.
+        Keyword arguments of :func:`napari_nuclei.core.models.load_model`.
     threads : int
         torch threads per worker.
     """
@@ -47,7 +47,7 @@ class ModelPlugin(WorkerPlugin):
     def setup(self, worker) -> None:
         import torch
 
-        from ..predict.model import load_model
+        from ..models import load_model
 
         torch.set_num_threads(self.threads)
         self.model = load_model(**self.load_args)
@@ -130,7 +130,7 @@ def iter_predict_slide_dask(
     connection : Connection
         From :func:`connect`.
     load_args : dict
-        How workers load the model (:func:`~napari_nuclei.core.predict.model.load_model`).
+        How workers load the model (:func:`~napari_nuclei.core.models.load_model`).
     slide_path, out_dir, options
         As :func:`~napari_nuclei.core.slide.engine.iter_predict_slide`.
     block : int
@@ -138,7 +138,7 @@ def iter_predict_slide_dask(
     """
     from distributed import as_completed
 
-    from ..predict.model import load_model
+    from ..models import load_model
 
     options = options or SlideOptions()
     started_at = time.perf_counter()

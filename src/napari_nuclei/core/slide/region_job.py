@@ -45,7 +45,7 @@ def iter_predict_region(model_path: str | Path, slide: str | Path, out_dir: str 
     -------
     SlideResult
     """
-    from ..predict.model import load_model
+    from ..models import load_model
 
     model = load_model(model_path, checkpoint=checkpoint, device=device)
     return (yield from predict_region_with(model, slide, out_dir, region, overwrite))

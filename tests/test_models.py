@@ -1,0 +1,121 @@
+"""The model contract: what prediction asks of a model, and the registry of model kinds."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from slide_helpers import BlobModel
+from slide_jobs_for_child import SlowBlobModel
+from test_predict import OracleModel
+from test_predict_outputs import CountingModel
+
+from napari_nuclei.core.errors import OptionError
+from napari_nuclei.core.models import (
+    DEFAULT_KIND,
+    NucleiModelProtocol,
+    RawDetections,
+    base,
+    load_model,
+    model_kinds,
+    model_loader,
+    register_model_kind,
+)
+
+
+@pytest.mark.parametrize("stand_in", [
+    BlobModel(), SlowBlobModel(), OracleModel(np.zeros((8, 8), np.int32)), CountingModel(),
+], ids=lambda model: type(model).__name__)
+def test_the_stand_in_models_keep_the_contract(stand_in):
+    assert isinstance(stand_in, NucleiModelProtocol)
+
+
+def test_an_object_missing_part_of_the_contract_does_not_keep_it():
+    class NoCap:
+        min_size_test = 256
+        score_thresh = weights = None
+        device = "cpu"
+
+        def resize_scale(self, height, width):
+            return 1.0
+
+        def infer(self, bgr, resize=True):
+            return None
+
+        def infer_batch(self, images, resize=True):
+            return []
+
+        def detect_down_to(self, score):
+            pass
+
+    assert not isinstance(NoCap(), NucleiModelProtocol)
+
+
+@pytest.mark.slow
+def test_the_tiny_mask_rcnn_keeps_the_contract_and_gives_one_class(tiny_run):
+    from conftest import SAMPLE_DATA
+    from napari_nuclei.core.image_io import read_image
+    from napari_nuclei.core.normalize import to_model_input
+
+    torch.set_num_threads(1)
+    model = load_model(tiny_run[0], device="cpu", score_thresh=0.0)
+    assert isinstance(model, NucleiModelProtocol)
+    assert model.device == "cpu" and model.weights.parent == tiny_run[0]
+    image = to_model_input(read_image(SAMPLE_DATA / "test" / "he_tile_1000.png"))
+    raw = model.infer(image[:256, :256], resize=False)
+    assert len(raw.scores) > 0
+    assert raw.classes.dtype == np.int64 and not raw.classes.any()
+    np.testing.assert_array_equal(raw.class_probs, raw.scores[:, None])
+
+
+def test_detections_default_to_one_class_with_the_score_as_its_probability():
+    scores = np.asarray([0.9, 0.4], np.float32)
+    raw = RawDetections(np.zeros((2, 4), np.float32), scores, torch.zeros((2, 28, 28)), False)
+    np.testing.assert_array_equal(raw.classes, [0, 0])
+    assert raw.class_probs.shape == (2, 1) and raw.class_probs.dtype == np.float32
+    np.testing.assert_array_equal(raw.class_probs[:, 0], scores)
+    empty = RawDetections(np.zeros((0, 4), np.float32), np.zeros(0, np.float32),
+                          torch.zeros((0, 28, 28)), False)
+    assert empty.classes.shape == (0,) and empty.class_probs.shape == (0, 1)
+    given = RawDetections(np.zeros((2, 4), np.float32), scores, torch.zeros((2, 28, 28)),
+                          False, classes=np.asarray([1, 0]),
+                          class_probs=np.asarray([[0.05, 0.9], [0.4, 0.3]], np.float32))
+    np.testing.assert_array_equal(given.classes, [1, 0])
+    assert given.class_probs.shape == (2, 2)
+
+
+@pytest.fixture
+def kinds(monkeypatch):
+    """The registry, restored after the test."""
+    monkeypatch.setattr(base, "_KINDS", dict(base._KINDS))
+
+
+def test_mask_rcnn_is_the_registered_default_kind():
+    from napari_nuclei.core.models.maskrcnn import load_maskrcnn
+
+    assert DEFAULT_KIND == "maskrcnn" and model_kinds()[0] == DEFAULT_KIND
+    assert model_loader() is load_maskrcnn
+
+
+def test_a_registered_kind_is_loaded_by_name(kinds, tmp_path):
+    seen = []
+
+    @register_model_kind("blobs")
+    def load_blobs(model, threshold=110):
+        seen.append((model, threshold))
+        return BlobModel(threshold)
+
+    assert "blobs" in model_kinds() and model_loader("blobs") is load_blobs
+    loaded = load_model(tmp_path, threshold=90, kind="blobs")
+    assert isinstance(loaded, BlobModel) and loaded.threshold == 90
+    assert seen == [(tmp_path, 90)]
+    # Registering the same loader again changes nothing; another one under the name fails.
+    register_model_kind("blobs")(load_blobs)
+    with pytest.raises(ValueError, match="registered already"):
+        register_model_kind("blobs")(lambda model: BlobModel())
+
+
+def test_an_unknown_kind_is_an_option_error_naming_the_kinds(kinds, tmp_path):
+    with pytest.raises(OptionError, match="must be one of maskrcnn") as caught:
+        load_model(tmp_path, kind="unet")
+    assert caught.value.option == "model_kind"
