@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..rle import encode_box_mask
+from .resolve import own_pixels, paint_nuclei
 
 FEATURE_COLUMNS = ("label", "score", "area", "bbox_x", "bbox_y", "bbox_w", "bbox_h")
 
@@ -57,12 +58,10 @@ class Prediction:
         """``(H, W)`` int32 label image; label ``i + 1`` is nucleus ``i`` (of a resolved
         set, its mask exactly)."""
         labels = np.zeros((self.height, self.width), dtype=np.int32)
-        # Paint the lowest score first so that the best-scoring nucleus wins overlaps.
-        for index in range(len(self.crops) - 1, -1, -1):
-            top, left, mask = self.crops[index]
-            h, w = mask.shape
-            labels[top : top + h, left : left + w][mask] = index + 1
-        return labels
+        return paint_nuclei(labels, 0, 0, ((index + 1, score, top, left, mask)
+                                           for index, (score, (top, left, mask))
+                                           in enumerate(zip(self.scores, self.crops,
+                                                            strict=True))))
 
     def rles(self) -> list[dict]:
         """Each nucleus' own mask as compressed COCO RLE (string counts)."""
@@ -101,36 +100,29 @@ class Prediction:
                           self.hit_cap, self.wider_than_overlap).resolved()
 
     def resolved(self) -> Prediction:
-        """The same nuclei with disjoint masks: the best score keeps shared pixels.
+        """The same nuclei with disjoint masks, as :meth:`labels` paints them.
 
-        A nucleus keeps the pixels of its own mask that no better-scoring nucleus
-        holds, cropped tight; one left with no pixel is dropped. Nucleus ``i`` of the
-        result has label ``i + 1`` in :meth:`labels`, and its mask is exactly the pixels
-        of that label.
+        Each nucleus keeps the pixels painted with its label (the rule of
+        :mod:`.resolve`: the best score keeps shared pixels), cropped tight; one left
+        with no pixel is dropped. Nucleus ``i`` of the result has label ``i + 1`` in
+        :meth:`labels`, and its mask is exactly the pixels of that label.
 
         Returns
         -------
         Prediction
             ``self`` when no two masks overlap.
         """
-        taken = np.zeros((self.height, self.width), dtype=bool)
+        labels = self.labels()
         scores, crops, changed = [], [], False
-        for score, (top, left, mask) in zip(self.scores, self.crops, strict=True):
-            h, w = mask.shape
-            under = taken[top : top + h, left : left + w]
-            if under[mask].any():
-                changed = True
-                own = mask & ~under
-                rows, cols = np.flatnonzero(own.any(axis=1)), np.flatnonzero(own.any(axis=0))
-                if rows.size == 0:
-                    continue  # hidden by better-scoring nuclei
-                own = own[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]
-                top, left, mask = top + int(rows[0]), left + int(cols[0]), own
-                h, w = mask.shape
-                under = taken[top : top + h, left : left + w]
-            under |= mask
+        for index, (score, (top, left, mask)) in enumerate(zip(self.scores, self.crops,
+                                                               strict=True)):
+            own = own_pixels(labels, 0, 0, index + 1, top, left, mask)
+            if own is None:
+                changed = True  # hidden by better-scoring nuclei
+                continue
+            changed |= own[2].shape != mask.shape or int(own[2].sum()) != int(mask.sum())
             scores.append(score)
-            crops.append((top, left, mask))
+            crops.append(own)
         if not changed:
             return self
         return Prediction(self.height, self.width, np.asarray(scores, np.float32), crops,

@@ -207,8 +207,6 @@ class Candidate:
         ``(top, left, bottom, right)`` of the tile that saw it.
     key : tuple of int
         ``(tile index, rank)``: breaks ties the same way in every run.
-    pixels : numpy.ndarray, optional
-        ``(h, w, C)`` image pixels under ``mask``, carried along for measurements.
     """
 
     top: int
@@ -218,7 +216,6 @@ class Candidate:
     whole: bool
     window: tuple[int, int, int, int]
     key: tuple[int, int]
-    pixels: np.ndarray | None = None
 
     @property
     def box(self) -> tuple[int, int, int, int]:
@@ -344,15 +341,7 @@ def resolve_candidate(candidate: Candidate, around: Neighbourhood) -> Candidate 
     y1 = max(m.box[2] for m in members)
     x1 = max(m.box[3] for m in members)
     merged = np.zeros((y1 - y0, x1 - x0), bool)
-    pixels = None
-    if all(m.pixels is not None for m in members):
-        pixels = np.zeros((y1 - y0, x1 - x0, members[0].pixels.shape[2]), np.uint8)
     for m in members:
-        part = _crop(m.top, m.left, m.mask, y0, x0, y1, x1)
-        merged |= part
-        if pixels is not None:
-            h, w = m.mask.shape
-            region = pixels[m.top - y0 : m.top - y0 + h, m.left - x0 : m.left - x0 + w]
-            region[m.mask] = m.pixels[m.mask]
+        merged |= _crop(m.top, m.left, m.mask, y0, x0, y1, x1)
     return Candidate(y0, x0, merged, max(m.score for m in members), False, candidate.window,
-                     candidate.key, pixels)
+                     candidate.key)

@@ -35,11 +35,11 @@ from .job import (
 )
 from .output_lock import hold_output
 from .pixel_size import resolve_pixel_size, run_training_mpp
-from .plan import SlidePlan, ids_per_tile, slide_bytes
+from .plan import MEASURED_ON_LABELS, SlidePlan, ids_per_tile, slide_bytes
 from .prefetch import prefetch
 from .reader import Slide, SlideError, open_slide
 from .tissue import make_overview, write_preview
-from .work import predict_batches, read_window
+from .work import predict_batches, read_tile, read_window
 
 SUMMARY_NAME = "summary.csv"
 _SLIDE_SUFFIXES = (".ome.zarr", ".ome.tiff", ".ome.tif", ".zarr", ".tiff", ".tif", ".svs",
@@ -244,7 +244,8 @@ def start_job(facts: ModelFacts, slide_path: Path, out_dir: Path,
                           overview.downsample if overview.regions is not None else None,
                           facts.score_thresh, facts.weights_sha256,
                           dataclasses.astuple(options.outputs),
-                          _regions_digest(options.region, options.regions))
+                          _regions_digest(options.region, options.regions),
+                          measured_on=MEASURED_ON_LABELS)
         cores = draft.cores_level0()
         chosen = [overview.covers(*core) for core in cores]
         plan = SlidePlan(**{**draft.__dict__, "selected": tuple(np.flatnonzero(chosen).tolist())})
@@ -264,8 +265,8 @@ def start_job(facts: ModelFacts, slide_path: Path, out_dir: Path,
         write_preview(out_dir / PREVIEW_NAME, overview, cores, chosen)
         tissue_mm2 = (overview.tissue_area_px() * pixel.slide_mpp**2 / 1e6
                       if pixel.slide_mpp else None)
-        started = StartedJob(slide, SlideJob(out_dir, plan), plan, notices, tissue_mm2,
-                             held=held)
+        job = SlideJob(out_dir, plan, functools.partial(read_tile, slide, plan))
+        started = StartedJob(slide, job, plan, notices, tissue_mm2, held=held)
         if resumed:
             started.finished = load_result(out_dir)
             if started.finished is None:

@@ -10,8 +10,11 @@ from __future__ import annotations
 
 import shutil
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+
+import numpy as np
 
 from ..atomic import remove_stale_temp_files_in, write_json_atomic
 from ..errors import InputError
@@ -27,7 +30,18 @@ from .outputs import (
     table_metadata,
 )
 from .plan import SlidePlan
-from .work import FINAL, PAINTED, PARTS, RECORDS, RecordCache, finalize_tile, paint_chunk
+from .work import (
+    FINAL,
+    MEASURED,
+    PAINTED,
+    PARTS,
+    RECORDS,
+    RecordCache,
+    chunks_under,
+    finalize_tile,
+    measure_tile,
+    paint_chunk,
+)
 
 JOB = "job"
 PLAN_NAME = "job.json"
@@ -139,7 +153,8 @@ def prepare_folder(out_dir: Path, plan: SlidePlan, overwrite: bool) -> bool:
             elif saved is not None:
                 names = {"weights_sha256": "checkpoint contents", "checkpoint": "checkpoint",
                          "model": "model folder", "outputs": "output files",
-                         "regions_sha256": "regions", "selected": "tiles to predict"}
+                         "regions_sha256": "regions", "selected": "tiles to predict",
+                         "measured_on": "made by an earlier version"}
                 changed = ", ".join(names.get(n, n) for n in saved.differences(plan))
                 problem = f"holds a job of this slide with other settings ({changed})"
             else:
@@ -151,7 +166,7 @@ def prepare_folder(out_dir: Path, plan: SlidePlan, overwrite: bool) -> bool:
                 shutil.rmtree(path)
             else:
                 path.unlink()
-    for sub in (RECORDS, FINAL, PARTS, PAINTED):
+    for sub in (RECORDS, FINAL, PARTS, PAINTED, MEASURED):
         (out_dir / JOB / sub).mkdir(parents=True, exist_ok=True)
     write_json_atomic(plan_path, plan.to_json(), indent=1)
     return False
@@ -191,18 +206,22 @@ def _done(folder: Path, suffix: str = "") -> set[int]:
 
 
 class SlideJob:
-    """Which tiles are predicted, finalized and painted; runs the last two steps as soon
-    as their neighbours allow.
+    """Which tiles are predicted, finalized, painted and measured; runs the last three
+    steps as soon as their neighbours allow.
 
     Parameters
     ----------
     out_dir : Path
         The slide's output folder (prepared with :func:`prepare_folder`).
     plan : SlidePlan
+    read_pixels : callable
+        ``(top, left, bottom, right)`` in prediction pixels to the slide's pixels there,
+        for measuring (:func:`~napari_nuclei.core.slide.work.read_tile`).
     """
 
-    def __init__(self, out_dir: Path, plan: SlidePlan):
-        self.out_dir, self.plan = out_dir, plan
+    def __init__(self, out_dir: Path, plan: SlidePlan,
+                 read_pixels: Callable[[int, int, int, int], np.ndarray]):
+        self.out_dir, self.plan, self.read_pixels = out_dir, plan, read_pixels
         self.job_dir = out_dir / JOB
         # Tiles write their files without looking for stale temporary files (a scan of a
         # folder of thousands): those of writers that died are removed here, once.
@@ -219,8 +238,11 @@ class SlideJob:
         self.predicted = _done(self.job_dir / RECORDS, ".npz") | (set(range(n_tiles)) - selected)
         self.finalized = _done(self.job_dir / FINAL, ".npz") | (set(range(n_tiles)) - selected)
         self.painted = _done(self.job_dir / PAINTED)
+        self.measured = _done(self.job_dir / MEASURED) | (set(range(n_tiles)) - selected)
         self._waiting_finalize = set(range(n_tiles)) - self.finalized
         self._waiting_paint = set(range(n_tiles)) - self.painted
+        self._waiting_measure = set(range(n_tiles)) - self.measured
+        self._chunks_under: dict[int, set[int]] = {}
 
     @property
     def complete_path(self) -> Path:
@@ -237,7 +259,7 @@ class SlideJob:
         return total
 
     def advance(self, predicted: list[int] | None = None) -> None:
-        """Record newly predicted tiles, then finalize and paint every tile whose
+        """Record newly predicted tiles, then finalize, paint and measure every tile whose
         neighbours are ready (all waiting tiles are checked when ``predicted`` is None)."""
         plan = self.plan
         if predicted is None:
@@ -254,18 +276,35 @@ class SlideJob:
                 finalized.append(index)
         to_paint = (set(self._waiting_paint) if predicted is None
                     else {n for t in finalized for n in plan.neighbours(t, 2)})
+        painted = []
         for index in sorted(to_paint & self._waiting_paint):
             if all(n in self.finalized for n in plan.neighbours(index, 2)):
                 paint_chunk(self.cache, self.labels, index)
                 self.painted.add(index)
                 self._waiting_paint.discard(index)
+                painted.append(index)
+        # A tile's nuclei reach the chunks around it (those merged from cut views, one
+        # further): it is measured once all of them are painted.
+        to_measure = (set(self._waiting_measure) if predicted is None
+                      else {n for t in painted for n in plan.neighbours(t, 2)})
+        for index in sorted(to_measure & self._waiting_measure):
+            if index not in self.painted:
+                continue
+            if index not in self._chunks_under:
+                self._chunks_under[index] = chunks_under(self.cache, index)
+            if self._chunks_under[index] <= self.painted:
+                measure_tile(self.cache, self.labels, self.read_pixels, index)
+                self.measured.add(index)
+                self._waiting_measure.discard(index)
+                del self._chunks_under[index]
 
     def finish(self, outputs: OutputOptions, tissue_mm2: float | None,
                started: float) -> SlideResult:
         """Write the pyramid, the table and the GeoJSON; mark the job complete."""
         self.advance()
-        if self._waiting_paint:
-            raise RuntimeError(f"{len(self._waiting_paint)} chunks could not be painted")
+        if self._waiting_paint or self._waiting_measure:
+            raise RuntimeError(f"{len(self._waiting_paint)} chunks could not be painted, "
+                               f"{len(self._waiting_measure)} tiles not measured")
         self.labels.finish()
         parts = sorted((self.job_dir / PARTS).glob("*.arrow"))
         table = self.out_dir / TABLE_NAME

@@ -17,6 +17,9 @@ import numpy as np
 
 from ..predict.tiles import Tile, grid_tile, regular_grid
 
+# The table and GeoJSON of a job are measured on its painted label image.
+MEASURED_ON_LABELS = "labels"
+
 
 @dataclass(frozen=True)
 class SlidePlan:
@@ -56,6 +59,9 @@ class SlidePlan:
         ``(csv, geojson, gzip)``: the files the job writes.
     regions_sha256 : str
         The region rectangle and the digest of the regions file, when given.
+    measured_on : str
+        What the table and GeoJSON are measured on: ``labels``, the painted label image
+        (jobs of earlier versions measured each nucleus's own, overlapping mask).
 
     Everything that changes the result is a field, so that a finished job is reused only
     for the same slide, model and settings (a plan saved before a field existed has its
@@ -80,6 +86,7 @@ class SlidePlan:
     weights_sha256: str = ""
     outputs: tuple[bool, ...] = ()
     regions_sha256: str = ""
+    measured_on: str = ""
 
     @property
     def height(self) -> int:

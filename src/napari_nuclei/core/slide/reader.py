@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import math
 import os
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -76,6 +77,9 @@ class Slide:
                 raise SlideError(path, str(exc)) from None
         # Set by open_slide from a sample of the pixels: the same for every region read.
         self.conversion = PixelConversion(3)
+        # A prefetching thread and the measuring of finished tiles read at once; the
+        # libraries' file handles are not safe to share between threads.
+        self._read_lock = threading.Lock()
 
     @property
     def width(self) -> int:
@@ -117,7 +121,9 @@ class Slide:
         if x1 <= x0 or y1 <= y0:
             raise SlideError(self.path, f"region x={x}, y={y}, {width}x{height} lies outside "
                              f"level {level} ({size.width}x{size.height})")
-        pixels = self.conversion(self._decoded(level, x0, y0, x1 - x0, y1 - y0))
+        with self._read_lock:
+            decoded = self._decoded(level, x0, y0, x1 - x0, y1 - y0)
+        pixels = self.conversion(decoded)
         if (x0, y0, x1, y1) == (x, y, x + width, y + height):
             return pixels
         region = np.full((height, width, 3), PAD_VALUE, np.uint8)

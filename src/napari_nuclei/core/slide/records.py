@@ -1,9 +1,9 @@
 """What one tile found, saved in the job folder so that a stopped job resumes.
 
 A record holds the nuclei the tile owns (with their ids) and its candidates (detections
-no tile owns outright, see :mod:`napari_nuclei.core.predict.tiles`) with the pixels under
-them. Masks are stored as tight crops packed to bits; files are plain ``.npz`` arrays,
-loaded without pickle, and written atomically: a record on disk is a finished tile.
+no tile owns outright, see :mod:`napari_nuclei.core.predict.tiles`). Masks are stored as
+tight crops packed to bits; files are plain ``.npz`` arrays, loaded without pickle, and
+written atomically: a record on disk is a finished tile.
 """
 
 from __future__ import annotations
@@ -92,8 +92,6 @@ def save_record(path: Path, record: TileRecord) -> Path:
     """Write a tile record atomically."""
     cands = record.candidates
     shapes, bits = _pack([c.mask for c in cands])
-    pixels = (np.concatenate([c.pixels.reshape(-1, c.pixels.shape[2]) for c in cands])
-              if cands else np.zeros((0, 3), np.uint8))
     return save_nuclei(
         path, record.owned, window=np.array(record.window, np.int64),
         hit_cap=np.array(record.hit_cap),
@@ -101,7 +99,7 @@ def save_record(path: Path, record: TileRecord) -> Path:
         cand_corners=np.array([(c.top, c.left) for c in cands], np.int64).reshape(-1, 2),
         cand_whole=np.array([c.whole for c in cands], bool),
         cand_keys=np.array([c.key for c in cands], np.int64).reshape(-1, 2),
-        cand_shapes=shapes, cand_bits=bits, cand_pixels=pixels.astype(np.uint8),
+        cand_shapes=shapes, cand_bits=bits,
     )
 
 
@@ -110,13 +108,9 @@ def load_record(path: Path) -> TileRecord:
     owned, arrays = load_nuclei(path)
     window = tuple(int(v) for v in arrays["window"])
     masks = _unpack(arrays["cand_shapes"], arrays["cand_bits"])
-    pixels, start, candidates = arrays["cand_pixels"], 0, []
-    for score, (top, left), whole, key, mask in zip(
-            arrays["cand_scores"], arrays["cand_corners"], arrays["cand_whole"],
-            arrays["cand_keys"], masks, strict=True):
-        n = mask.size
-        crop = pixels[start : start + n].reshape(*mask.shape, pixels.shape[1])
-        start += n
-        candidates.append(Candidate(int(top), int(left), mask, float(score), bool(whole),
-                                    window, (int(key[0]), int(key[1])), crop))
+    candidates = [Candidate(int(top), int(left), mask, float(score), bool(whole), window,
+                            (int(key[0]), int(key[1])))
+                  for score, (top, left), whole, key, mask in zip(
+                      arrays["cand_scores"], arrays["cand_corners"], arrays["cand_whole"],
+                      arrays["cand_keys"], masks, strict=True)]
     return TileRecord(window, owned, candidates, bool(arrays["hit_cap"]))

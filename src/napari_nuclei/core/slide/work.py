@@ -1,13 +1,16 @@
-"""The three steps every tile goes through; each writes its results to the job folder.
+"""The four steps every tile goes through; each writes its results to the job folder.
 
 1. :func:`predict_batches` runs the network on tiles (a batch per forward pass), keeps
-   the nuclei each tile owns (measured, with their ids) and saves its candidates (needs
-   only the tile: runs on any worker).
+   the nuclei each tile owns (with their ids) and saves its candidates (needs only the
+   tile: runs on any worker).
 2. :func:`finalize_tile` settles the tile's candidates against its neighbours' records
    (needs the 3x3 tiles around it predicted).
-3. :func:`paint_chunk` paints the labels chunks under the tile's core (one chunk, two or
-   four at the last row and column) from every nucleus reaching into it (needs the 5x5
-   tiles around it finalized).
+3. :func:`paint_chunk` paints the labels chunk under the tile's core from every nucleus
+   reaching into it, by the one rule for overlaps (:mod:`..predict.resolve`; needs the
+   5x5 tiles around it finalized).
+4. :func:`measure_tile` measures the nuclei the tile holds on the painted labels: each
+   nucleus's pixels are exactly those labelled with its id, so the table and the GeoJSON
+   describe the nuclei of the label image (needs every chunk under them painted).
 
 Each step is a pure function of what is on disk and writes its files atomically, so
 running them in any order that respects those needs, in one process or many, stopped and
@@ -23,6 +26,7 @@ import numpy as np
 
 from ..normalize import to_model_input
 from ..predict.paste import paste_in_box, tight
+from ..predict.resolve import own_pixels, paint_nuclei
 from ..predict.tiles import Candidate, Neighbourhood, centred, cut_off, resolve_candidate
 from ..validate import load_arrays
 from .measure import Scale, feature_lines, measure_nuclei
@@ -35,6 +39,7 @@ RECORDS = "records"
 FINAL = "final"
 PARTS = "parts"
 PAINTED = "painted"
+MEASURED = "measured"
 
 
 def read_tile(slide: Slide, plan: SlidePlan, top: int, left: int, bottom: int,
@@ -73,22 +78,18 @@ def _centres(nuclei) -> np.ndarray:
                      for n in nuclei], np.float64).reshape(-1, 2)
 
 
-def _write_parts(job_dir: Path, index: int, suffix: str, nuclei, pixels, plan) -> None:
-    """Write the table rows and GeoJSON features of some nuclei of a tile.
+def _write_parts(job_dir: Path, index: int, nuclei, pixels, plan) -> None:
+    """Write the table rows and GeoJSON features of the nuclei a tile holds.
 
-    Tiles without such nuclei write nothing (most tiles keep no nucleus wider than the
-    overlap): the outputs are assembled from the parts there are, and whether a tile is
-    done is told by its record and final list.
+    Tiles without nuclei write nothing: the outputs are assembled from the parts there
+    are, and whether a tile is measured is told by its marker.
     """
     if not nuclei:
         return
-    scale = _scale(plan)
-    columns, outlines = measure_nuclei([(n.id, n.score, n.top, n.left, n.mask)
-                                        for n in nuclei], pixels, scale, plan.stain)
+    columns, outlines = measure_nuclei(nuclei, pixels, _scale(plan), plan.stain)
     parts = job_dir / PARTS
-    write_features_part(parts / f"{index:07d}{suffix}.geojsonl",
-                        feature_lines(columns, outlines))
-    write_table_part(parts / f"{index:07d}{suffix}.arrow", columns, plan.stain)
+    write_features_part(parts / f"{index:07d}.geojsonl", feature_lines(columns, outlines))
+    write_table_part(parts / f"{index:07d}.arrow", columns, plan.stain)
 
 
 def read_window(slide: Slide, plan: SlidePlan, index: int) -> np.ndarray:
@@ -145,32 +146,31 @@ def _predict_batch(model, plan: SlidePlan, job_dir: Path, batch: list[tuple[int,
 
 def _keep_tile(plan: SlidePlan, job_dir: Path, index: int, rgb: np.ndarray, raw,
                saved: Callable[[int, TileRecord], None] | None) -> int:
-    """Keep what a tile's detections own, save its candidates; returns the nuclei owned."""
+    """Keep what a tile's detections own, save its candidates; returns the nuclei owned.
+
+    Nothing is measured yet: a nucleus's pixels are known once its neighbours are
+    painted (:func:`measure_tile`)."""
     window = plan.tile_at(index)
     bounds = (window.top, window.left, window.bottom, window.right)
     cut = cut_off(window, raw.boxes)
     mine = centred(window, raw.boxes) & ~cut
-    owned, owned_pixels, candidates = [], [], []
+    owned, candidates = [], []
     for rank in range(len(raw.scores)):
         region = tight(*paste_in_box(raw.mask_probs[rank], raw.boxes[rank], *rgb.shape[:2]))
         if region is None:
             continue
         top, left, mask = region
-        pixels = rgb[top : top + mask.shape[0], left : left + mask.shape[1]]
         top, left = top + window.top, left + window.left
         if mine[rank]:
             owned.append(Nucleus(0, float(raw.scores[rank]), top, left, mask))
-            owned_pixels.append(pixels)
         else:
             candidates.append(Candidate(top, left, mask, float(raw.scores[rank]),
-                                        not cut[rank], bounds, (index, rank), pixels.copy()))
+                                        not cut[rank], bounds, (index, rank)))
     inside = regions_keep(_regions(job_dir, plan), plan.regions_downsample, plan,
                           _centres(owned))
     owned = [n for n, keep in zip(owned, inside, strict=True) if keep]
-    owned_pixels = [p for p, keep in zip(owned_pixels, inside, strict=True) if keep]
     for k, nucleus in enumerate(owned):
         nucleus.id = index * plan.ids_per_tile + k + 1
-    _write_parts(job_dir, index, "a", owned, owned_pixels, plan)
     record = TileRecord(bounds, owned, candidates, raw.hit_cap)
     save_record(job_dir / RECORDS / f"{index:07d}.npz", record)
     if saved is not None:
@@ -240,31 +240,91 @@ def finalize_tile(cache: RecordCache, index: int) -> int:
     base = index * plan.ids_per_tile + len(record.owned)
     nuclei = [Nucleus(base + k + 1, c.score, c.top, c.left, c.mask)
               for k, c in enumerate(kept)]
-    _write_parts(job_dir, index, "b", nuclei, [c.pixels for c in kept], plan)
     save_nuclei(job_dir / FINAL / f"{index:07d}.npz", nuclei)
     cache.written_final(index, nuclei)
     return len(nuclei)
 
 
+def held_nuclei(cache: RecordCache, index: int) -> list[Nucleus]:
+    """The nuclei a tile holds: those it owns and those it kept from the candidates."""
+    record = cache.record(index)
+    return ([] if record is None else record.owned) + cache.final(index)
+
+
 def paint_chunk(cache: RecordCache, labels: LabelsStore, index: int) -> None:
-    """Paint the labels under a tile's core: the best-scoring nucleus wins overlaps."""
+    """Paint the labels under a tile's core: the best-ranked nucleus wins overlaps."""
     plan = cache.plan
     y0, x0, y1, x1 = (int(v) for v in plan.tile_at(index).core)
-    nuclei = []
-    for other in plan.neighbours(index, 2):
-        record = cache.record(other)
-        if record is not None:
-            nuclei += record.owned
-        nuclei += cache.final(other)
-    block = np.zeros((y1 - y0, x1 - x0), np.uint32)
-    reaching = [n for n in nuclei if n.top < y1 and n.top + n.mask.shape[0] > y0
-                and n.left < x1 and n.left + n.mask.shape[1] > x0]
-    for n in sorted(reaching, key=lambda n: (n.score, -n.id)):
-        a0, b0 = max(n.top, y0), max(n.left, x0)
-        a1, b1 = min(n.top + n.mask.shape[0], y1), min(n.left + n.mask.shape[1], x1)
-        part = n.mask[a0 - n.top : a1 - n.top, b0 - n.left : b1 - n.left]
-        block[a0 - y0 : a1 - y0, b0 - x0 : b1 - x0][part] = n.id
+    nuclei = [n for other in plan.neighbours(index, 2) for n in held_nuclei(cache, other)]
+    block = paint_nuclei(np.zeros((y1 - y0, x1 - x0), np.uint32), y0, x0,
+                         ((n.id, n.score, n.top, n.left, n.mask) for n in nuclei))
     labels.write_block(y0, x0, block)
     marker = cache.job_dir / PAINTED / f"{index:07d}"
     marker.parent.mkdir(parents=True, exist_ok=True)
     marker.touch()
+
+
+def _extent(nuclei: list[Nucleus]) -> tuple[int, int, int, int]:
+    return (min(n.top for n in nuclei), min(n.left for n in nuclei),
+            max(n.top + n.mask.shape[0] for n in nuclei),
+            max(n.left + n.mask.shape[1] for n in nuclei))
+
+
+def chunks_under(cache: RecordCache, index: int) -> set[int]:
+    """The labels chunks (tile indices) that the nuclei a tile holds reach into."""
+    nuclei = held_nuclei(cache, index)
+    if not nuclei:
+        return set()
+    plan = cache.plan
+    top, left, bottom, right = _extent(nuclei)
+    rows = range(min(top // plan.stride, plan.rows - 1),
+                 min((bottom - 1) // plan.stride, plan.rows - 1) + 1)
+    cols = range(min(left // plan.stride, plan.cols - 1),
+                 min((right - 1) // plan.stride, plan.cols - 1) + 1)
+    return {r * plan.cols + c for r in rows for c in cols}
+
+
+def measure_tile(cache: RecordCache, labels: LabelsStore,
+                 read_pixels: Callable[[int, int, int, int], np.ndarray], index: int) -> int:
+    """Measure the nuclei a tile holds on the painted labels; returns how many remain.
+
+    Each nucleus is measured on the pixels labelled with its id (its own mask less
+    what better-ranked neighbours took); a nucleus left with none is not in the label
+    image and gets no row. Needs every chunk of :func:`chunks_under` painted.
+
+    Parameters
+    ----------
+    cache : RecordCache
+    labels : LabelsStore
+    read_pixels : callable
+        ``(top, left, bottom, right)`` in prediction pixels to the ``(h, w, 3)`` uint8
+        pixels there (:func:`read_tile` of the job's slide).
+    index : int
+    """
+    nuclei = held_nuclei(cache, index)
+    kept, pixels = [], []
+    # A tile's nuclei lie in its window, bar a few merged from cut views: one read of
+    # the labels and pixels for those in the window, one for each of the others.
+    window = cache.plan.tile_at(index)
+    inside = [n for n in nuclei if n.top >= window.top and n.left >= window.left
+              and n.top + n.mask.shape[0] <= window.bottom
+              and n.left + n.mask.shape[1] <= window.right]
+    in_window = {n.id for n in inside}
+    groups = ([inside] if inside else []) + [[n] for n in nuclei if n.id not in in_window]
+    for group in groups:
+        top, left, bottom, right = _extent(group)
+        painted = np.asarray(labels.base[top:bottom, left:right])
+        rgb = read_pixels(top, left, bottom, right)
+        for n in group:
+            own = own_pixels(painted, top, left, n.id, n.top, n.left, n.mask)
+            if own is None:
+                continue
+            y, x, mask = own
+            kept.append((n.id, n.score, y, x, mask))
+            pixels.append(rgb[y - top : y - top + mask.shape[0],
+                              x - left : x - left + mask.shape[1]])
+    _write_parts(cache.job_dir, index, kept, pixels, cache.plan)
+    marker = cache.job_dir / MEASURED / f"{index:07d}"
+    marker.parent.mkdir(parents=True, exist_ok=True)
+    marker.touch()
+    return len(kept)
