@@ -20,6 +20,7 @@ from ..atomic import atomic_path, write_json_atomic
 from ..errors import InputError
 from ..validate import load_arrays, load_json, parse_json_line
 from .job import COMPLETE_NAME, JOB, PLAN_NAME
+from .ngff import label_colours, ngff_attrs, ngff_multiscales, update_ngff_attrs
 from .output_lock import hold_output
 from .outputs import (
     CSV_NAME,
@@ -86,8 +87,11 @@ class SlideOutput:
         self.labels_path = out_dir / LABELS_NAME
         self.table_path = out_dir / TABLE_NAME
         group = zarr.open_group(str(self.labels_path), mode="r+")
-        datasets = dict(group.attrs)["ome"]["multiscales"][0]["datasets"]
-        self.levels = [group[d["path"]] for d in datasets]
+        multiscales = ngff_multiscales(group)
+        if not multiscales:
+            raise InputError(self.labels_path, "has no multiscales metadata: it is not "
+                             "the labels of a finished predict-slide job")
+        self.levels = [group[d["path"]] for d in multiscales[0]["datasets"]]
 
     @property
     def edits_dir(self) -> Path:
@@ -183,6 +187,7 @@ def apply_pending(output: SlideOutput) -> bool:
     edit = load_json(pending / "edit.json")
     labels = load_arrays(pending / "labels.npy")[""]
     _write_labels(output, edit["top"], edit["left"], labels)
+    _add_colours(output, labels)
     replaced = set(edit["drop_ids"]) | set(edit["keep_ids"])
     _rewrite_table(output, replaced, pending)
     if output.geojson_path is not None:
@@ -210,6 +215,24 @@ def _write_labels(output: SlideOutput, top: int, left: int, labels: np.ndarray) 
         rows = np.arange(y0, y1) * step - top
         cols = np.arange(x0, x1) * step - left
         level[y0:y1, x0:x1] = labels[rows[:, None], cols[None, :]]
+
+
+def _add_colours(output: SlideOutput, labels: np.ndarray) -> None:
+    """List colours for the window's new nuclei where the labels list colours (NGFF 0.5
+    labels of fewer nuclei than :data:`~.outputs.MAX_COLOURED_NUCLEI`): napari-ome-zarr
+    shows only the nuclei listed. The metadata keeps the store's NGFF version; colours of
+    nuclei removed are left (they colour nothing), so applying twice changes nothing."""
+    import zarr
+
+    group = zarr.open_group(str(output.labels_path), mode="r+")  # as written now
+    image_label = ngff_attrs(group).get("image-label")
+    if not isinstance(image_label, dict) or not image_label.get("colors"):
+        return
+    listed = {c.get("label-value") for c in image_label["colors"]}
+    new = [i for i in np.unique(labels).tolist() if i and i not in listed]
+    if new:
+        colours = image_label["colors"] + label_colours(np.asarray(new))[1:]
+        update_ngff_attrs(group, {"image-label": {**image_label, "colors": colours}})
 
 
 def _rewrite_table(output: SlideOutput, replaced: set[int], pending: Path) -> None:

@@ -141,7 +141,8 @@ def labels_layer_data(out_dir: str | Path) -> tuple:
     Parameters
     ----------
     out_dir : str or Path
-        The slide's output folder (``OUT/<slide>``), or its ``nuclei.ome.zarr``.
+        The slide's output folder (``OUT/<slide>``), or its ``nuclei.ome.zarr`` (NGFF 0.5
+        or 0.4).
 
     Returns
     -------
@@ -156,16 +157,17 @@ def labels_layer_data(out_dir: str | Path) -> tuple:
     import dask.array as da
     import zarr
 
+    from .ngff import is_zarr_group, ngff_multiscales
     from .outputs import LABELS_NAME
 
     path = Path(out_dir)
     if path.name != LABELS_NAME:
         path = path / LABELS_NAME
-    if not (path / "zarr.json").is_file():
+    if not is_zarr_group(path):
         raise InputError(path.parent, f"holds no {LABELS_NAME} (not a predict-slide output "
                          "folder)")
     group = zarr.open_group(str(path), mode="r")
-    multiscales = dict(group.attrs).get("ome", {}).get("multiscales")
+    multiscales = ngff_multiscales(group)
     if not multiscales:
         raise InputError(path, "has no multiscales metadata yet: the slide job is not "
                          "finished (run predict-slide again to finish it)")

@@ -18,6 +18,14 @@ import numpy as np
 
 from ..atomic import atomic_path
 from .measure import table_columns
+from .ngff import (
+    DEFAULT_NGFF,
+    is_zarr_group,
+    label_colours,
+    ngff_version,
+    update_ngff_attrs,
+    zarr_format,
+)
 
 LABELS_NAME = "nuclei.ome.zarr"
 TABLE_NAME = "nuclei.parquet"
@@ -26,15 +34,40 @@ GEOJSON_NAME = "nuclei.geojson"
 MIN_PYRAMID_SIDE = 256
 # NGFF 0.5 arrays name their dimensions (zarr v3 ``dimension_names``), as the axes do.
 AXES = ("y", "x")
+# Up to this many nuclei, the labels list a colour for each (NGFF ``image-label``
+# ``colors``), which is what lets napari-ome-zarr open them visible (see ``finish``);
+# beyond it the list (about 50 bytes a nucleus) would make the metadata too large to read
+# quickly, and the labels open hidden there, in napari's own colours.
+MAX_COLOURED_NUCLEI = 200_000
+
+
+def prepare_labels_store(path: Path, ngff: str = DEFAULT_NGFF) -> None:
+    """Create the labels group of a slide job in the zarr format of its NGFF version
+    (``0.5``: zarr 3; ``0.4``: zarr 2), or check the one there (a job continued).
+
+    Raises
+    ------
+    ValueError
+        When the folder holds labels of the other version.
+    """
+    import zarr
+
+    fmt = zarr_format(ngff)
+    if is_zarr_group(path):
+        found = ngff_version(zarr.open_group(str(path), mode="r"))
+        if found != ngff:
+            raise ValueError(f"{path} holds NGFF {found} labels, not {ngff}")
+        return
+    zarr.open_group(str(path), mode="a", zarr_format=fmt)
 
 
 class LabelsStore:
-    """A multiscale OME-Zarr (NGFF) label image of uint32 nucleus ids.
+    """A multiscale OME-Zarr (NGFF 0.5 or 0.4) label image of uint32 nucleus ids.
 
     Parameters
     ----------
     path : Path
-        The ``.ome.zarr`` folder (created, or reopened to resume).
+        The ``.ome.zarr`` folder (created, or reopened to resume: its version is kept).
     height, width : int
         Size of the full-resolution labels (prediction pixels).
     chunk : int
@@ -43,23 +76,44 @@ class LabelsStore:
         Size of a label pixel in ``unit``.
     unit : str or None
         ``micrometer`` when the slide's pixel size is known.
+    ngff : str, optional
+        ``0.5`` or ``0.4`` for a new store (default: the version of the store there, made
+        by :func:`prepare_labels_store`, else 0.5).
     """
 
     def __init__(self, path: Path, height: int, width: int, chunk: int,
-                 pixel_size: float = 1.0, unit: str | None = None):
+                 pixel_size: float = 1.0, unit: str | None = None, ngff: str | None = None):
         import zarr
 
         self.path = Path(path)
         self.chunk = chunk
         self.pixel_size = pixel_size
         self.unit = unit
-        self.group = zarr.open_group(str(self.path), mode="a", zarr_format=3)
+        if ngff is None and is_zarr_group(self.path):
+            self.group = zarr.open_group(str(self.path), mode="r+")
+        else:
+            prepare_labels_store(self.path, ngff or DEFAULT_NGFF)
+            self.group = zarr.open_group(str(self.path), mode="r+")
+        self.ngff = ngff_version(self.group)
         if "s0" in self.group:
             self.base = self.group["s0"]
         else:
-            self.base = self.group.create_array("s0", shape=(height, width), chunks=(chunk, chunk),
-                                                dtype="uint32", fill_value=0,
-                                                dimension_names=AXES)
+            self.base = self._create_level("s0", (height, width))
+
+    def _create_level(self, name: str, shape: tuple[int, int]):
+        if self.ngff == "0.5":
+            layout = {"dimension_names": AXES}
+        else:
+            from numcodecs import Blosc
+
+            # NGFF 0.4 asks for "/" between chunk indices; Bio-Formats' zarr reader
+            # decodes blosc and zlib only, so the compressor is named rather than left to
+            # zarr's default.
+            layout = {"chunk_key_encoding": {"name": "v2", "separator": "/"},
+                      "compressors": Blosc(cname="lz4", clevel=5, shuffle=Blosc.SHUFFLE)}
+        return self.group.create_array(name, shape=shape, chunks=(self.chunk, self.chunk),
+                                       dtype="uint32", fill_value=0, overwrite=True,
+                                       **layout)
 
     def write_block(self, top: int, left: int, block: np.ndarray) -> None:
         """Write a chunk-aligned block of labels (all-zero blocks are not stored)."""
@@ -69,34 +123,94 @@ class LabelsStore:
     def finish(self) -> int:
         """Build the pyramid (nearest-neighbour halving, chunk by chunk) and write the NGFF
         metadata; returns the number of levels."""
-        from ome_zarr.writer import write_multiscales_metadata
-
+        ids = _IdCollector(MAX_COLOURED_NUCLEI if self.ngff == "0.5" else 0)
         arrays, source = ["s0"], self.base
         while min(source.shape) // 2 >= MIN_PYRAMID_SIDE:
             name = f"s{len(arrays)}"
             shape = (-(-source.shape[0] // 2), -(-source.shape[1] // 2))
-            target = self.group.create_array(name, shape=shape, chunks=(self.chunk, self.chunk),
-                                             dtype="uint32", fill_value=0, overwrite=True,
-                                             dimension_names=AXES)
+            target = self._create_level(name, shape)
             for y in range(0, shape[0], self.chunk):
                 for x in range(0, shape[1], self.chunk):
-                    block = source[2 * y : 2 * (y + self.chunk) : 2,
-                                   2 * x : 2 * (x + self.chunk) : 2]
+                    if source is self.base:
+                        # Level 0 is read whole here anyway (its chunks hold the pixels
+                        # kept), so its ids are gathered on the way.
+                        block = source[2 * y : 2 * (y + self.chunk),
+                                       2 * x : 2 * (x + self.chunk)]
+                        ids.add(block)
+                        block = block[::2, ::2]
+                    else:
+                        block = source[2 * y : 2 * (y + self.chunk) : 2,
+                                       2 * x : 2 * (x + self.chunk) : 2]
                     if block.any():
                         target[y : y + block.shape[0], x : x + block.shape[1]] = block
             arrays.append(name)
             source = target
-        axis = {"type": "space", **({"unit": self.unit} if self.unit else {})}
-        datasets = [{"path": name, "coordinateTransformations": [
-            {"type": "scale", "scale": [self.pixel_size * 2**i] * 2}]}
-            for i, name in enumerate(arrays)]
-        write_multiscales_metadata(self.group, datasets, axes=[{"name": "y", **axis},
-                                                               {"name": "x", **axis}],
-                                   name="nuclei")
-        ome = dict(self.group.attrs.asdict().get("ome", {}))
-        ome["image-label"] = {"version": ome.get("version", "0.5")}
-        self.group.attrs["ome"] = ome
+        if len(arrays) == 1:
+            for y in range(0, self.base.shape[0], self.chunk):
+                for x in range(0, self.base.shape[1], self.chunk):
+                    ids.add(self.base[y : y + self.chunk, x : x + self.chunk])
+        self.write_metadata(len(arrays), ids.colours())
         return len(arrays)
+
+    def write_metadata(self, levels: int, colours: list[dict] | None = None) -> None:
+        """Write the NGFF metadata of ``levels`` pyramid levels, in the store's version.
+
+        The group is at once the multiscales image of the ids and its own label image
+        (``image-label``, whose ``source`` names the group itself: the slide is not in the
+        store, and readers that follow ``source`` find no image to look for). With
+        ``colours`` (NGFF 0.5), the labels also carry an ``omero`` channel that is shown:
+        napari-ome-zarr opens a label image hidden unless its ``omero`` channel is
+        ``active``, and then takes its colours from ``image-label`` only, so both go
+        together. NGFF 0.4 validators require an ``omero`` window, which napari-ome-zarr
+        would pass to napari's Labels layer as contrast limits it refuses: a 0.4 store
+        carries neither, and opens hidden in napari's own colours.
+        """
+        axis = {"type": "space", **({"unit": self.unit} if self.unit else {})}
+        multiscale = {
+            "name": "nuclei",
+            "axes": [{"name": "y", **axis}, {"name": "x", **axis}],
+            "datasets": [{"path": f"s{i}", "coordinateTransformations": [
+                {"type": "scale", "scale": [self.pixel_size * 2**i] * 2}]}
+                for i in range(levels)],
+        }
+        if self.ngff == "0.4":
+            multiscale["version"] = "0.4"
+        image_label = {"version": self.ngff, "source": {"image": "."}}
+        values = {"multiscales": [multiscale], "image-label": image_label}
+        if colours:
+            image_label["colors"] = colours
+            values["omero"] = {"channels": [
+                {"label": "labels", "color": "FFFFFF", "active": True}]}
+        update_ngff_attrs(self.group, values)
+
+
+class _IdCollector:
+    """The nucleus ids of label blocks, up to a limit (past it, none are kept)."""
+
+    def __init__(self, limit: int):
+        self.limit = limit
+        self.ids: set[int] = set()
+
+    def add(self, block: np.ndarray) -> None:
+        if self.ids is None or not self.limit:
+            return
+        flat = np.asarray(block).ravel()
+        if not flat.size:
+            return
+        # Runs along rows are long (a nucleus is tens of pixels wide): keep one pixel
+        # per run before sorting.
+        starts = np.empty(flat.size, bool)
+        starts[0] = True
+        np.not_equal(flat[1:], flat[:-1], out=starts[1:])
+        found = np.unique(flat[starts])
+        self.ids.update(found[found != 0].tolist())
+        if len(self.ids) > self.limit:
+            self.ids = None
+
+    def colours(self) -> list[dict] | None:
+        if self.ids is None or not self.limit or not self.ids:
+            return None
+        return label_colours(np.fromiter(self.ids, np.uint64, len(self.ids)))
 
 
 def write_table_part(path: Path, columns: dict[str, np.ndarray], stain: str) -> Path:
