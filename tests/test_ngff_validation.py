@@ -1,5 +1,5 @@
-"""The slide labels are NGFF that other tools' validators and readers accept (0.5 in
-zarr 3; the label store writes 0.4 in zarr 2 too)."""
+"""The slide labels are NGFF that other tools' validators and readers accept, in both
+versions written (0.5 in zarr 3, the default; 0.4 in zarr 2)."""
 
 from __future__ import annotations
 
@@ -13,17 +13,27 @@ from slide_helpers import BlobModel, make_slide
 
 from napari_nuclei.core.jobs import drain
 from napari_nuclei.core.slide import outputs
-from napari_nuclei.core.slide.engine import iter_predict_slide
+from napari_nuclei.core.slide.engine import SlideOptions, iter_predict_slide
 from napari_nuclei.core.slide.ngff import ngff_attrs
+
+
+def _predict(tmp_path_factory, ngff):
+    folder = tmp_path_factory.mktemp(f"ngff{ngff}")
+    slide = make_slide(folder / "case_11.tif", size=768, seed=1)
+    result = drain(iter_predict_slide(BlobModel(min_area=8), slide, folder / "out",
+                                      SlideOptions(ngff=ngff)))
+    assert result.nuclei > 0
+    return folder / "out" / "nuclei.ome.zarr"
 
 
 @pytest.fixture(scope="module")
 def labels_05(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("ngff")
-    slide = make_slide(folder / "case_11.tif", size=768, seed=1)
-    result = drain(iter_predict_slide(BlobModel(min_area=8), slide, folder / "out"))
-    assert result.nuclei > 0
-    return folder / "out" / "nuclei.ome.zarr"
+    return _predict(tmp_path_factory, "0.5")
+
+
+@pytest.fixture(scope="module")
+def labels_04(tmp_path_factory):
+    return _predict(tmp_path_factory, "0.4")
 
 
 def _ids(group) -> set[int]:
@@ -39,6 +49,25 @@ def test_the_labels_validate_as_an_ngff_0_5_image_label(labels_05):
         assert labels_group[name].metadata.dimension_names == ("y", "x")
     assert labels_group.attrs["ome"]["version"] == "0.5"
     assert labels_group.attrs["ome"]["image-label"]["version"] == "0.5"
+
+
+def test_the_labels_validate_as_an_ngff_0_4_image_label(labels_04):
+    labels_group = zarr.open_group(str(labels_04), mode="r")
+    assert labels_group.metadata.zarr_format == 2
+    assert not list(labels_04.rglob("zarr.json"))  # nothing of zarr 3 in the store
+    model = v04.ImageLabel.from_zarr(labels_group)
+    multiscale = model.attributes.multiscales[0]
+    assert [d.path for d in multiscale.datasets] == ["s0", "s1"]
+    assert multiscale.version == "0.4"
+    assert model.attributes.image_label.version == "0.4"
+    assert "ome" not in labels_group.attrs  # the 0.4 keys are the attributes themselves
+    for name in ("s0", "s1"):
+        metadata = labels_group[name].metadata
+        assert metadata.zarr_format == 2 and metadata.dimension_separator == "/"
+        # The one compressor Bio-Formats' zarr reader shares with zarr's defaults.
+        assert metadata.compressor.codec_id == "blosc"
+    scale = multiscale.datasets[0].coordinateTransformations[0].scale
+    assert list(scale) == pytest.approx([0.25, 0.25])
 
 
 def test_napari_ome_zarr_opens_0_5_labels_visible_in_their_colours(labels_05):
@@ -66,12 +95,33 @@ def test_napari_ome_zarr_opens_0_5_labels_visible_in_their_colours(labels_05):
     np.testing.assert_allclose(layer.colormap.map(some), colours[some])
 
 
-def test_ome_zarr_reads_the_labels_without_looking_for_a_parent_image(labels_05, caplog):
+def test_napari_ome_zarr_opens_0_4_labels_hidden_in_napari_colours(labels_04):
+    # 0.4 validators require an omero window, which napari-ome-zarr would hand to the
+    # Labels layer as contrast limits it refuses; without omero, napari-ome-zarr opens a
+    # label image hidden: the store says so in its README section.
+    from napari.layers import Labels
+    from napari_ome_zarr import napari_get_reader
+
+    path = str(labels_04)
+    layers = napari_get_reader(path)(path)
+    assert [kind for _, _, kind in layers] == ["labels"]
+    data, meta, _ = layers[0]
+    assert "colormap" not in meta and len(data) == 2
+    layer = Labels(data, **meta)
+    assert layer.multiscale
+
+
+@pytest.mark.parametrize("version", ["0.5", "0.4"])
+def test_ome_zarr_reads_the_labels_without_looking_for_a_parent_image(
+        version, labels_05, labels_04, caplog):
+    from ome_zarr.format import FormatV04, FormatV05
     from ome_zarr.io import parse_url
     from ome_zarr.reader import Reader
 
+    path = labels_05 if version == "0.5" else labels_04
+    fmt = FormatV05() if version == "0.5" else FormatV04()
     with caplog.at_level(logging.WARNING, logger="ome_zarr"):
-        nodes = list(Reader(parse_url(str(labels_05)))())
+        nodes = list(Reader(parse_url(str(path), fmt=fmt))())
     assert [len(node.data) for node in nodes] == [2]
     assert not [r for r in caplog.records if r.name.startswith("ome_zarr")], caplog.text
 

@@ -7,6 +7,7 @@ import dataclasses
 import sys
 from pathlib import Path
 
+from ..core.slide.ngff import DEFAULT_NGFF, NGFF_VERSIONS
 from ..core.training.settings import PRESETS
 from ..core.validate.limits import add_limit_options
 from .option_types import pixel_size, process_count, region, scheduler_address, score, whole
@@ -66,6 +67,10 @@ def add_parser(sub) -> None:
     out.add_argument("--no-geojson", dest="geojson", action="store_false",
                      help="do not write nuclei.geojson")
     out.add_argument("--gzip", action="store_true", help="write nuclei.geojson.gz")
+    out.add_argument("--ngff", choices=NGFF_VERSIONS, default=DEFAULT_NGFF,
+                     help="NGFF version of nuclei.ome.zarr: 0.5 (zarr 3, the default; "
+                     "napari) or 0.4 (zarr 2, for QuPath and Bio-Formats, which do not "
+                     "read 0.5 yet)")
     out.add_argument("--overwrite", action="store_true", help="replace the job of another "
                      "slide or other settings in an output folder")
     dask = p.add_argument_group("scaling out (Dask)")
@@ -91,7 +96,8 @@ def _options(args):
     return SlideOptions(args.tile_size, args.overlap, args.mpp, args.tissue, args.region,
                         args.regions, args.stain,
                         OutputOptions(args.csv, args.geojson, args.gzip), args.overwrite,
-                        1 if args.batch_size is None else args.batch_size)
+                        1 if args.batch_size is None else args.batch_size,
+                        ngff=args.ngff)
 
 
 # Tiles per forward pass on a GPU unless --batch-size says otherwise: enough to keep it

@@ -33,7 +33,9 @@ from .job import (
     load_result,
     prepare_folder,
 )
+from .ngff import DEFAULT_NGFF, NGFF_VERSIONS
 from .output_lock import hold_output
+from .outputs import LABELS_NAME, prepare_labels_store
 from .pixel_size import resolve_pixel_size, run_training_mpp
 from .plan import MEASURED_ON_LABELS, SlidePlan, ids_per_tile, slide_bytes
 from .prefetch import prefetch
@@ -74,6 +76,9 @@ class SlideOptions:
         Replace the job of another slide or settings in the output folder.
     batch_size : int
         Tiles per forward pass (more on a GPU); the nuclei found do not depend on it.
+    ngff : str
+        NGFF version of the labels: ``0.5`` (zarr 3, the default) or ``0.4`` (zarr 2,
+        which QuPath and Bio-Formats read).
     """
 
     tile_size: int | None = None
@@ -86,12 +91,16 @@ class SlideOptions:
     outputs: OutputOptions = field(default_factory=OutputOptions)
     overwrite: bool = False
     batch_size: int = 1
+    ngff: str = DEFAULT_NGFF
 
     def __post_init__(self):
         if (isinstance(self.batch_size, bool) or not isinstance(self.batch_size, int)
                 or self.batch_size < 1):
             raise OptionError("batch_size", f"must be a whole number of at least 1 (got "
                               f"{self.batch_size!r})")
+        if self.ngff not in NGFF_VERSIONS:
+            raise OptionError("ngff", f"must be one of {', '.join(NGFF_VERSIONS)} (got "
+                              f"{self.ngff!r})")
 
 
 @dataclass(frozen=True)
@@ -245,7 +254,7 @@ def start_job(facts: ModelFacts, slide_path: Path, out_dir: Path,
                           facts.score_thresh, facts.weights_sha256,
                           dataclasses.astuple(options.outputs),
                           _regions_digest(options.region, options.regions),
-                          measured_on=MEASURED_ON_LABELS)
+                          measured_on=MEASURED_ON_LABELS, ngff=options.ngff)
         cores = draft.cores_level0()
         chosen = [overview.covers(*core) for core in cores]
         plan = SlidePlan(**{**draft.__dict__, "selected": tuple(np.flatnonzero(chosen).tolist())})
@@ -258,6 +267,8 @@ def start_job(facts: ModelFacts, slide_path: Path, out_dir: Path,
         # waits its turn instead of interleaving its files with this job's.
         held.enter_context(hold_output(out_dir))
         resumed = prepare_folder(out_dir, plan, options.overwrite)
+        # The labels' zarr format follows the NGFF version; the job reopens what is here.
+        prepare_labels_store(out_dir / LABELS_NAME, plan.ngff)
         job_dir = out_dir / JOB
         if overview.regions is not None:
             with atomic_path(job_dir / "regions.npy") as tmp, open(tmp, "wb") as fh:

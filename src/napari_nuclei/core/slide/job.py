@@ -154,7 +154,8 @@ def prepare_folder(out_dir: Path, plan: SlidePlan, overwrite: bool) -> bool:
                 names = {"weights_sha256": "checkpoint contents", "checkpoint": "checkpoint",
                          "model": "model folder", "outputs": "output files",
                          "regions_sha256": "regions", "selected": "tiles to predict",
-                         "measured_on": "made by an earlier version"}
+                         "measured_on": "made by an earlier version",
+                         "ngff": "NGFF version"}
                 changed = ", ".join(names.get(n, n) for n in saved.differences(plan))
                 problem = f"holds a job of this slide with other settings ({changed})"
             else:

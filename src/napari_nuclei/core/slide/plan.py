@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from ..predict.tiles import Tile, grid_tile, regular_grid
+from .ngff import DEFAULT_NGFF
 
 # The table and GeoJSON of a job are measured on its painted label image.
 MEASURED_ON_LABELS = "labels"
@@ -62,6 +63,10 @@ class SlidePlan:
     measured_on : str
         What the table and GeoJSON are measured on: ``labels``, the painted label image
         (jobs of earlier versions measured each nucleus's own, overlapping mask).
+    ngff : str
+        The NGFF version of the labels: ``0.5`` (zarr 3) or ``0.4`` (zarr 2, for readers
+        that do not read 0.5 yet). Jobs saved before the field existed wrote 0.5, its
+        default, so they still match.
 
     Everything that changes the result is a field, so that a finished job is reused only
     for the same slide, model and settings (a plan saved before a field existed has its
@@ -87,6 +92,7 @@ class SlidePlan:
     outputs: tuple[bool, ...] = ()
     regions_sha256: str = ""
     measured_on: str = ""
+    ngff: str = DEFAULT_NGFF
 
     @property
     def height(self) -> int:
