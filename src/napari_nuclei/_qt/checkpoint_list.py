@@ -2,30 +2,28 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from qtpy.QtCore import Signal
 from qtpy.QtWidgets import QLabel, QListWidget, QListWidgetItem, QPushButton, QVBoxLayout, QWidget
-
-from ..core.training.reports import checkpoint_rows
 
 _ROLE = 256  # Qt.UserRole
 
 
 class CheckpointList(QWidget):
-    """Checkpoints of the run in use; ``message`` says what was chosen.
+    """Checkpoints of the run in the Train section; ``message`` says what was chosen.
 
     Parameters
     ----------
     session : Session
         Choosing a checkpoint sets the session's model.
+    training : TrainingRun
+        The run whose checkpoints are listed, as they are written.
     """
 
     message = Signal(str)
 
-    def __init__(self, session, parent=None):
+    def __init__(self, session, training, parent=None):
         super().__init__(parent)
-        self.session = session
+        self.session, self.training = session, training
         self.rows = QListWidget()
         self.best_button = QPushButton("Use best checkpoint (validation AP)")
         layout = QVBoxLayout(self)
@@ -35,11 +33,11 @@ class CheckpointList(QWidget):
         layout.addWidget(self.best_button)
         self.rows.itemClicked.connect(self._on_checkpoint_clicked)
         self.best_button.clicked.connect(self._on_use_best)
+        training.checkpoints_changed.connect(self._on_checkpoints_changed)
 
-    def show_run(self, run_dir: Path, reports) -> None:
-        """List the checkpoints of ``run_dir`` (``reports`` give their validation AP)."""
+    def _on_checkpoints_changed(self) -> None:
         self.rows.clear()
-        for path, ap in checkpoint_rows(run_dir, reports):
+        for path, ap in self.training.checkpoints:
             item = QListWidgetItem(path.name + (f"   val AP {ap:.3f}" if ap is not None else ""))
             item.setData(_ROLE, (path, ap))
             self.rows.addItem(item)

@@ -19,7 +19,7 @@ from qtpy.QtWidgets import (
 )
 
 from .folder_field import FolderField
-from .workers import notify_error, open_chosen_dataset, start_job
+from .workers import one_line, open_chosen_dataset, start_job
 
 if TYPE_CHECKING:
     import napari
@@ -95,7 +95,7 @@ class DataTab(QWidget):
             try:
                 found.append((label, open_dataset(path)))
             except Exception as exc:  # bad folders are reported, not raised at the GUI
-                notify_error(exc)
+                self.session.notices.error(one_line(exc), about=path)
         return found
 
     def _list_images(self) -> None:
@@ -113,17 +113,16 @@ class DataTab(QWidget):
 
     def open_session(self, folder: Path) -> None:
         """Restore the session saved in an output folder."""
-        from napari.utils.notifications import show_warning
-
         from ..session.actions import restore_session
 
         try:
             problems = restore_session(self.session, folder)
         except Exception as exc:
-            notify_error(exc)
+            self.session.notices.error(one_line(exc))
+            self.summary.setText(f"Not opened: {one_line(exc)}")
             return
         for line in problems:
-            show_warning(f"Not restored: {line}")
+            self.session.notices.warning(f"Not restored: {line}")
         self.summary.setText(f"Session restored from {folder}: "
                              f"{len(self.session.images)} predicted image(s).")
 
@@ -131,7 +130,7 @@ class DataTab(QWidget):
         from ..core.convert import iter_conversion
 
         dataset = open_chosen_dataset(self.session.train_dir, self.summary.setText,
-                                      "training")
+                                      "training", self.session.notices)
         if dataset is None:
             return
         self.progress.setRange(0, len(dataset))
@@ -170,7 +169,7 @@ class DataTab(QWidget):
         try:
             layers = record_layer_data(record, annotated)
         except Exception as exc:
-            notify_error(exc)
+            self.session.notices.error(one_line(exc), about=record.path)
             return
         for data, kwargs, kind in layers:
             getattr(self.viewer, f"add_{kind}")(data, **kwargs)

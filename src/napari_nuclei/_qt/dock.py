@@ -15,6 +15,7 @@ from .export_tab import ExportTab
 from .predict_tab import PredictTab
 from .slide_section import SlideSection
 from .train_tab import TrainTab
+from .workers import show_notice
 
 if TYPE_CHECKING:
     import napari
@@ -40,6 +41,7 @@ class NucleiDock(QWidget):
         super().__init__(parent)
         self.viewer = napari_viewer
         self.session = Session()
+        self.session.notices.said.connect(show_notice)
         self.data_tab = DataTab(napari_viewer, self.session)
         self.train_tab = TrainTab(napari_viewer, self.session)
         self.predict_tab = PredictTab(napari_viewer, self.session)

@@ -90,28 +90,10 @@ class PredictedImageList(QWidget):
                   replace, on_return=self._on_added)
 
     def _on_added(self, result) -> None:
-        from ..session.training_set import record_added
+        from ..session.training_set import added_message, record_added
 
         record_added(self.session, result)
-        parts = []
-        if result.added:
-            parts.append(f"Added {len(result.added)} corrected image(s) to the training "
-                         f"set: {', '.join(result.added)}")
-        if result.aside is not None:
-            parts.append(f"the samples replaced are in {result.aside}")
-        if result.kept:
-            parts.append(f"kept as they were (not replaced): {', '.join(result.kept)}")
-        if result.unchanged:
-            parts.append("already in the training set, not edited since: "
-                         f"{', '.join(result.unchanged)}")
-        if result.tests:
-            parts.append("not added, being test images (training on them would leak the "
-                         f"test set): {', '.join(result.tests)}")
-        if result.no_file:
-            parts.append(f"not added, having no image file: {', '.join(result.no_file)}")
-        text = "; ".join(parts) or ("No corrected image to add yet: correct a predicted "
-                                    "image first")
-        self.message.emit(text[0].upper() + text[1:])
+        self.message.emit(added_message(result))
         if result.added:  # the Data section lists the training folder again
             self.session.events.train_dir.emit(self.session.train_dir,
                                                self.session.train_dir)

@@ -47,7 +47,7 @@ class PixelStore:
         self._pixels.pop(name, None)
 
     def read(self, name: str, path, on_read: Callable, on_finish: Callable | None = None,
-             quiet: bool = False) -> bool:
+             quiet: bool = False, on_error: Callable | None = None) -> bool:
         """Read the pixels of ``name`` from ``path`` in a worker thread.
 
         Parameters
@@ -62,6 +62,9 @@ class PixelStore:
             Called on the GUI thread when the reading ends, read or not.
         quiet : bool
             Say nothing when the file cannot be read (someone else reports it).
+        on_error : callable, optional
+            Called with the error when the file cannot be read, instead of a
+            notification.
 
         Returns
         -------
@@ -81,5 +84,5 @@ class PixelStore:
                 on_finish()
 
         self._reading = start_job(read_plane, path, on_return=on_return, on_finish=finished,
-                                  on_error=(lambda _exc: None) if quiet else None)
+                                  on_error=(lambda _exc: None) if quiet else on_error)
         return True

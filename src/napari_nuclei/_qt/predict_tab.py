@@ -181,7 +181,8 @@ class PredictTab(QWidget):
     def _on_predict_folder(self) -> None:
         from ..core.predict.outputs import ImageSource
 
-        dataset = open_chosen_dataset(self.session.test_dir, self.hint.setText, "test")
+        dataset = open_chosen_dataset(self.session.test_dir, self.hint.setText, "test",
+                                      self.session.notices)
         if dataset is not None:
             self._start([ImageSource(r.name, r.path) for r in dataset.records])
 

@@ -157,7 +157,13 @@ class PredictedLayers(QObject):
             if self.current not in (None, name) and self.current not in self.pixels:
                 self.show(self.current)  # another image was chosen meanwhile
 
-        self.pixels.read(name, path, on_read, on_finish)
+        def on_error(exc, path=path):
+            from .workers import one_line
+
+            # Once per file, and not at all when its folder's problem was said.
+            self.session.notices.error(one_line(exc), about=path)
+
+        self.pixels.read(name, path, on_read, on_finish, on_error=on_error)
 
     def _show_labels(self, name: str, image_layer=None) -> None:
         image = self.session.images[name]

@@ -101,7 +101,16 @@ class SlideSection(QWidget):
         from ..core.slide.lazy import slide_layer_data
 
         self.hint.setText(f"Opening {Path(path).name}…")
-        start_job(slide_layer_data, path, on_return=lambda data: self._on_opened(path, data))
+        self.session.notices.forget(path)  # chosen again: its problem is said again
+        start_job(slide_layer_data, path, on_return=lambda data: self._on_opened(path, data),
+                  on_error=lambda exc: self._on_open_failed(path, exc))
+
+    def _on_open_failed(self, path: Path, exc: BaseException) -> None:
+        from .workers import one_line
+
+        # The hint no longer says "Opening…": it says that nothing was opened, and why.
+        self.hint.setText(f"Not opened: {one_line(exc)}")
+        self.session.notices.error(one_line(exc), about=path)
 
     def _on_opened(self, path: Path, data) -> None:
         levels, meta, _ = data

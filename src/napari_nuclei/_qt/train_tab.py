@@ -19,6 +19,7 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
+from ..session.training import PROCESS_LOG, TrainingRun
 from .checkpoint_list import CheckpointList
 from .loss_plot import LossPlot
 from .train_form import TrainForm
@@ -30,15 +31,17 @@ if TYPE_CHECKING:
 
     from ..session import Session
 
-PROCESS_LOG = "process.log"
-
 
 class TrainTab(QWidget):
     """Runs :func:`napari_nuclei.core.training.run.iter_training` in a child process."""
 
+    # The child-process job that trains ("module:function").
+    train_target = "napari_nuclei.core.training.run:iter_training"
+
     def __init__(self, viewer: napari.viewer.Viewer, session: Session, parent=None):
         super().__init__(parent)
         self.viewer, self.session = viewer, session
+        self.training_run = TrainingRun()
         self.worker = self.job = self.result = None
         self.form = TrainForm()
         self.plot = LossPlot()
@@ -51,7 +54,7 @@ class TrainTab(QWidget):
         self.open_button, self.save_plot_button = QPushButton("Open run…"), QPushButton(
             "Save plot…")
         self.stop_button.setEnabled(False)
-        self.checkpoint_list = CheckpointList(session)
+        self.checkpoint_list = CheckpointList(session, self.training_run)
         self.checkpoints = self.checkpoint_list.rows
         self.best_button = self.checkpoint_list.best_button
         buttons = QHBoxLayout()
@@ -68,13 +71,14 @@ class TrainTab(QWidget):
         self.open_button.clicked.connect(self._on_open_run)
         self.save_plot_button.clicked.connect(self.plot.ask_and_save)
         self.checkpoint_list.message.connect(self.status.setText)
+        self.training_run.reported.connect(self._on_reported)
 
     @property
     def run_dir(self) -> Path:
         return self.form.run_folder()
 
     def _on_start(self) -> None:
-        from ..core.training.weights import is_run_dir
+        from ..core.training.run import holds_run
 
         if self.session.train_dir is None:
             self.status.setText("Choose a training folder in the Data section first.")
@@ -84,7 +88,7 @@ class TrainTab(QWidget):
         except ValueError as exc:
             self.status.setText(str(exc))
             return
-        if is_run_dir(self.run_dir):
+        if holds_run(self.run_dir):
             self.status.setText(f"{self.run_dir} already holds a training run: continue it "
                                 "with Resume, or choose another output folder.")
             return
@@ -110,7 +114,8 @@ class TrainTab(QWidget):
 
         self._set_running(True)
         self.status.setText("Starting the training process…")
-        self.job = ChildJob("napari_nuclei.core.training.run:iter_training",
+        self.training_run.begin(self.run_dir, new=not resume, reports=self.plot.reports)
+        self.job = ChildJob(self.train_target,
                             {"settings": settings, "run_dir": self.run_dir, "data": data,
                              "resume": resume},
                             log_path=self.run_dir / PROCESS_LOG, pass_stop=True).start()
@@ -136,11 +141,13 @@ class TrainTab(QWidget):
     def _on_failed(self, exc: BaseException) -> None:
         from .workers import one_line
 
-        self.status.setText(f"Training ended with an error: {one_line(exc)}. napari is "
-                            "unaffected; the last checkpoint can be resumed.")
+        self.status.setText(self.training_run.failed(one_line(exc)))
         notify_error(exc)
 
     def _on_report(self, report) -> None:
+        self.training_run.take(report)  # announced back to _on_reported
+
+    def _on_reported(self, report) -> None:
         from napari.utils.notifications import show_info, show_warning
 
         from ..core.jobs import StepProgress
@@ -194,4 +201,4 @@ class TrainTab(QWidget):
         return True
 
     def _list_checkpoints(self, run_dir: Path) -> None:
-        self.checkpoint_list.show_run(run_dir, self._read_metrics())
+        self.training_run.show_run(run_dir, self._read_metrics())

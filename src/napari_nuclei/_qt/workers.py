@@ -28,6 +28,13 @@ def notify_error(exc: BaseException) -> None:
     show_error(one_line(exc))
 
 
+def show_notice(level: str, line: str) -> None:
+    """Show a line the session's notices say as a napari notification of its level."""
+    from napari.utils.notifications import show_error, show_info, show_warning
+
+    {"info": show_info, "warning": show_warning, "error": show_error}[level](line)
+
+
 def relay(job):
     """Yield a :class:`~napari_nuclei.core.child_job.ChildJob`'s reports in a worker
     thread; return its result."""
@@ -43,7 +50,7 @@ def prepared_relay(job, score_thresh: float):
     return (yield from iter_prepared(job.reports(), score_thresh))
 
 
-def open_chosen_dataset(path, say, what: str):
+def open_chosen_dataset(path, say, what: str, notices=None):
     """Open the dataset of a folder chosen in the Data section.
 
     Parameters
@@ -54,12 +61,15 @@ def open_chosen_dataset(path, say, what: str):
         Shows a one-line hint in the calling section (``label.setText``).
     what : str
         Which folder, for the hint ("training", "test").
+    notices : Notices, optional
+        The session's notices: the problem is said there, once per folder (the Data
+        section may have said it already, when the folder was chosen).
 
     Returns
     -------
     Dataset or None
-        None when no folder was chosen or it could not be opened (then a notification
-        names the file and the problem).
+        None when no folder was chosen or it could not be opened (then the hint and a
+        notification name the file and the problem).
     """
     from ..core.dataset import open_dataset
 
@@ -67,10 +77,17 @@ def open_chosen_dataset(path, say, what: str):
         say(f"Choose a {what} folder in the Data section first.")
         return None
     try:
-        return open_dataset(path)
+        dataset = open_dataset(path)
     except Exception as exc:  # shown as a notification, never raised into Qt
-        notify_error(exc)
+        say(one_line(exc))
+        if notices is not None:
+            notices.error(one_line(exc), about=path)
+        else:
+            notify_error(exc)
         return None
+    if notices is not None:
+        notices.forget(path)  # sound now: a later problem with it is news
+    return dataset
 
 
 def start_job(function: Callable, *args, on_yield=None, on_return=None, on_finish=None,

@@ -258,12 +258,7 @@ def restore_session(session: Session, folder: Path) -> list[str]:
         # (read again: it may have been saved into this very folder).
         apply_saved(session, save_session(session_snapshot(session)))
         fields, saved, problems = read_session(folder)
-    for name in list(session.images):
-        session.images.pop(name)
-        session.image_removed.emit(name)
-    session.output_dir = Path(folder)
-    for key, value in fields.items():
-        setattr(session, key, value)
+    images = []
     for item in saved:
         try:
             labels = None if item.labels is None else read_labels(item.labels)
@@ -287,8 +282,8 @@ def restore_session(session: Session, folder: Path) -> list[str]:
             problems.append(f"{item.name}: {exc.filename or item.prediction}: cannot be "
                             f"read ({exc.strerror or exc})")
             continue
-        session.images[item.name] = image
-        session.image_added.emit(item.name)
+        images.append(image)
+    session.restore(Path(folder), fields, images)
     if len(problems) > MAX_NAMED_PROBLEMS:
         rest = len(problems) - MAX_NAMED_PROBLEMS
         problems = [*problems[:MAX_NAMED_PROBLEMS], f"and {rest:,} more images"]

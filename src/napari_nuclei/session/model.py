@@ -14,6 +14,7 @@ threshold replaces an image's corrections, they are moved aside
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import time
 from dataclasses import dataclass, field
@@ -26,10 +27,15 @@ from ..core.corrections import EditCounts, EditTracker
 from ..core.errors import InputError
 from ..core.predict.instances import Prediction
 from ..core.predict.outputs import layer_features
+from .notices import Notices
 
 CORRECTED_FOLDER = "corrected"
 REPLACED_FOLDER = "replaced"
 DEFAULT_THRESHOLD = 0.5
+ROW_SEPARATOR = " · "
+# The fields a saved session restores, in the order they are announced.
+RESTORED_FIELDS = ("train_dir", "test_dir", "gt_dir", "output_dir", "run_dir", "checkpoint",
+                   "score_thresh")
 
 # Stamps of images and of their edits, unique across images: a save that finishes after
 # its image was replaced is told from a save of the image now shown.
@@ -113,6 +119,20 @@ class ImageState:
     def edited(self) -> bool:
         return self.tracker.counts.any
 
+    @property
+    def nuclei(self) -> int:
+        """Nuclei in the labels as corrected: those shown at the threshold, plus the ones
+        drawn, less the ones removed."""
+        counts = self.tracker.counts
+        return len(self.tracker.predicted_values) + counts.added - counts.removed
+
+    def summary(self) -> str:
+        """The image's row in the list of predicted images: name, nuclei, corrections
+        and whether they are saved."""
+        state = "unsaved" if self.dirty else ("saved" if self.saved_to else "")
+        return ROW_SEPARATOR.join([self.name, f"{self.nuclei} nuclei", str(self.edits)]
+                                  + ([state] if state else []))
+
     def shown_scores(self) -> dict[int, float]:
         """Predicted score of each nucleus that was shown (hand-drawn labels are absent)."""
         values = sorted(self.tracker.predicted_values)
@@ -143,6 +163,9 @@ class Session:
         Score threshold new predictions are shown at (the run's test threshold).
     images : dict of str to ImageState
         Predicted images by name.
+    notices : Notices
+        One-line messages for the user; a problem with a folder is said once, until the
+        folder is chosen again.
     """
 
     train_dir: Path | None = None
@@ -153,10 +176,61 @@ class Session:
     checkpoint: Path | None = None
     score_thresh: float = DEFAULT_THRESHOLD
     images: dict = field(default_factory=dict)
+    notices: Notices = field(default_factory=Notices, repr=False, compare=False)
 
     image_added = Signal(str)
     image_changed = Signal(str)
     image_removed = Signal(str)
+
+    def __post_init__(self):
+        for key in ("train_dir", "test_dir", "gt_dir", "output_dir"):
+            getattr(self.events, key).connect(self._on_folder_chosen)
+
+    def _on_folder_chosen(self, new, old=None) -> None:
+        # A folder chosen (again) has its problems said again: they may be new ones.
+        for folder in (new, old):
+            if folder is not None:
+                self.notices.forget(folder)
+
+    def restore(self, folder: Path, fields: dict, images: list[ImageState]) -> None:
+        """Show a session read from ``folder`` in place of everything shown now.
+
+        The images shown now are removed, then every field takes its saved value before
+        any of their events is announced, so that a listener sees the whole restored
+        session (the Data section lists its folders once they are all known), then the
+        restored images are added.
+
+        Parameters
+        ----------
+        folder : Path
+            The session's output folder (it becomes this session's).
+        fields : dict
+            Saved values of :data:`RESTORED_FIELDS` (missing ones stay as they are).
+        images : list of ImageState
+            The restored images, in the order they are listed.
+        """
+        for name in list(self.images):
+            self.images.pop(name)
+            self.image_removed.emit(name)
+        self.notices.forget()  # another session: its problems are its own
+        values = {**fields, "output_dir": Path(folder)}
+        changed = {}
+        with contextlib.ExitStack() as quiet:
+            for key in RESTORED_FIELDS:
+                if key in values and values[key] != getattr(self, key):
+                    quiet.enter_context(getattr(self.events, key).blocked())
+                    changed[key] = getattr(self, key)
+                    setattr(self, key, values[key])
+        for key, old in changed.items():
+            getattr(self.events, key).emit(getattr(self, key), old)
+        for image in images:
+            self.images[image.name] = image
+            self.image_added.emit(image.name)
+
+    def is_test_image(self, image_path: Path | None) -> bool:
+        """Whether an image file lies in the test folder: such images are never added to
+        the training set (training on them would leak the test set)."""
+        return lies_in(image_path, self.test_dir)
 
     # -- folders and model ------------------------------------------------------------
     def output_folder(self) -> Path:
@@ -317,3 +391,10 @@ class Session:
         image = self.images.get(name)
         if image is not None and image.born == born:
             image.prediction_saved = True
+
+
+def lies_in(path: Path | None, folder: Path | None) -> bool:
+    """Whether ``path`` is inside ``folder`` (links resolved; False when either is None)."""
+    if path is None or folder is None:
+        return False
+    return Path(folder).resolve() in Path(path).resolve().parents

@@ -109,10 +109,9 @@ def training_folder(train_dir: Path) -> Path:
 
 
 def _is_test(image: ImageSnapshot, test_dir: Path | None) -> bool:
-    if test_dir is None:
-        return False
-    test_dir = Path(test_dir).resolve()
-    return test_dir in Path(image.image_path).resolve().parents
+    from .model import lies_in  # the rule Session.is_test_image follows
+
+    return lies_in(image.image_path, test_dir)
 
 
 def training_plan(train_dir: Path, test_dir: Path | None,
@@ -197,6 +196,38 @@ def add_to_training(train_dir: Path, test_dir: Path | None, images: list[ImageSn
         aside = plan.folder / REPLACED_FOLDER / when
     return TrainingAdded(tuple(path.name for _, path, _ in written), tuple(kept), aside,
                          plan.tests, plan.no_file, plan.unchanged, tuple(written))
+
+
+def added_message(added: TrainingAdded) -> str:
+    """One truthful line on what adding the corrected images did.
+
+    Nothing added because every corrected image was refused (test images, images with no
+    file) is said as that, never as "no corrected image": the user did correct them.
+    """
+    parts = []
+    if added.added:
+        parts.append(f"added {len(added.added)} corrected image(s) to the training set: "
+                     f"{', '.join(added.added)}")
+    if added.aside is not None:
+        parts.append(f"the samples replaced are in {added.aside}")
+    if added.kept:
+        parts.append(f"kept as they were (not replaced): {', '.join(added.kept)}")
+    if added.unchanged:
+        parts.append("already in the training set, not edited since: "
+                     f"{', '.join(added.unchanged)}")
+    refused = []
+    if added.tests:
+        refused.append(f"test images are never added (training on them would leak the test "
+                       f"set): {', '.join(added.tests)}")
+    if added.no_file:
+        refused.append(f"images with no file behind them cannot be added: "
+                       f"{', '.join(added.no_file)}")
+    if not parts and not refused:
+        return "No corrected image to add yet: correct a predicted image first."
+    if not parts:
+        return "Nothing added to the training set: " + "; ".join(refused) + "."
+    text = "; ".join(parts + [f"not added, as {line}" for line in refused])
+    return text[0].upper() + text[1:] + "."
 
 
 def record_added(session, added: TrainingAdded) -> None:

@@ -44,8 +44,15 @@ class RunPlan:
     resume: bool
 
 
+def holds_run(run_dir: str | Path) -> bool:
+    """Whether a folder already holds a training run (its settings or a checkpoint): a
+    new run is refused there, the dock's Start as the command line's ``train``."""
+    run_dir = Path(run_dir).expanduser()
+    return is_run_dir(run_dir) or last_checkpoint(run_dir) is not None
+
+
 def _check_new_run_dir(run_dir: Path) -> None:
-    if is_run_dir(run_dir) or last_checkpoint(run_dir) is not None:
+    if holds_run(run_dir):
         raise InputError(run_dir, "already holds a training run: continue it with --resume "
                          "or choose another output folder")
 
