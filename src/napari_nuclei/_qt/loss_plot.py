@@ -52,12 +52,7 @@ class LossPlot(FigureCanvasQTAgg):
     def set_theme(self, text_colour: str, background: str) -> None:
         """Recolour the figure (napari's theme changed) and redraw."""
         self.figure.set_facecolor(background)
-        plot = self.plot
-        for axes in (plot.loss_axes, plot.lr_axes, plot.ap_axes):
-            axes.tick_params(colors=text_colour)
-            for label in (axes.xaxis.label, axes.yaxis.label):
-                label.set_color(text_colour)
-        plot.title.set_color(text_colour)
+        self.plot.set_text_colour(text_colour)
         self.redraw()
 
     def set_reports(self, reports: list) -> None:

@@ -81,6 +81,7 @@ class PredictedLayers(QObject):
             return
         if name == self.current and self.labels_layer.data is not image.labels:
             self._show_labels(name)  # a new threshold or prediction made new labels
+            self.viewer.update_status_from_cursor()
         if image.dirty or not image.prediction_saved:  # an edit, or a new prediction
             self.autosave.schedule(restart=False)
 
@@ -120,6 +121,9 @@ class PredictedLayers(QObject):
             if layer.visible != visible:
                 layer.visible = visible
         self.viewer.layers.selection.active = self.labels_layer
+        # The reused layers took another image's name and data: napari refreshes its
+        # status bar only when the pointer moves or another layer is chosen.
+        self.viewer.update_status_from_cursor()
 
     def _show_pixels(self, name: str):
         """Put the image's pixels in view; returns the Image layer showing them."""

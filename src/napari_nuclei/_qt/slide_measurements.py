@@ -19,6 +19,14 @@ from qtpy.QtWidgets import (
 
 from .workers import start_job
 
+VISIBLE_ROWS = 12
+
+
+def _rows_height(table: QTableWidget, rows: int) -> int:
+    """The height that shows the header and ``rows`` rows of ``table`` whole."""
+    return (table.horizontalHeader().sizeHint().height()
+            + rows * table.verticalHeader().defaultSectionSize() + 2 * table.frameWidth())
+
 
 def _save_path(parent, title: str, default: Path, pattern: str) -> Path | None:
     path, _ = QFileDialog.getSaveFileName(parent, title, str(default), pattern)
@@ -42,7 +50,8 @@ class SlideMeasurements(QWidget):
         self.table = QTableWidget(0, 2)
         self.table.setHorizontalHeaderLabels(["measurement", "value"])
         self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
-        self.table.setMaximumHeight(160)
+        # Room for a nucleus' main measurements at a glance (the dock scrolls for more).
+        self.table.setMinimumHeight(_rows_height(self.table, VISIBLE_ROWS))
         self.buttons = {}
         row = QHBoxLayout()
         for key, text, handler in (("csv", "Export table (CSV)…", self._on_export_csv),

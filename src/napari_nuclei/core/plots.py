@@ -13,6 +13,12 @@ TRUTH_COLOUR = (0, 200, 255)  # cyan outlines: ground truth
 
 _LOSS_NAMES = {"loss_cls": "classification", "loss_box_reg": "box regression",
                "loss_mask": "mask", "loss_rpn_cls": "RPN objectness", "loss_rpn_loc": "RPN box"}
+# One colour per curve, none repeated (matplotlib's cycle would give a term the total's
+# red), each seen on napari's dark and light themes alike.
+CURVE_COLOURS = {"total": "#d62728", "loss_cls": "#1f77b4", "loss_box_reg": "#ff7f0e",
+                 "loss_mask": "#9467bd", "loss_rpn_cls": "#17becf", "loss_rpn_loc": "#e377c2",
+                 "lr": "#7f7f7f", "ap": "#2ca02c"}
+LEGEND_POINTS = 9  # legend text size: readable in a narrow dock
 
 
 def latest_per_iteration(reports) -> list:
@@ -37,31 +43,49 @@ class TrainingPlot:
     def __init__(self, figure, text_colour: str = "black"):
         self.figure = figure
         figure.clear()
+        # The layout makes room for the labels and the legends beside the axes, on screen
+        # and in a saved picture alike (fixed margins cut the x-axis label off).
+        figure.set_layout_engine("constrained")
         self.loss_axes = figure.add_subplot(2, 1, 1)
         self.lr_axes = figure.add_subplot(2, 1, 2, sharex=self.loss_axes)
         self.ap_axes = self.lr_axes.twinx()
-        self.total = self.loss_axes.plot([], [], color="#d62728", linewidth=2,
+        self.total = self.loss_axes.plot([], [], color=CURVE_COLOURS["total"], linewidth=2,
                                          label="total")[0]
-        self.terms = {key: self.loss_axes.plot([], [], linewidth=1, label=name)[0]
+        self.terms = {key: self.loss_axes.plot([], [], color=CURVE_COLOURS[key], linewidth=1,
+                                               label=name)[0]
                       for key, name in _LOSS_NAMES.items()}
-        self.lr = self.lr_axes.plot([], [], color="#7f7f7f", label="learning rate")[0]
-        self.ap = self.ap_axes.plot([], [], "o-", color="#2ca02c",
+        self.lr = self.lr_axes.plot([], [], color=CURVE_COLOURS["lr"],
+                                    label="learning rate")[0]
+        self.ap = self.ap_axes.plot([], [], "o-", color=CURVE_COLOURS["ap"],
                                     label="validation mask AP")[0]
-        # See-through legends: the curves stay visible where they pass behind them.
-        self.loss_axes.legend(loc="upper right", fontsize="small", ncol=2, framealpha=0.35)
-        # Above its axes, where no curve can pass.
-        self.lr_axes.legend(handles=[self.lr, self.ap], loc="lower left", fontsize="small",
-                            framealpha=0.35, ncol=2, bbox_to_anchor=(0.0, 1.0),
-                            borderaxespad=0.2)
-        self.loss_axes.set_ylabel("loss", color=text_colour)
-        self.lr_axes.set_ylabel("learning rate", color=text_colour)
-        self.ap_axes.set_ylabel("val mask AP", color=text_colour)
-        self.lr_axes.set_xlabel("iteration", color=text_colour)
-        self.title = self.loss_axes.set_title("no data", color=text_colour)
+        # Beside the loss axes, where no curve can pass: over them, it hid the total loss.
+        self.loss_legend = self.loss_axes.legend(
+            loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0.0,
+            fontsize=LEGEND_POINTS, frameon=False, handlelength=1.2)
+        # Above its axes, where no curve can pass either.
+        self.lr_legend = self.lr_axes.legend(
+            handles=[self.lr, self.ap], loc="lower left", fontsize=LEGEND_POINTS,
+            frameon=False, ncol=2, bbox_to_anchor=(0.0, 1.0), borderaxespad=0.2,
+            handlelength=1.2)
+        self.loss_axes.set_ylabel("loss")
+        self.lr_axes.set_ylabel("learning rate")
+        self.ap_axes.set_ylabel("val mask AP")
+        self.lr_axes.set_xlabel("iteration")
+        self.title = self.loss_axes.set_title("no data")
         for axes in (self.loss_axes, self.lr_axes, self.ap_axes):
-            axes.tick_params(colors=text_colour)
             axes.patch.set_alpha(0.0)
-        figure.subplots_adjust(left=0.16, right=0.84, top=0.92, bottom=0.11, hspace=0.45)
+        self.set_text_colour(text_colour)
+
+    def set_text_colour(self, colour: str) -> None:
+        """Colour the ticks, axis labels, title and legend text (napari's theme)."""
+        for axes in (self.loss_axes, self.lr_axes, self.ap_axes):
+            axes.tick_params(colors=colour)
+            for label in (axes.xaxis.label, axes.yaxis.label):
+                label.set_color(colour)
+        for legend in (self.loss_legend, self.lr_legend):
+            for text in legend.get_texts():
+                text.set_color(colour)
+        self.title.set_color(colour)
 
     @property
     def moving_artists(self) -> list:
