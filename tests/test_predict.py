@@ -15,7 +15,7 @@ from napari_nuclei.core.models import RawDetections
 from napari_nuclei.core.predict.instances import Prediction
 from napari_nuclei.core.predict.paste import paste_in_box
 from napari_nuclei.core.predict.predictor import predict_image
-from napari_nuclei.core.predict.tiles import tile_grid
+from napari_nuclei.core.predict.tiles import regular_grid
 
 CLI = [sys.executable, "-m", "napari_nuclei.cli"]
 
@@ -42,14 +42,16 @@ def test_paste_in_box_matches_detectron2_paste_masks_in_image():
         np.testing.assert_array_equal(ours, full[i])
 
 
-def test_cores_of_the_tile_grid_partition_the_image():
-    tiles = tile_grid(700, 530, 256, 64)
+def test_cores_of_the_regular_grid_partition_the_image():
+    tiles = regular_grid(700, 530, 256, 64)
     owner = np.zeros((700, 530), np.int32)
     yy, xx = np.mgrid[:700, :530] + 0.5
     for tile in tiles:
         y0, x0, y1, x1 = tile.core
         owner += (yy >= y0) & (yy < y1) & (xx >= x0) & (xx < x1)
-        assert tile.bottom - tile.top == 256 and tile.right - tile.left == 256
+        # Each window is its core grown by half the overlap, within the image.
+        assert (tile.top, tile.left) == (max(0, y0 - 32), max(0, x0 - 32))
+        assert (tile.bottom, tile.right) == (min(700, y1 + 32), min(530, x1 + 32))
     assert (owner == 1).all()
 
 
@@ -105,7 +107,7 @@ def test_tiled_prediction_finds_a_nucleus_across_a_tile_border_once_and_whole():
     size = 600  # more than twice the 256-pixel input size
     labels = np.zeros((size, size), np.int32)
     centres = [(40, 40), (300, 300), (128, 200), (200, 128), (450, 520), (560, 90)]
-    tiles = tile_grid(size, size, 256, 64)
+    tiles = regular_grid(size, size, 256, 64)
     # Put one nucleus right on the first inner tile border of each axis.
     border_x, border_y = tiles[0].right - 1, tiles[0].bottom - 1
     centres += [(100, border_x), (border_y, 60), (border_y, border_x)]
@@ -138,7 +140,7 @@ def _position_coded_image(size):
 
 def test_nucleus_wider_than_the_overlap_is_kept_once_whole_and_counted():
     size, overlap = 704, 32  # three tiles a side, overlapping by exactly 32 pixels
-    tiles = tile_grid(size, size, 256, overlap)
+    tiles = regular_grid(size, size, 256, overlap)
     assert tiles[0].right - tiles[1].left == overlap
     border_x = tiles[0].right - overlap // 2  # the middle of the first vertical overlap
     labels = np.zeros((size, size), np.int32)

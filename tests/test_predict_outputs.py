@@ -73,10 +73,10 @@ class CountingModel:
 
 
 def test_a_large_image_reports_each_tile_and_stops_at_the_next_one():
-    from napari_nuclei.core.predict.tiles import tile_grid
+    from napari_nuclei.core.predict.tiles import regular_grid
 
     big = ImageSource("big", None, np.zeros((600, 700, 3), np.uint8))
-    tiles = len(tile_grid(600, 700, 256, 64))
+    tiles = len(regular_grid(600, 700, 256, 64))
     model = CountingModel()
     reports = []
     drain(iter_predict_sources(model, [big], tile_size=256, overlap=64), reports.append)

@@ -145,3 +145,28 @@ def test_a_job_measured_by_an_earlier_version_is_not_continued(slide, tmp_path):
 
     with pytest.raises(InputError, match="made by an earlier version"):
         drain(iter_predict_slide(BlobModel(), slide, out, options))
+
+
+def test_an_image_and_the_same_pixels_read_as_a_slide_give_the_same_nuclei(tmp_path):
+    """Images in tiles and slides share one tiling and stitching: the same pixels give
+    the same nuclei, pixel for pixel."""
+    from PIL import Image
+    from slide_helpers import he_tile
+
+    from napari_nuclei.core.predict.predictor import predict_image
+
+    image = he_tile()
+    png = tmp_path / "tile.png"
+    Image.fromarray(image).save(png)
+    model = OverlappingModel(grow=3, grown_first=False)
+    from_image = predict_image(model, image, tile_size=256, overlap=64).above(0.0).labels()
+    drain(iter_predict_slide(model, png, tmp_path / "slide",
+                             SlideOptions(tile_size=256, overlap=64, tissue_mask=False)))
+    from_slide = np.asarray(zarr.open_group(str(tmp_path / "slide" / "nuclei.ome.zarr"),
+                                            mode="r")["s0"][:])
+    assert from_image.shape == from_slide.shape
+    np.testing.assert_array_equal(from_image > 0, from_slide > 0)
+    # The ids differ (an image numbers by score, a slide by tile); the nuclei do not.
+    pairs = np.unique(np.stack([from_image[from_image > 0], from_slide[from_slide > 0]]),
+                      axis=1)
+    assert len(np.unique(pairs[0])) == len(np.unique(pairs[1])) == pairs.shape[1] > 100

@@ -8,17 +8,17 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..errors import OptionError
+from ..models.base import NucleiModelProtocol, RawDetections
 from ..normalize import to_model_input
 from .instances import Prediction
-from .model import NucleiModel, RawDetections
 from .overlap import tile_overlap
 from .paste import paste_in_box, tight
-from .tiles import Candidate, Neighbourhood, centred, cut_off, resolve_candidate, tile_grid
+from .stitch import grid_shape, split_detections, stitch_findings
+from .tiles import regular_grid
 
 # Below this resize factor the network would shrink the image enough to lose small nuclei:
 # such images are predicted in tiles at their own scale instead.
 TILE_BELOW_SCALE = 0.8
-_DUPLICATE_IOU = 0.5
 
 
 def _paste_all(raw: RawDetections, height: int, width: int):
@@ -32,19 +32,6 @@ def _paste_all(raw: RawDetections, height: int, width: int):
     return scores, crops
 
 
-def _drop_duplicates(scores: list[float], crops: list) -> tuple[list[float], list]:
-    """Box NMS across tiles, a safety net for a nucleus seen whole by two tiles."""
-    import torch
-    from torchvision.ops import nms
-
-    if len(crops) < 2:
-        return scores, crops
-    boxes = torch.tensor([(x, y, x + m.shape[1], y + m.shape[0]) for y, x, m in crops],
-                         dtype=torch.float32)
-    keep = nms(boxes, torch.tensor(scores), _DUPLICATE_IOU).tolist()
-    return [scores[i] for i in keep], [crops[i] for i in keep]
-
-
 @dataclass(frozen=True)
 class TileDone:
     """Tile ``done`` of ``total`` of one image was predicted."""
@@ -54,7 +41,7 @@ class TileDone:
 
 
 def predict_image(
-    model: NucleiModel, image: np.ndarray, tile_size: int | None = None,
+    model: NucleiModelProtocol, image: np.ndarray, tile_size: int | None = None,
     overlap: int | None = None,
 ) -> Prediction:
     """Predict the nuclei of one image (:func:`iter_predict_image`, run to the end)."""
@@ -64,7 +51,7 @@ def predict_image(
 
 
 def iter_predict_image(
-    model: NucleiModel, image: np.ndarray, tile_size: int | None = None,
+    model: NucleiModelProtocol, image: np.ndarray, tile_size: int | None = None,
     overlap: int | None = None,
 ) -> Generator[TileDone, None, Prediction]:
     """Predict the nuclei of one image, yielding a :class:`TileDone` after each tile.
@@ -73,14 +60,14 @@ def iter_predict_image(
     have to be predicted to the end first).
 
     Images the network would shrink (by more than ``TILE_BELOW_SCALE``) are predicted in
-    overlapping tiles at their own scale and stitched (see
-    :mod:`napari_nuclei.core.predict.tiles`); others are resized to the run's test size
+    overlapping tiles at their own scale and stitched as slides are (see
+    :mod:`napari_nuclei.core.predict.stitch`); others are resized to the run's test size
     as in training.
 
     Parameters
     ----------
-    model : NucleiModel
-        From :func:`napari_nuclei.core.predict.model.load_model`.
+    model : NucleiModelProtocol
+        From :func:`napari_nuclei.core.models.load_model`.
     image : numpy.ndarray
         Grayscale or RGB, any bit depth (as :func:`~napari_nuclei.core.image_io.read_image`
         returns).
@@ -111,35 +98,20 @@ def iter_predict_image(
         scores, crops = _paste_all(raw, height, width)
         return Prediction.from_unsorted(height, width, scores, crops, raw.hit_cap)
     overlap = overlap or tile_overlap(model, tile)
-    scores, crops, hit_cap = [], [], False
-    owned_nuclei, candidates = [], []
-    tiles = tile_grid(height, width, tile, overlap)
+    if overlap >= tile:
+        raise OptionError("overlap", f"must be smaller than the tile size ({tile}), "
+                          f"got {overlap}")
+    overlap -= overlap % 2
+    tiles = regular_grid(height, width, tile, overlap)
+    findings, hit_cap = [], False
     for index, window in enumerate(tiles):
         pixels = bgr[window.top : window.bottom, window.left : window.right]
         raw = model.infer(pixels, resize=False)
         hit_cap |= raw.hit_cap
-        cut = cut_off(window, raw.boxes)
-        mine = centred(window, raw.boxes) & ~cut
-        bounds = (window.top, window.left, window.bottom, window.right)
-        for rank in range(len(raw.scores)):
-            region = tight(*paste_in_box(raw.mask_probs[rank], raw.boxes[rank],
-                                         *pixels.shape[:2]))
-            if region is None:
-                continue
-            top, left, mask = region[0] + window.top, region[1] + window.left, region[2]
-            if mine[rank]:
-                owned_nuclei.append((top, left, mask, bounds))
-                scores.append(float(raw.scores[rank]))
-                crops.append((top, left, mask))
-            else:
-                candidates.append(Candidate(top, left, mask, float(raw.scores[rank]),
-                                            not cut[rank], bounds, (index, rank)))
+        findings.append(split_detections(window, index, raw, *pixels.shape[:2]))
         yield TileDone(index + 1, len(tiles))
-    around = Neighbourhood(owned_nuclei, candidates)
-    kept = [k for k in (resolve_candidate(c, around) for c in candidates) if k is not None]
-    scores += [k.score for k in kept]
-    crops += [(k.top, k.left, k.mask) for k in kept]
-    scores, crops = _drop_duplicates(scores, crops)
-    prediction = Prediction.from_unsorted(height, width, scores, crops, hit_cap)
-    prediction.wider_than_overlap = len(kept)
+    nuclei, wider = stitch_findings(tiles, findings, *grid_shape(height, width, tile, overlap))
+    prediction = Prediction.from_unsorted(height, width, [n[0] for n in nuclei],
+                                          [n[1:] for n in nuclei], hit_cap)
+    prediction.wider_than_overlap = wider
     return prediction

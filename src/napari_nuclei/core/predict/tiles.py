@@ -1,10 +1,10 @@
 """Cut a large image into overlapping tiles and decide which tile owns each nucleus.
 
-Tiles overlap by at least ``overlap`` pixels. Each axis is split into *cores* at the
-middle of every overlap, so cores partition the image. A detection is *whole* when its box
-does not touch an inner tile edge, and *cut* otherwise. A whole detection is kept by the
-tile whose core holds its box centre: a nucleus narrower than the overlap lies whole in
-that tile, so a nucleus cut by a tile border is found once, whole.
+Tiles overlap by ``overlap`` pixels: each window is its *core* grown by half the
+overlap, and cores lie on a regular grid, so they partition the image. A detection is
+*whole* when its box does not touch an inner tile edge, and *cut* otherwise. A whole
+detection is kept by the tile whose core holds its box centre: a nucleus narrower than the
+overlap lies whole in that tile, so a nucleus cut by a tile border is found once, whole.
 
 A nucleus wider than the overlap may be seen whole by no tile, or whole only by a tile
 that does not own its centre. Such detections are *candidates*: one that matches a nucleus
@@ -15,12 +15,9 @@ merged into one mask (:func:`resolve_candidates`).
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import numpy as np
-
-from ..errors import OptionError
 
 # A box this close to an inner tile edge is taken to be cut off by it.
 _EDGE_MARGIN = 1.0
@@ -36,47 +33,6 @@ class Tile:
     right: int
     core: tuple[float, float, float, float]  # y0, x0, y1, x1
     inner: tuple[bool, bool, bool, bool]  # top, left, bottom, right edges are inside
-
-
-def _axis(length: int, tile: int, overlap: int):
-    if length <= tile:
-        return [(0, length)], [(0.0, float(length))]
-    count = math.ceil((length - overlap) / (tile - overlap))
-    starts = np.round(np.linspace(0, length - tile, count)).astype(int)
-    windows = [(int(s), int(s) + tile) for s in starts]
-    cuts = [(windows[i][1] + windows[i + 1][0]) / 2 for i in range(count - 1)]
-    bounds = [0.0, *cuts, float(length)]
-    return windows, [(bounds[i], bounds[i + 1]) for i in range(count)]
-
-
-def tile_grid(height: int, width: int, tile: int, overlap: int) -> list[Tile]:
-    """Overlapping tiles covering an image, row by row.
-
-    Parameters
-    ----------
-    height, width : int
-        Image size.
-    tile : int
-        Tile side in pixels.
-    overlap : int
-        Minimum overlap between neighbouring tiles (more than twice the largest
-        nucleus diameter).
-
-    Returns
-    -------
-    list of Tile
-    """
-    if overlap >= tile:
-        raise OptionError("overlap", f"must be smaller than the tile size ({tile}), "
-                          f"got {overlap}")
-    rows, row_cores = _axis(height, tile, overlap)
-    cols, col_cores = _axis(width, tile, overlap)
-    tiles = []
-    for r, ((top, bottom), (cy0, cy1)) in enumerate(zip(rows, row_cores, strict=True)):
-        for c, ((left, right), (cx0, cx1)) in enumerate(zip(cols, col_cores, strict=True)):
-            inner = (r > 0, c > 0, r < len(rows) - 1, c < len(cols) - 1)
-            tiles.append(Tile(top, left, bottom, right, (cy0, cx0, cy1, cx1), inner))
-    return tiles
 
 
 def regular_grid(height: int, width: int, tile: int, overlap: int) -> list[Tile]:
@@ -153,24 +109,6 @@ def cut_off(tile: Tile, boxes: np.ndarray) -> np.ndarray:
     if right_in:
         cut |= x1 >= tile.right - _EDGE_MARGIN
     return cut
-
-
-def owned(tile: Tile, boxes: np.ndarray) -> np.ndarray:
-    """Which detections of a tile it keeps.
-
-    Parameters
-    ----------
-    tile : Tile
-        The tile.
-    boxes : numpy.ndarray
-        ``(N, 4)`` XYXY boxes in tile coordinates.
-
-    Returns
-    -------
-    numpy.ndarray
-        ``(N,)`` bool.
-    """
-    return centred(tile, boxes) & ~cut_off(tile, boxes)
 
 
 def centred(tile: Tile, boxes: np.ndarray) -> np.ndarray:

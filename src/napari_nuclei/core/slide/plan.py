@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..predict.stitch import grid_neighbours, grid_shape
 from ..predict.tiles import Tile, grid_tile, regular_grid
 from .ngff import DEFAULT_NGFF
 
@@ -108,11 +109,11 @@ class SlidePlan:
 
     @property
     def rows(self) -> int:
-        return max(1, self.height // self.stride)
+        return grid_shape(self.height, self.width, self.tile, self.overlap)[0]
 
     @property
     def cols(self) -> int:
-        return max(1, self.width // self.stride)
+        return grid_shape(self.height, self.width, self.tile, self.overlap)[1]
 
     def tiles(self) -> list[Tile]:
         return regular_grid(self.height, self.width, self.tile, self.overlap)
@@ -124,10 +125,7 @@ class SlidePlan:
 
     def neighbours(self, index: int, radius: int) -> list[int]:
         """Tile indices within ``radius`` rows and columns of a tile (itself included)."""
-        row, col = divmod(index, self.cols)
-        return [r * self.cols + c
-                for r in range(max(0, row - radius), min(self.rows, row + radius + 1))
-                for c in range(max(0, col - radius), min(self.cols, col + radius + 1))]
+        return grid_neighbours(index, self.rows, self.cols, radius)
 
     def cores_level0(self) -> list[tuple[float, float, float, float]]:
         """``(x0, y0, x1, y1)`` of every tile core in level-0 pixels."""

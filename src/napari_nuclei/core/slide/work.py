@@ -25,9 +25,8 @@ from pathlib import Path
 import numpy as np
 
 from ..normalize import to_model_input
-from ..predict.paste import paste_in_box, tight
 from ..predict.resolve import own_pixels, paint_nuclei
-from ..predict.tiles import Candidate, Neighbourhood, centred, cut_off, resolve_candidate
+from ..predict.stitch import settle_candidates, split_detections, tile_bounds
 from ..validate import load_arrays
 from .measure import Scale, feature_lines, measure_nuclei
 from .outputs import LabelsStore, write_features_part, write_table_part
@@ -151,27 +150,14 @@ def _keep_tile(plan: SlidePlan, job_dir: Path, index: int, rgb: np.ndarray, raw,
     Nothing is measured yet: a nucleus's pixels are known once its neighbours are
     painted (:func:`measure_tile`)."""
     window = plan.tile_at(index)
-    bounds = (window.top, window.left, window.bottom, window.right)
-    cut = cut_off(window, raw.boxes)
-    mine = centred(window, raw.boxes) & ~cut
-    owned, candidates = [], []
-    for rank in range(len(raw.scores)):
-        region = tight(*paste_in_box(raw.mask_probs[rank], raw.boxes[rank], *rgb.shape[:2]))
-        if region is None:
-            continue
-        top, left, mask = region
-        top, left = top + window.top, left + window.left
-        if mine[rank]:
-            owned.append(Nucleus(0, float(raw.scores[rank]), top, left, mask))
-        else:
-            candidates.append(Candidate(top, left, mask, float(raw.scores[rank]),
-                                        not cut[rank], bounds, (index, rank)))
+    found = split_detections(window, index, raw, *rgb.shape[:2])
+    owned = [Nucleus(0, score, top, left, mask) for score, top, left, mask in found.owned]
     inside = regions_keep(_regions(job_dir, plan), plan.regions_downsample, plan,
                           _centres(owned))
     owned = [n for n, keep in zip(owned, inside, strict=True) if keep]
     for k, nucleus in enumerate(owned):
         nucleus.id = index * plan.ids_per_tile + k + 1
-    record = TileRecord(bounds, owned, candidates, raw.hit_cap)
+    record = TileRecord(tile_bounds(window), owned, found.candidates, raw.hit_cap)
     save_record(job_dir / RECORDS / f"{index:07d}.npz", record)
     if saved is not None:
         saved(index, record)
@@ -229,11 +215,8 @@ def finalize_tile(cache: RecordCache, index: int) -> int:
         if neighbour is None:
             continue
         candidates += neighbour.candidates
-        if other != index:
-            owned += [(n.top, n.left, n.mask, neighbour.window) for n in neighbour.owned]
-    around = Neighbourhood(owned, candidates)
-    kept = [k for k in (resolve_candidate(c, around) for c in record.candidates)
-            if k is not None]
+        owned += [(n.top, n.left, n.mask, neighbour.window) for n in neighbour.owned]
+    kept = settle_candidates(record.candidates, owned, candidates)
     inside = regions_keep(_regions(job_dir, plan), plan.regions_downsample, plan,
                           _centres(kept))
     kept = [k for k, keep in zip(kept, inside, strict=True) if keep]
