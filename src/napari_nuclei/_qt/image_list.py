@@ -6,9 +6,8 @@ from __future__ import annotations
 from qtpy.QtCore import Signal
 from qtpy.QtWidgets import QLabel, QListWidget, QPushButton, QVBoxLayout, QWidget
 
+from ..session.model import ROW_SEPARATOR as _SEPARATOR
 from .workers import start_job
-
-_SEPARATOR = " · "
 
 
 class PredictedImageList(QWidget):
@@ -51,11 +50,7 @@ class PredictedImageList(QWidget):
         self.rows.blockSignals(True)
         self.rows.clear()
         for name, image in self.session.images.items():
-            state = "unsaved" if image.dirty else ("saved" if image.saved_to else "")
-            edits = image.edits
-            nuclei = len(image.tracker.predicted_values) + edits.added - edits.removed
-            self.rows.addItem(_SEPARATOR.join([name, f"{nuclei} nuclei", str(edits)]
-                                              + ([state] if state else [])))
+            self.rows.addItem(image.summary())
             if name == chosen:
                 self.rows.setCurrentRow(self.rows.count() - 1)
         self.rows.blockSignals(False)

@@ -103,12 +103,8 @@ class PredictTab(QWidget):
         from ..core.errors import InputError
         from ..session import EditedImageError
 
-        self.session.score_thresh = self.threshold.value() / 100
-        name = self.layers.shown_name()
-        if name is None:
-            return
         try:
-            self.session.apply_threshold(name, self.session.score_thresh)
+            self.session.set_threshold(self.threshold.value() / 100, self.layers.shown_name())
         except EditedImageError as exc:
             self.hint.setText(f"{exc}")
         except InputError as exc:  # the session could not be saved

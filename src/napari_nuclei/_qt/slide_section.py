@@ -243,11 +243,11 @@ class SlideSection(QWidget):
                              if result.restored_pixels else ""))
 
     def _on_add_to_training(self) -> None:
-        from ..core.slide.training_windows import add_window_to_training_set, sample_name
+        from ..core.slide.training_windows import add_window_to_training_set
 
         window = self.state.window
         folder = self.state.windows_folder
-        replace = (folder / "train" / sample_name(window)).exists()
+        replace = self.state.training_sample(window).exists()
         if replace and not self.ask(self, "This region is already in the training set. "
                                     "Replace it?"):
             return

@@ -314,6 +314,27 @@ class Session:
             self.image_changed.emit(name)
         return fresh
 
+    def set_threshold(self, score_thresh: float, shown: str | None) -> ImageState | None:
+        """A new score threshold: new predictions are shown at it, and so is the image
+        in view now (``shown``), unless that image has corrections.
+
+        Returns
+        -------
+        ImageState or None
+            The image shown, made anew at the threshold (None when none is shown).
+
+        Raises
+        ------
+        EditedImageError
+            When the image shown has corrections: they are kept, at their threshold.
+        InputError
+            When saved corrections were replaced and the session could not be saved.
+        """
+        self.score_thresh = score_thresh
+        if shown is None or shown not in self.images:
+            return None
+        return self.apply_threshold(shown, score_thresh)
+
     def _replaced(self, previous: ImageState | None) -> None:
         """An image now shows new labels in place of ``previous``'s: its corrections
         (saved, or not yet) are set aside and the session is saved at once.

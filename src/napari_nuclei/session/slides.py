@@ -150,6 +150,13 @@ class SlideSession:
         """Where windows added to training go (a training set ``train`` reads)."""
         return self.output_root / WINDOWS_FOLDER
 
+    def training_sample(self, window: SlideWindow) -> Path:
+        """The training sample folder *Add region to training set* writes for
+        ``window``: one per slide region, so adding it again replaces it (ask first)."""
+        from ..core.slide.training_windows import sample_name
+
+        return self.windows_folder / "train" / sample_name(window)
+
 
 def pull_with_table(out_dir, region):
     """A window and its nuclei's table rows (run in a worker)."""
