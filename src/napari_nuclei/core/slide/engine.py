@@ -40,6 +40,7 @@ from .pixel_size import resolve_pixel_size, run_training_mpp
 from .plan import MEASURED_ON_LABELS, SlidePlan, ids_per_tile, slide_bytes
 from .prefetch import prefetch
 from .reader import Slide, SlideError, open_slide
+from .regions import REGIONS_NAME, write_regions
 from .tissue import make_overview, write_preview
 from .work import predict_batches, read_tile, read_window
 
@@ -270,9 +271,8 @@ def start_job(facts: ModelFacts, slide_path: Path, out_dir: Path,
         # The labels' zarr format follows the NGFF version; the job reopens what is here.
         prepare_labels_store(out_dir / LABELS_NAME, plan.ngff)
         job_dir = out_dir / JOB
-        if overview.regions is not None:
-            with atomic_path(job_dir / "regions.npy") as tmp, open(tmp, "wb") as fh:
-                np.save(fh, overview.regions, allow_pickle=False)
+        if overview.region_polygons is not None:
+            write_regions(job_dir / REGIONS_NAME, overview.region_polygons)
         write_preview(out_dir / PREVIEW_NAME, overview, cores, chosen)
         tissue_mm2 = (overview.tissue_area_px() * pixel.slide_mpp**2 / 1e6
                       if pixel.slide_mpp else None)

@@ -13,8 +13,6 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
-
 from ..predict.stitch import grid_neighbours, grid_shape
 from ..predict.tiles import Tile, grid_tile, regular_grid
 from .ngff import DEFAULT_NGFF
@@ -164,15 +162,3 @@ def slide_bytes(path: Path) -> int:
     if path.is_dir():
         return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
     return path.stat().st_size
-
-
-def regions_keep(regions: np.ndarray | None, downsample: float | None, plan: SlidePlan,
-                 centres_yx: np.ndarray) -> np.ndarray:
-    """Which nuclei (centres in prediction pixels) lie inside the regions."""
-    if regions is None or len(centres_yx) == 0:
-        return np.ones(len(centres_yx), bool)
-    rows = np.clip((centres_yx[:, 0] / plan.factor / downsample).astype(int), 0,
-                   regions.shape[0] - 1)
-    cols = np.clip((centres_yx[:, 1] / plan.factor / downsample).astype(int), 0,
-                   regions.shape[1] - 1)
-    return regions[rows, cols]

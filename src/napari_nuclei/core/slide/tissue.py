@@ -60,12 +60,17 @@ class Overview:
         ``(h, w)`` bool, True on tissue (all True with tissue detection off).
     regions : numpy.ndarray or None
         ``(h, w)`` bool, the requested regions, or None for the whole slide.
+    region_polygons : list or None
+        The requested regions as shapely polygons in level-0 pixels (the rectangle and
+        the GeoJSON polygons intersected): which nuclei are kept is decided on these,
+        at full resolution.
     """
 
     rgb: np.ndarray
     downsample: float
     tissue: np.ndarray
     regions: np.ndarray | None = None
+    region_polygons: list | None = None
 
     @property
     def work(self) -> np.ndarray:
@@ -178,15 +183,20 @@ def detect_tissue(rgb: np.ndarray, kind: str = "auto") -> np.ndarray:
     return cv2.morphologyEx(mask, cv2.MORPH_CLOSE, kernel).astype(bool)
 
 
-def rectangle_mask(shape, downsample: float, region, slide: Slide) -> np.ndarray:
-    """An overview mask of a level-0 rectangle; the rectangle must overlap the slide."""
+def rectangle_polygon(region, slide: Slide):
+    """A level-0 rectangle ``(x, y, w, h)`` as a polygon; it must overlap the slide."""
+    import shapely
+
     x, y, w, h = region
     if x >= slide.width or y >= slide.height or x + w <= 0 or y + h <= 0:
         raise InputError(slide.path, f"region x={x}, y={y}, {w}x{h} lies outside the slide "
                          f"({slide.width}x{slide.height})")
-    import shapely
+    return shapely.box(x, y, x + w, y + h)
 
-    return _rasterize(shape, downsample, [shapely.box(x, y, x + w, y + h)])
+
+def rectangle_mask(shape, downsample: float, region, slide: Slide) -> np.ndarray:
+    """An overview mask of a level-0 rectangle; the rectangle must overlap the slide."""
+    return _rasterize(shape, downsample, [rectangle_polygon(region, slide)])
 
 
 def read_regions(path: Path) -> list:
@@ -249,10 +259,11 @@ def read_regions(path: Path) -> list:
     return polygons
 
 
-def geojson_mask(shape, downsample: float, path: Path) -> np.ndarray:
+def geojson_mask(shape, downsample: float, path: Path, polygons: list | None = None
+                 ) -> np.ndarray:
     """An overview mask of the polygons of a GeoJSON file (level-0 coordinates), as QuPath
-    exports annotations."""
-    mask = _rasterize(shape, downsample, read_regions(path))
+    exports annotations (``polygons``: those already read from it)."""
+    mask = _rasterize(shape, downsample, read_regions(path) if polygons is None else polygons)
     if not mask.any():
         raise InputError(path, "holds no polygon inside the slide")
     return mask
@@ -302,13 +313,23 @@ def make_overview(slide: Slide, mpp: float | None, tissue_mask: bool | str = Tru
         raise ValueError(f"tissue detection {kind!r} is not one of {TISSUE_KINDS}")
     tissue = (np.ones(rgb.shape[:2], bool) if kind == "none"
               else detect_tissue(rgb, kind))
-    regions = None
+    regions, polygons = None, None
     if region is not None:
         regions = rectangle_mask(tissue.shape, downsample, region, slide)
+        polygons = [rectangle_polygon(region, slide)]
     if regions_geojson is not None:
-        polygons = geojson_mask(tissue.shape, downsample, regions_geojson)
-        regions = polygons if regions is None else regions & polygons
-    return Overview(rgb, downsample, tissue, regions)
+        drawn = read_regions(regions_geojson)
+        mask = geojson_mask(tissue.shape, downsample, regions_geojson, drawn)
+        regions = mask if regions is None else regions & mask
+        polygons = drawn if polygons is None else _intersected(polygons, drawn)
+    return Overview(rgb, downsample, tissue, regions, polygons)
+
+
+def _intersected(first: list, second: list) -> list:
+    import shapely
+
+    both = shapely.intersection(shapely.union_all(first), shapely.union_all(second))
+    return [g for g in shapely.get_parts(both) if g.geom_type == "Polygon"]
 
 
 def write_preview(path: Path, overview: Overview, cores_level0, selected) -> Path:

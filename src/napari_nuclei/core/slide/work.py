@@ -27,12 +27,12 @@ import numpy as np
 from ..normalize import to_model_input
 from ..predict.resolve import own_pixels, paint_nuclei
 from ..predict.stitch import settle_candidates, split_detections, tile_bounds
-from ..validate import load_arrays
 from .measure import Scale, feature_lines, measure_nuclei
 from .outputs import LabelsStore, write_features_part, write_table_part
-from .plan import SlidePlan, regions_keep
+from .plan import SlidePlan
 from .reader import Slide
 from .records import Nucleus, TileRecord, load_nuclei, load_record, save_nuclei, save_record
+from .regions import inside_regions, job_regions
 
 RECORDS = "records"
 FINAL = "final"
@@ -64,17 +64,6 @@ def read_tile(slide: Slide, plan: SlidePlan, top: int, left: int, bottom: int,
 
 def _scale(plan: SlidePlan) -> Scale:
     return Scale(plan.factor, plan.mpp)
-
-
-def _regions(job_dir: Path, plan: SlidePlan):
-    if plan.regions_downsample is None:
-        return None
-    return load_arrays(job_dir / "regions.npy")[""]
-
-
-def _centres(nuclei) -> np.ndarray:
-    return np.array([(n.top + n.mask.shape[0] / 2, n.left + n.mask.shape[1] / 2)
-                     for n in nuclei], np.float64).reshape(-1, 2)
 
 
 def _write_parts(job_dir: Path, index: int, nuclei, pixels, plan) -> None:
@@ -152,8 +141,7 @@ def _keep_tile(plan: SlidePlan, job_dir: Path, index: int, rgb: np.ndarray, raw,
     window = plan.tile_at(index)
     found = split_detections(window, index, raw, *rgb.shape[:2])
     owned = [Nucleus(0, score, top, left, mask) for score, top, left, mask in found.owned]
-    inside = regions_keep(_regions(job_dir, plan), plan.regions_downsample, plan,
-                          _centres(owned))
+    inside = inside_regions(job_regions(job_dir), plan.factor, owned)
     owned = [n for n, keep in zip(owned, inside, strict=True) if keep]
     for k, nucleus in enumerate(owned):
         nucleus.id = index * plan.ids_per_tile + k + 1
@@ -217,8 +205,7 @@ def finalize_tile(cache: RecordCache, index: int) -> int:
         candidates += neighbour.candidates
         owned += [(n.top, n.left, n.mask, neighbour.window) for n in neighbour.owned]
     kept = settle_candidates(record.candidates, owned, candidates)
-    inside = regions_keep(_regions(job_dir, plan), plan.regions_downsample, plan,
-                          _centres(kept))
+    inside = inside_regions(job_regions(job_dir), plan.factor, kept)
     kept = [k for k, keep in zip(kept, inside, strict=True) if keep]
     base = index * plan.ids_per_tile + len(record.owned)
     nuclei = [Nucleus(base + k + 1, c.score, c.top, c.left, c.mask)
