@@ -13,8 +13,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from pycocotools import mask as mask_utils
 
+from napari_nuclei.core.export import image_entries
 from napari_nuclei.core.predict.instances import Prediction
-from napari_nuclei.core.predict.outputs import submission_at
 
 SIZE = 48
 
@@ -61,7 +61,7 @@ def test_labels_table_and_submission_are_one_set(prediction, threshold):
         own[top : top + mask.shape[0], left : left + mask.shape[1]] = mask
         np.testing.assert_array_equal(own, labels == index + 1)
     # The submission decodes to the same pixels, with the same scores.
-    entries = submission_at(1, prediction, threshold)
+    entries = image_entries(1, prediction, threshold)
     assert len(entries) == len(shown)
     for index, entry in enumerate(entries):
         decoded = mask_utils.decode(entry["segmentation"]).astype(bool)

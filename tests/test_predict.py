@@ -288,20 +288,24 @@ def test_validator_rejects_malformed_entries(tmp_path, change, problem):
     assert not out.exists()
 
 
-def test_prediction_entries_use_corrections_only_once_edited():
-    from napari_nuclei.core.export import prediction_entries
+def test_image_entries_are_the_shown_nuclei_or_the_corrections():
+    from pycocotools import mask as maskUtils
+
+    from napari_nuclei.core.export import image_entries
 
     first = (2, 2, np.ones((6, 6), bool))
     second = (4, 4, np.ones((6, 6), bool))  # overlaps the first
     prediction = Prediction.from_unsorted(20, 20, [0.9, 0.6], [first, second])
     labels = prediction.labels()
-    untouched = prediction_entries(7, prediction, 0.5, labels, labels.copy())
+    untouched = image_entries(7, prediction, 0.5)
     assert [e["score"] for e in untouched] == pytest.approx([0.9, 0.6])
-    assert [e["bbox"] for e in untouched] == [[2, 2, 6, 6], [4, 4, 6, 6]]  # own masks
-    assert len(prediction_entries(7, prediction, 0.7, labels, labels.copy())) == 1
+    # The second keeps what the first left of it: an L within the same box.
+    assert [e["bbox"] for e in untouched] == [[2, 2, 6, 6], [4, 4, 6, 6]]
+    assert sum(maskUtils.area([e["segmentation"] for e in untouched])) == 36 + 36 - 16
+    assert len(image_entries(7, prediction, 0.7)) == 1
     edited = labels.copy()
     edited[edited == 2] = 0
     edited[15:18, 15:18] = 9
-    corrected = prediction_entries(7, prediction, 0.5, labels, edited)
+    corrected = image_entries(7, prediction, 0.5, edited, {1: 0.9, 2: 0.6})
     assert [e["score"] for e in corrected] == pytest.approx([1.0, 0.9])
     assert all(e["image_id"] == 7 for e in corrected)

@@ -7,6 +7,7 @@ import pytest
 
 from conftest import SAMPLE_DATA
 from napari_nuclei.core.errors import InputError
+from napari_nuclei.core.export import image_entries
 from napari_nuclei.core.jobs import drain
 from napari_nuclei.core.predict.outputs import (
     ImagePredicted,
@@ -16,7 +17,6 @@ from napari_nuclei.core.predict.outputs import (
     TileProgress,
     iter_predict_sources,
     single_plane,
-    submission_at,
 )
 
 
@@ -38,7 +38,7 @@ def test_a_bad_file_is_skipped_and_the_batch_goes_on(tiny_run, tmp_path):
     assert [type(r) for r in reports] == [ImageSkipped, ImagePredicted, ImageSkipped]
     assert "broken.png" in reports[0].problem and "choose one plane" in reports[2].problem
     predicted = reports[1].prediction
-    entries = submission_at(1, predicted, 0.3)
+    entries = image_entries(1, predicted, 0.3)
     assert len(entries) == len(predicted.above(0.3)) and all(e["score"] >= 0.3
                                                              for e in entries)
 

@@ -65,7 +65,7 @@ def run(args: argparse.Namespace) -> int:
     from ..core.atomic import write_json_atomic
     from ..core.convert import convert_dataset
     from ..core.dataset import open_dataset
-    from ..core.export import export_labels
+    from ..core.export import export_labels, image_entries
     from ..core.ground_truth import load_ground_truth
     from ..core.image_io import read_image
     from ..core.jobs import drain
@@ -79,7 +79,7 @@ def run(args: argparse.Namespace) -> int:
         load_outputs_model,
     )
     from ..core.sample import sample_data_dir
-    from ..core.submission import image_ids_by_name, submission_entries, write_submission
+    from ..core.submission import image_ids_by_name, write_submission
     from ..core.training.reports import read_metrics
     from ..core.training.run import iter_training
     from ..core.training.settings import preset_settings
@@ -120,7 +120,7 @@ def run(args: argparse.Namespace) -> int:
         prediction, record = step.prediction.above(threshold), records[step.name]
         image_id = ids[Path(record.file_name).name]
         sizes[image_id] = (prediction.height, prediction.width)
-        entries += submission_entries(image_id, prediction.rles(), prediction.scores)
+        entries += image_entries(image_id, step.prediction, threshold)
         labels = prediction.labels()
         write_label_outputs(labels_dir, record.name, labels, prediction.features())
         predictions[record.name] = (record, labels)

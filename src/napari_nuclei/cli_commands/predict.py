@@ -90,6 +90,7 @@ def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from ..core.dataset import open_dataset
+    from ..core.export import image_entries
     from ..core.label_files import write_label_outputs
     from ..core.predict.outputs import (
         ImagePredicted,
@@ -97,7 +98,7 @@ def run(args: argparse.Namespace) -> int:
         iter_predict_sources,
         load_outputs_model,
     )
-    from ..core.submission import image_ids_by_name, submission_entries, write_submission
+    from ..core.submission import image_ids_by_name, write_submission
 
     dataset = open_dataset(args.images)
     ids = image_ids_by_name(dataset, args.test_ids)
@@ -126,7 +127,7 @@ def run(args: argparse.Namespace) -> int:
             prediction = step.prediction.above(threshold)
             image_id = ids[Path(record.file_name).name]
             sizes[image_id] = (prediction.height, prediction.width)
-            entries += submission_entries(image_id, prediction.rles(), prediction.scores)
+            entries += image_entries(image_id, step.prediction, threshold)
             if args.labels_dir:
                 write_label_outputs(args.labels_dir, record.name, prediction.labels(),
                                     prediction.features())

@@ -70,48 +70,33 @@ def label_image_entries(image_id: int, labels, scores: dict[int, float]) -> list
                               [label_scores[i] for i in order])
 
 
-def shown_scores(prediction, predicted_labels) -> dict[int, float]:
-    """Score of each predicted nucleus that was shown in ``predicted_labels``.
+def image_entries(image_id: int, prediction, score_thresh: float, corrected=None,
+                  scores: dict[int, float] | None = None) -> list[dict]:
+    """Submission entries of one image: the one way every command and the dock make them.
 
-    A label value painted by hand may equal that of a prediction hidden by the score
-    threshold; only shown nuclei keep a predicted score, so such a nucleus counts as
-    drawn by hand.
-    """
-    import numpy as np
-
-    shown = np.unique(predicted_labels)
-    shown = shown[(shown > 0) & (shown <= len(prediction.scores))]
-    return {int(v): float(prediction.scores[v - 1]) for v in shown}
-
-
-def prediction_entries(image_id: int, prediction, score_thresh: float,
-                       predicted_labels=None, current_labels=None) -> list[dict]:
-    """Submission entries of a predicted image, with the user's corrections if any.
-
-    Untouched predictions keep each nucleus' own mask (overlaps included, which scores
-    best); once the label image was edited, its nuclei are exported instead, keeping the
-    predicted score of each label and 1.0 for labels drawn by hand.
+    Uncorrected, they are the nuclei shown at ``score_thresh`` (the resolved set of
+    :meth:`~napari_nuclei.core.predict.instances.Prediction.above`: the same pixels as
+    the label image, the table and the GeoJSON); corrected, the nuclei of the label
+    image as it is now, each keeping its predicted score (1.0 when drawn by hand).
 
     Parameters
     ----------
     image_id : int
-        The image's id.
     prediction : Prediction
         What the network predicted.
     score_thresh : float
-        The threshold the user looked at.
-    predicted_labels, current_labels : numpy.ndarray, optional
-        The label image as predicted and as it is now.
+        The threshold the nuclei are shown at.
+    corrected : numpy.ndarray, optional
+        The label image once edited by hand.
+    scores : dict of int to float, optional
+        Predicted score per label value of ``corrected``.
 
     Returns
     -------
     list of dict
     """
-    from .corrections import count_edits
-
-    if current_labels is not None and count_edits(predicted_labels, current_labels).any:
-        return label_image_entries(image_id, current_labels,
-                                   shown_scores(prediction, predicted_labels))
+    if corrected is not None:
+        return label_image_entries(image_id, corrected, scores or {})
     shown = prediction.above(score_thresh)
     return submission_entries(image_id, shown.rles(), shown.scores)
 

@@ -326,12 +326,10 @@ def image_entries(image_id: int, image: ImageSnapshot) -> list[dict]:
     """Submission entries of an image: its corrections if any, else the prediction at
     the threshold it was shown at (so the same model and threshold give the same file
     as ``napari-nuclei predict``)."""
-    from ..core.export import label_image_entries
-    from ..core.predict.outputs import submission_at
+    from ..core.export import image_entries as entries_of
 
-    if image.edited:
-        return label_image_entries(image_id, image.labels, image.scores)
-    return submission_at(image_id, image.prediction, image.score_thresh)
+    return entries_of(image_id, image.prediction, image.score_thresh,
+                      image.labels if image.edited else None, image.scores)
 
 
 def test_folder_submission(test_dir: Path, images: list[ImageSnapshot],

@@ -219,14 +219,6 @@ def iter_predict_sources(
     return predicted
 
 
-def submission_at(image_id: int, prediction: Prediction, score_thresh: float) -> list[dict]:
-    """Submission entries of an uncorrected prediction at a score threshold."""
-    from ..submission import submission_entries
-
-    shown = prediction.above(score_thresh)
-    return submission_entries(image_id, shown.rles(), shown.scores)
-
-
 def layer_features(prediction: Prediction, labels: np.ndarray) -> dict:
     """The prediction's table for the nuclei visible in ``labels``, with the ``index``
     column napari uses to match rows to label values."""
