@@ -61,6 +61,21 @@ pixel_size = number(0.0, 1000.0, low_included=False, unit=" µm/px")
 score = number(0.0, 1.0)
 
 
+def stain_vectors(text: str) -> tuple[float, ...]:
+    """Six comma-separated optical densities: hematoxylin R,G,B then eosin R,G,B."""
+    from ..core.slide.measure import check_stain_vectors
+
+    try:
+        values = [float(v) for v in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"wants six numbers HR,HG,HB,ER,EG,EB, got "
+                                         f"{text!r}") from None
+    try:
+        return check_stain_vectors(values)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"{exc} (got {text!r})") from None
+
+
 def region(text: str) -> tuple[int, int, int, int]:
     """``x,y,w,h`` in level-0 pixels: four finite whole numbers, a positive size."""
     parts = text.split(",")

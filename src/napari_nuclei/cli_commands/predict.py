@@ -8,7 +8,7 @@ from pathlib import Path
 
 from ..core.training.settings import PRESETS
 from ..core.validate import add_limit_options
-from .option_types import pixel_size
+from .option_types import pixel_size, stain_vectors
 
 
 def add_parser(sub) -> None:
@@ -41,6 +41,9 @@ def add_parser(sub) -> None:
     p.add_argument("--mpp", type=pixel_size, help="the images' pixel size in µm/px for the "
                    "µm columns of --measurements (default: the run's training pixel size, "
                    "when it records one)")
+    p.add_argument("--stain-vectors", type=stain_vectors, metavar="HR,HG,HB,ER,EG,EB",
+                   help="hematoxylin then eosin optical densities of colour images for "
+                   "--measurements and --geojson (default: QuPath's H&E default)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     add_limit_options(p)
     p.set_defaults(func=run)
@@ -112,10 +115,11 @@ def run(args: argparse.Namespace) -> int:
     entries, sizes, capped, measured = [], {}, [], []
     if args.measurements or args.geojson:
         from ..core.image_io import read_image
-        from ..core.slide.measure import measure_prediction
+        from ..core.slide.measure import measure_prediction, stain_vectors_of
         from ..core.slide.outputs import assemble_geojson, table_metadata, write_features_part
 
         mpp = args.mpp or _run_pixel_size(model)
+        vectors = stain_vectors_of(args.stain_vectors or ())
     with tqdm(total=len(dataset), unit="image", desc="predict", file=sys.stderr,
               disable=args.quiet) as bar:
         for step in iter_predict_sources(model, sources, skip_bad=False,
@@ -132,7 +136,8 @@ def run(args: argparse.Namespace) -> int:
                 write_label_outputs(args.labels_dir, record.name, prediction.labels(),
                                     prediction.features())
             if args.measurements or args.geojson:
-                rows, features = measure_prediction(prediction, read_image(record.path), mpp)
+                rows, features = measure_prediction(prediction, read_image(record.path), mpp,
+                                                    vectors)
                 measured.append((record.name, rows))
                 if args.geojson:
                     lines = args.geojson / f".{record.name}.geojsonl"
@@ -149,7 +154,7 @@ def run(args: argparse.Namespace) -> int:
         stain = "he" if any("hematoxylin_od" in row for _, rows in measured for row in rows) \
             else "intensity"
         _write_measurements(args.measurements, measured, table_metadata(
-            mpp, stain, str(getattr(model, "weights", "") or "")))
+            mpp, stain, str(getattr(model, "weights", "") or ""), vectors=vectors))
     if capped:
         print(f"warning: {len(capped)} image(s) reached the detection cap "
               f"({model.detections_per_image}); their results are truncated: "

@@ -10,7 +10,15 @@ from pathlib import Path
 from ..core.slide.ngff import DEFAULT_NGFF, NGFF_VERSIONS
 from ..core.training.settings import PRESETS
 from ..core.validate.limits import add_limit_options
-from .option_types import pixel_size, process_count, region, scheduler_address, score, whole
+from .option_types import (
+    pixel_size,
+    process_count,
+    region,
+    scheduler_address,
+    score,
+    stain_vectors,
+    whole,
+)
 
 # Tile sides the network can take: below 32 px a tile holds no whole nucleus and the
 # feature pyramid has no coarse level; above 8192 px one tile's activations exceed memory.
@@ -62,6 +70,10 @@ def add_parser(sub) -> None:
     where.add_argument("--stain", choices=("auto", "he", "intensity"), default="auto",
                        help="he: hematoxylin/eosin densities per nucleus; intensity: mean "
                        "per channel (default: he for colour slides)")
+    where.add_argument("--stain-vectors", type=stain_vectors, metavar="HR,HG,HB,ER,EG,EB",
+                       help="hematoxylin then eosin optical densities for --stain he, e.g. "
+                       "from QuPath's Estimate stain vectors (default: QuPath's H&E default "
+                       "0.65111,0.70119,0.29049,0.2159,0.8012,0.5581)")
     out = p.add_argument_group("outputs")
     out.add_argument("--csv", action="store_true", help="also write nuclei.csv")
     out.add_argument("--no-geojson", dest="geojson", action="store_false",
@@ -97,7 +109,7 @@ def _options(args):
                         args.regions, args.stain,
                         OutputOptions(args.csv, args.geojson, args.gzip), args.overwrite,
                         1 if args.batch_size is None else args.batch_size,
-                        ngff=args.ngff)
+                        ngff=args.ngff, stain_vectors=args.stain_vectors or ())
 
 
 # Tiles per forward pass on a GPU unless --batch-size says otherwise: enough to keep it

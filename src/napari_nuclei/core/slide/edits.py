@@ -252,7 +252,8 @@ def _rewrite_table(output: SlideOutput, replaced: set[int], pending: Path) -> No
     plan = output.plan
     assemble_table([kept, pending / "rows.arrow"], plan.stain, output.table_path,
                    output.csv_path,
-                   table_metadata(plan.mpp, plan.stain, plan.model, plan.checkpoint))
+                   table_metadata(plan.mpp, plan.stain, plan.model, plan.checkpoint,
+                                  plan.vectors))
 
 
 def _feature_id(line: str) -> int:

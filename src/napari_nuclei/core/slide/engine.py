@@ -33,6 +33,7 @@ from .job import (
     load_result,
     prepare_folder,
 )
+from .measure import check_stain_vectors
 from .ngff import DEFAULT_NGFF, NGFF_VERSIONS
 from .output_lock import hold_output
 from .outputs import LABELS_NAME, prepare_labels_store
@@ -72,6 +73,9 @@ class SlideOptions:
         GeoJSON of region polygons (level-0 pixels).
     stain : str
         ``auto``, ``he`` or ``intensity``.
+    stain_vectors : tuple of float
+        Hematoxylin then eosin optical densities (R, G, B each) for ``he``; empty for
+        QuPath's "H&E default".
     outputs : OutputOptions
     overwrite : bool
         Replace the job of another slide or settings in the output folder.
@@ -93,8 +97,16 @@ class SlideOptions:
     overwrite: bool = False
     batch_size: int = 1
     ngff: str = DEFAULT_NGFF
+    stain_vectors: tuple[float, ...] = ()
 
     def __post_init__(self):
+        if self.stain_vectors:
+            try:
+                # Frozen: the checked, plain-float values replace what was given.
+                object.__setattr__(self, "stain_vectors",
+                                   check_stain_vectors(self.stain_vectors))
+            except ValueError as exc:
+                raise OptionError("stain_vectors", str(exc)) from None
         if (isinstance(self.batch_size, bool) or not isinstance(self.batch_size, int)
                 or self.batch_size < 1):
             raise OptionError("batch_size", f"must be a whole number of at least 1 (got "
@@ -255,7 +267,8 @@ def start_job(facts: ModelFacts, slide_path: Path, out_dir: Path,
                           facts.score_thresh, facts.weights_sha256,
                           dataclasses.astuple(options.outputs),
                           _regions_digest(options.region, options.regions),
-                          measured_on=MEASURED_ON_LABELS, ngff=options.ngff)
+                          measured_on=MEASURED_ON_LABELS, ngff=options.ngff,
+                          stain_vectors=options.stain_vectors)
         cores = draft.cores_level0()
         chosen = [overview.covers(*core) for core in cores]
         plan = SlidePlan(**{**draft.__dict__, "selected": tuple(np.flatnonzero(chosen).tolist())})

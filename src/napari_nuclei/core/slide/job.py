@@ -155,6 +155,7 @@ def prepare_folder(out_dir: Path, plan: SlidePlan, overwrite: bool) -> bool:
                          "model": "model folder", "outputs": "output files",
                          "regions_sha256": "regions", "selected": "tiles to predict",
                          "measured_on": "made by an earlier version",
+                         "stain_vectors": "stain vectors",
                          "ngff": "NGFF version"}
                 changed = ", ".join(names.get(n, n) for n in saved.differences(plan))
                 problem = f"holds a job of this slide with other settings ({changed})"
@@ -311,7 +312,8 @@ class SlideJob:
         table = self.out_dir / TABLE_NAME
         csv = self.out_dir / CSV_NAME if outputs.csv else None
         nuclei = assemble_table(parts, self.plan.stain, table, csv, table_metadata(
-            self.plan.mpp, self.plan.stain, self.plan.model, self.plan.checkpoint))
+            self.plan.mpp, self.plan.stain, self.plan.model, self.plan.checkpoint,
+            self.plan.vectors))
         written = {"labels": str(self.labels.path), "table": str(table)}
         if csv:
             written["csv"] = str(csv)

@@ -38,6 +38,38 @@ HE_DEFAULT_VECTORS = ((0.65111, 0.70119, 0.29049), (0.2159, 0.8012, 0.5581))
 HE_BACKGROUND = 255.0
 
 
+def stain_vectors_of(flat: Sequence[float] = ()) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """Two stain vectors from six numbers (hematoxylin R G B, then eosin R G B); none
+    gives QuPath's "H&E default"."""
+    if not flat:
+        return HE_DEFAULT_VECTORS
+    return tuple(float(v) for v in flat[:3]), tuple(float(v) for v in flat[3:])
+
+
+def check_stain_vectors(flat: Sequence[float]) -> tuple[float, ...]:
+    """Six finite, non-negative optical densities making two independent stain vectors.
+
+    Raises
+    ------
+    ValueError
+        Naming what is wrong.
+    """
+    values = tuple(float(v) for v in flat)
+    if len(values) != 6:
+        raise ValueError(f"wants six numbers (hematoxylin R,G,B then eosin R,G,B), got "
+                         f"{len(values)}")
+    if not all(math.isfinite(v) and v >= 0 for v in values):
+        raise ValueError("stain optical densities must be finite and not negative")
+    first, second = np.asarray(values[:3]), np.asarray(values[3:])
+    if np.linalg.norm(first) == 0 or np.linalg.norm(second) == 0:
+        raise ValueError("a stain vector is zero")
+    cross = np.cross(first / np.linalg.norm(first), second / np.linalg.norm(second))
+    if np.linalg.norm(cross) < 1e-3:
+        raise ValueError("the two stain vectors point the same way: colours cannot be "
+                         "told apart")
+    return values
+
+
 def _deconvolution_matrix(vectors) -> np.ndarray:
     """The inverse of the stain matrix: rows are the unit stain vectors, the third the
     unit cross product of the first two (the residual channel)."""
@@ -96,8 +128,8 @@ class Scale:
 
 
 def measure_nuclei(nuclei: Sequence[tuple[int, float, int, int, np.ndarray]],
-                   pixels: Sequence[np.ndarray], scale: Scale, stain: str
-                   ) -> tuple[dict[str, np.ndarray], list[str]]:
+                   pixels: Sequence[np.ndarray], scale: Scale, stain: str,
+                   vectors=HE_DEFAULT_VECTORS) -> tuple[dict[str, np.ndarray], list[str]]:
     """The nucleus table's columns and the outlines of the nuclei of one tile.
 
     Shape measurements equal scikit-image ``regionprops``' on each nucleus' mask crop
@@ -118,6 +150,8 @@ def measure_nuclei(nuclei: Sequence[tuple[int, float, int, int, np.ndarray]],
     scale : Scale
     stain : str
         ``he`` or ``intensity``.
+    vectors : tuple of two RGB triples
+        The stain vectors of ``he`` (QuPath's "H&E default" unless given).
 
     Returns
     -------
@@ -134,7 +168,7 @@ def measure_nuclei(nuclei: Sequence[tuple[int, float, int, int, np.ndarray]],
                 for name in names}, []
     mosaic = CropMosaic([mask for *_, mask in nuclei])
     shape = _shape_columns(mosaic)
-    stains = _stain_means(mosaic, pixels, stain)
+    stains = _stain_means(mosaic, pixels, stain, vectors)
     f = scale.factor
     tops = np.array([n[2] for n in nuclei], np.int64)
     lefts = np.array([n[3] for n in nuclei], np.int64)
@@ -172,7 +206,8 @@ def table_rows(columns: dict[str, np.ndarray]) -> list[dict]:
             for values in zip(*(columns[name].tolist() for name in names), strict=True)]
 
 
-def _stain_means(mosaic: CropMosaic, pixels: Sequence[np.ndarray], stain: str) -> np.ndarray:
+def _stain_means(mosaic: CropMosaic, pixels: Sequence[np.ndarray], stain: str,
+                 vectors) -> np.ndarray:
     """Mean hematoxylin and eosin densities (``he``) or mean intensity per channel of
     each nucleus; the colour deconvolution runs once over the pixels of all of them."""
     rgb = np.zeros((*mosaic.labels.shape, 3), np.uint8)
@@ -181,7 +216,7 @@ def _stain_means(mosaic: CropMosaic, pixels: Sequence[np.ndarray], stain: str) -
     ys, xs, _ = mosaic.pixels
     flat = rgb[ys, xs]
     if stain == "he":
-        values = stain_densities(flat)
+        values = stain_densities(flat, vectors)
     else:
         values = flat.astype(np.float64)
     return np.add.reduceat(values, mosaic.starts, axis=0) / mosaic.area[:, None]
@@ -282,8 +317,8 @@ def feature_lines(columns: dict[str, np.ndarray], outlines: Sequence[str]) -> li
             for outline, values in zip(outlines, measurements, strict=True)]
 
 
-def measure_prediction(prediction, image: np.ndarray, mpp: float | None = None
-                       ) -> tuple[list[dict], list[str]]:
+def measure_prediction(prediction, image: np.ndarray, mpp: float | None = None,
+                       vectors=HE_DEFAULT_VECTORS) -> tuple[list[dict], list[str]]:
     """Table rows and QuPath feature lines of the nuclei predicted in one ordinary image.
 
     Parameters
@@ -295,6 +330,8 @@ def measure_prediction(prediction, image: np.ndarray, mpp: float | None = None
         the mean intensity per channel otherwise.
     mpp : float, optional
         The image's pixel size in microns (the µm columns are NaN without it).
+    vectors : tuple of two RGB triples
+        Stain vectors for colour images (QuPath's "H&E default" unless given).
 
     Returns
     -------
@@ -314,5 +351,5 @@ def measure_prediction(prediction, image: np.ndarray, mpp: float | None = None
               for top, left, mask in crops]
     columns, outlines = measure_nuclei(
         [(index + 1, float(prediction.scores[index]), top, left, mask)
-         for index, (top, left, mask) in enumerate(crops)], pixels, scale, stain)
+         for index, (top, left, mask) in enumerate(crops)], pixels, scale, stain, vectors)
     return table_rows(columns), feature_lines(columns, outlines)

@@ -244,11 +244,12 @@ def write_features_part(path: Path, lines: Iterable[str]) -> Path:
 
 
 def table_metadata(mpp: float | None, stain: str, model: str = "",
-                   checkpoint: str = "") -> dict[bytes, bytes]:
+                   checkpoint: str = "", vectors=None) -> dict[bytes, bytes]:
     """The Parquet schema metadata of a nucleus table: what its numbers mean.
 
     One key, ``napari_nuclei``, holding JSON: the pixel size, the units of every kind of
-    column, the stain columns' vectors, the model and checkpoint, the tool's version.
+    column, the stain columns' vectors (``vectors``, QuPath's "H&E default" unless
+    given), the model and checkpoint, the tool's version.
     """
     import json
 
@@ -267,8 +268,8 @@ def table_metadata(mpp: float | None, stain: str, model: str = "",
         "napari_nuclei_version": tool,
     }
     if stain == "he":
-        facts["stain_vectors"] = {"hematoxylin": list(HE_DEFAULT_VECTORS[0]),
-                                  "eosin": list(HE_DEFAULT_VECTORS[1]),
+        hematoxylin, eosin = vectors or HE_DEFAULT_VECTORS
+        facts["stain_vectors"] = {"hematoxylin": list(hematoxylin), "eosin": list(eosin),
                                   "background": HE_BACKGROUND,
                                   "optical_density": "log10(background / max(I, 1))"}
     return {b"napari_nuclei": json.dumps(facts).encode()}

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from ..predict.stitch import grid_neighbours, grid_shape
 from ..predict.tiles import Tile, grid_tile, regular_grid
+from .measure import stain_vectors_of
 from .ngff import DEFAULT_NGFF
 
 # The table and GeoJSON of a job are measured on its painted label image.
@@ -59,6 +60,9 @@ class SlidePlan:
         ``(csv, geojson, gzip)``: the files the job writes.
     regions_sha256 : str
         The region rectangle and the digest of the regions file, when given.
+    stain_vectors : tuple of float
+        Hematoxylin then eosin optical densities (R, G, B each) of ``he`` measurements;
+        empty for QuPath's "H&E default".
     measured_on : str
         What the table and GeoJSON are measured on: ``labels``, the painted label image
         (jobs of earlier versions measured each nucleus's own, overlapping mask).
@@ -91,6 +95,7 @@ class SlidePlan:
     outputs: tuple[bool, ...] = ()
     regions_sha256: str = ""
     measured_on: str = ""
+    stain_vectors: tuple[float, ...] = ()
     ngff: str = DEFAULT_NGFF
 
     @property
@@ -131,6 +136,11 @@ class SlidePlan:
         return [(t.core[1] / f, t.core[0] / f, t.core[3] / f, t.core[2] / f)
                 for t in self.tiles()]
 
+    @property
+    def vectors(self) -> tuple[tuple[float, ...], tuple[float, ...]]:
+        """The stain vectors of ``he`` measurements."""
+        return stain_vectors_of(self.stain_vectors)
+
     def identity(self) -> dict:
         return {"slide": self.slide, "size": [self.slide_width, self.slide_height],
                 "bytes": self.slide_bytes}
@@ -142,8 +152,9 @@ class SlidePlan:
     def from_json(cls, data: dict) -> SlidePlan:
         values = {f.name: data[f.name] for f in dataclasses.fields(cls) if f.name in data}
         values["selected"] = tuple(values["selected"])
-        if "outputs" in values:
-            values["outputs"] = tuple(values["outputs"])
+        for name in ("outputs", "stain_vectors"):
+            if name in values:
+                values[name] = tuple(values[name])
         return cls(**values)
 
     def differences(self, other: SlidePlan) -> list[str]:

@@ -318,7 +318,8 @@ def _write_back(window: SlideWindow, final: np.ndarray) -> WriteBack:
                window.left + box[1].start, mask)
               for nucleus_id, box, mask in pieces if nucleus_id in remeasure]
     crops = [window.image[box] for nucleus_id, box, _ in pieces if nucleus_id in remeasure]
-    columns, outlines = measure_nuclei(nuclei, crops, scale, output.plan.stain)
+    columns, outlines = measure_nuclei(nuclei, crops, scale, output.plan.stain,
+                                       output.plan.vectors)
     features = feature_lines(columns, outlines)
     if result.count == 0 and result.restored_pixels == 0:
         discard_autosave(window)

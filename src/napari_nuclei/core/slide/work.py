@@ -74,7 +74,8 @@ def _write_parts(job_dir: Path, index: int, nuclei, pixels, plan) -> None:
     """
     if not nuclei:
         return
-    columns, outlines = measure_nuclei(nuclei, pixels, _scale(plan), plan.stain)
+    columns, outlines = measure_nuclei(nuclei, pixels, _scale(plan), plan.stain,
+                                       plan.vectors)
     parts = job_dir / PARTS
     write_features_part(parts / f"{index:07d}.geojsonl", feature_lines(columns, outlines))
     write_table_part(parts / f"{index:07d}.arrow", columns, plan.stain)
