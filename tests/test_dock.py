@@ -93,10 +93,12 @@ def test_training_runs_in_a_child_process_stops_with_a_checkpoint_and_resumes(
     # Closing napari asks; keeping it open leaves the run going.
     widget.predict_tab.ask = lambda *_: False
     assert not widget.close_guard.may_close() and train.training
-    # Closing anyway stops the child with a checkpoint that Resume can continue from.
+    # Closing anyway stops the child with a checkpoint that Resume can continue from;
+    # napari closes once it has stopped, its event loop running meanwhile.
     widget.predict_tab.ask = lambda *_: True
     first = train.result
-    assert widget.close_guard.may_close()
+    with qtbot.waitSignal(widget.close_guard.closed, timeout=300_000):
+        assert not widget.close_guard.may_close()
     assert not train.training
     qtbot.waitUntil(lambda: train.result is not first, timeout=300_000)
     last = train.result.iteration
@@ -258,7 +260,7 @@ def test_session_is_restored_from_its_output_folder(dock, qtbot, tiny_run, tmp_p
     predict.layers.show("fluo_r1c1")
     layer = predict.layers.labels_layer
     layer.data_setitem(np.nonzero(layer.data == 2), 0)
-    assert widget.close_guard.may_close()  # closing saves what is pending
+    widget.close_guard.finish_now()  # closing saves what is pending
     assert (tmp_path / "session" / "session.json").is_file()
     edited = layer.data.copy()
 

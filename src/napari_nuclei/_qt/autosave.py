@@ -18,8 +18,13 @@ class Autosaver(QObject):
     """Saves the session and every corrected image into the session's output folder.
 
     ``schedule()`` (re)starts a short timer; when it fires, a snapshot of the session is
-    written by a worker, one save at a time. ``save_now()`` writes at once (closing).
+    written by a worker, one save at a time. The save due is a pending save of the
+    session's job registry, and the save running one of its jobs: ``flush()`` (closing
+    napari) begins it at once in a worker, ``save_now()`` writes it before returning
+    (napari tearing down).
     """
+
+    KEY = "corrections"
 
     saved = Signal(str)  # one-line summary of an autosave
 
@@ -28,6 +33,8 @@ class Autosaver(QObject):
         self.session = session
         self._before_save = before_save  # counts strokes not counted yet
         self._saving = None
+        self._job = None  # the running save's entry in the job registry
+        self._again = False  # flushed while a save ran: save again once it ends
         self.timer = QTimer(self, singleShot=True, interval=AUTOSAVE_DELAY_MS)
         self.timer.timeout.connect(self._on_autosave_due)
 
@@ -39,16 +46,33 @@ class Autosaver(QObject):
         """Save shortly (``restart=False``: keep a save already due at its time)."""
         if restart or not self.timer.isActive():
             self.timer.start()
+        self.session.jobs.pending(self.KEY, self.flush, self.save_now)
+
+    def flush(self) -> None:
+        """Begin the save due at once, in a worker (after the one running, if any)."""
+        self.timer.stop()
+        if self._before_save is not None:
+            self._before_save()
+        if self._saving is not None:
+            self._again = True
+        else:
+            self._begin()
 
     def _on_autosave_due(self) -> None:
-        from ..session.actions import save_session, session_snapshot
-
         if self._saving is not None:  # one save at a time; try again shortly
             self.timer.start()
             return
-        if not self.session.images:
+        self._begin()
+
+    def _begin(self) -> None:
+        from ..session.actions import save_session, session_snapshot
+        from ..session.jobs import SAVE
+
+        self.session.jobs.begun(self.KEY)
+        if not self.session.needs_saving() and not self.session.images:
             return
         state = session_snapshot(self.session)
+        self._job = self.session.jobs.started(SAVE, "session")
         self._saving = start_job(save_session, state, on_return=self._on_saved,
                                  on_finish=self._on_save_finished)
 
@@ -64,7 +88,11 @@ class Autosaver(QObject):
                             f"{saved.corrections[0][1].parent}")
 
     def _on_save_finished(self) -> None:
-        self._saving = None
+        job, self._saving = self._job, None
+        if self._again:  # begun before this one ends: the registry is never idle between
+            self._again = False
+            self._begin()
+        self.session.jobs.ended(job)
 
     def save_now(self) -> None:
         """Save pending corrections, new predictions and the session at once (closing
@@ -72,6 +100,7 @@ class Autosaver(QObject):
         from ..session.actions import save_session, session_snapshot
 
         self.timer.stop()
+        self.session.jobs.begun(self.KEY)
         if self._before_save is not None:
             self._before_save()
         # A save still running in a worker ends first: the session saves one at a time.

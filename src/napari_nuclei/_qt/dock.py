@@ -68,7 +68,7 @@ class NucleiDock(QWidget):
             self.close_guard.watch(self.window())
 
     def closeEvent(self, event) -> None:  # noqa: N802 (Qt's name)
-        if self.close_guard.may_close():
+        if self.close_guard.may_close_dock():
             event.accept()
         else:
             event.ignore()

@@ -16,6 +16,7 @@ from qtpy.QtWidgets import (
 )
 
 from ..core.predict.outputs import LOWEST_SCORE
+from ..session.jobs import PREDICTION
 from .ask import ask_yes_no
 from .image_list import PredictedImageList
 from .image_source import source_in_view
@@ -38,7 +39,7 @@ class PredictTab(QWidget):
         super().__init__(parent)
         self.viewer, self.session = viewer, session
         self.layers = PredictedLayers(viewer, session, self)
-        self.worker = self.job = None
+        self.worker = self.job = self._entry = None
         self.capped: list[str] = []  # images whose detections reached the cap
         self.ask = ask_yes_no
         self.model_label = QLabel("Model: none yet (train one, or open a run in Train)")
@@ -135,6 +136,9 @@ class PredictTab(QWidget):
                              "checkpoint": self.session.checkpoint, "keep_pixels": True,
                              **self.form.settings().options()},
                             log_path=log).start()
+        # Stopped, the child ends at its next image or tile; what it predicted is shown.
+        self._entry = self.session.jobs.started(PREDICTION, f"{len(sources)} image(s)",
+                                                stop=self.job.stop, kill=self.job.kill)
         self.worker = start_job(prepared_relay, self.job, self.session.score_thresh,
                                 on_yield=self._on_predicted,
                                 on_finish=self._on_finished,
@@ -149,6 +153,7 @@ class PredictTab(QWidget):
         from napari.utils.notifications import show_warning
 
         self._set_running(False)
+        self.session.jobs.ended(self._entry)
         if self.capped:
             show_warning(f"The detection cap was reached in {', '.join(self.capped)}: some "
                          "nuclei are missing (raise Most nuclei)")

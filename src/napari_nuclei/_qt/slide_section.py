@@ -22,6 +22,7 @@ from qtpy.QtWidgets import (
 )
 
 from ..core.engine.status import missing_libraries
+from ..session.jobs import SAVE, SLIDE, WRITE_BACK
 from ..session.slides import SlideSession, pull_with_table, write_back_with_table
 from .ask import ask_yes_no
 from .slide_labels_layers import SlideLabelsLayers
@@ -59,7 +60,7 @@ class SlideSection(QWidget):
         for label in (self.slide_label, self.hint, self.libraries_hint):
             label.setWordWrap(True)
         self.progress = QProgressBar()
-        self.window_layers = WindowLayers(viewer, self.hint.setText, self)
+        self.window_layers = WindowLayers(viewer, session.jobs, self.hint.setText, self)
         self.buttons = {}
         grid = QGridLayout()
         for k, (key, text, handler) in enumerate((
@@ -181,10 +182,18 @@ class SlideSection(QWidget):
             "slide": self.state.slide, "out_dir": out_dir, "region": region},
             log_path=self.session.output_folder() / "logs" / "predict-slide.log").start()
         self._set_running(True)
+        # Stopped (closing napari too), the job keeps its finished tiles: predicting the
+        # same region again continues it.
+        entry = self.session.jobs.started(SLIDE, out_dir.name, stop=self.job.stop,
+                                          kill=self.job.kill)
         self.worker = start_job(relay, self.job,
                                 on_yield=lambda report: self._on_progress(out_dir, report),
                                 on_return=lambda _r: self._on_predicted(out_dir, region),
-                                on_finish=lambda: self._set_running(False))
+                                on_finish=lambda: self._on_job_ended(entry))
+
+    def _on_job_ended(self, entry) -> None:
+        self._set_running(False)
+        self.session.jobs.ended(entry)
 
     def _on_progress(self, out_dir: Path, report) -> None:
         if hasattr(report, "total"):
@@ -227,10 +236,12 @@ class SlideSection(QWidget):
         self.state.set_window(window)
 
     def _on_write_back(self) -> None:
-        self.window_layers.autosave_timer.stop()  # the write-back spends the autosave
+        self.window_layers.cancel_autosave()  # the write-back spends the autosave
         window = self.state.window
+        entry = self.session.jobs.started(WRITE_BACK, window.out_dir.name)
         start_job(write_back_with_table, window, self.window_layers.edited(),
-                  on_return=lambda written: self._on_written(window, *written))
+                  on_return=lambda written: self._on_written(window, *written),
+                  on_finish=lambda: self.session.jobs.ended(entry))
 
     def _on_written(self, window, result, rows) -> None:
         self.window_layers.written(result, rows)
@@ -251,9 +262,11 @@ class SlideSection(QWidget):
         if replace and not self.ask(self, "This region is already in the training set. "
                                     "Replace it?"):
             return
+        entry = self.session.jobs.started(SAVE, "training sample")
         start_job(add_window_to_training_set, window, folder, self.window_layers.edited(),
                   replace, on_return=lambda sample: self.hint.setText(
-                      f"Added {sample.name} to the training set {folder}"))
+                      f"Added {sample.name} to the training set {folder}"),
+                  on_finish=lambda: self.session.jobs.ended(entry))
 
     def _on_state_changed(self, _what: str) -> None:
         has_slide, has_window = self.state.slide is not None, self.state.window is not None

@@ -23,13 +23,19 @@ class WindowLayers(QObject):
     Parameters
     ----------
     viewer : napari.viewer.Viewer
+    jobs : Jobs
+        The session's job registry: an autosave due is a pending save there, so that
+        closing napari writes it.
     say : callable
         Shows a one-line hint (the section's label).
     """
 
-    def __init__(self, viewer: napari.viewer.Viewer, say: Callable[[str], None], parent=None):
+    KEY = "slide window"
+
+    def __init__(self, viewer: napari.viewer.Viewer, jobs, say: Callable[[str], None],
+                 parent=None):
         super().__init__(parent)
-        self.viewer, self.say = viewer, say
+        self.viewer, self.jobs, self.say = viewer, jobs, say
         self.window = self.image = self.labels = None
         # Painting restarts it: the window is autosaved once the brush rests.
         self.autosave_timer = QTimer(self)
@@ -41,6 +47,8 @@ class WindowLayers(QObject):
         """Replace the shown window; offer its autosaved edits back (``ask`` a question)."""
         from ..core.slide.window_autosave import autosaved_labels
 
+        if self.autosave_timer.isActive():  # the edits of the window shown are kept
+            self._on_autosave_due()
         for layer in (self.image, self.labels):
             if layer is not None and layer in self.viewer.layers:
                 self.viewer.layers.remove(layer)
@@ -54,7 +62,7 @@ class WindowLayers(QObject):
         # The table's rows as features: napari shows a nucleus' row under the pointer.
         self.labels = self.viewer.add_labels(window.labels, name=f"{name} nuclei",
                                              features=as_features(rows), **place)
-        self.labels.events.paint.connect(lambda _event: self.autosave_timer.start())
+        self.labels.events.paint.connect(self._on_painted)
         saved = autosaved_labels(window)
         if saved is not None and ask("Corrections of this window were autosaved but not "
                                      "written back. Restore them?"):
@@ -72,10 +80,32 @@ class WindowLayers(QObject):
             self.labels.data = result.labels
         self.labels.features = as_features(rows)
 
+    def _on_painted(self, _event=None) -> None:
+        self.autosave_timer.start()
+        self.jobs.pending(self.KEY, self._on_autosave_due, self.save_now)
+
+    def cancel_autosave(self) -> None:
+        """Drop the autosave due (a write-back writes the edits instead)."""
+        self.autosave_timer.stop()
+        self.jobs.begun(self.KEY)
+
     def _on_autosave_due(self) -> None:
+        from ..session.jobs import SAVE
+
+        self.cancel_autosave()
         if self.window is None or self.labels is None:
             return
+        entry = self.jobs.started(SAVE, "slide window")
         start_job(autosave_and_count, self.window, self.labels.data.copy(),
                   on_return=lambda n: self.say(
                       f"{n} nuclei corrected in this window (autosaved; Write back to "
-                      "update the slide)"))
+                      "update the slide)"),
+                  on_finish=lambda: self.jobs.ended(entry))
+
+    def save_now(self) -> None:
+        """Autosave the window's edits before returning (napari tearing down)."""
+        from ..core.slide.window_autosave import autosave_window
+
+        self.cancel_autosave()
+        if self.window is not None and self.labels is not None:
+            autosave_window(self.window, self.labels.data)

@@ -19,6 +19,7 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
+from ..session.jobs import TRAINING
 from ..session.training import PROCESS_LOG, TrainingRun
 from .checkpoint_list import CheckpointList
 from .loss_plot import LossPlot
@@ -119,9 +120,16 @@ class TrainTab(QWidget):
                             {"settings": settings, "run_dir": self.run_dir, "data": data,
                              "resume": resume},
                             log_path=self.run_dir / PROCESS_LOG, pass_stop=True).start()
+        # Stopped (closing napari too), the run writes a checkpoint that Resume continues.
+        entry = self.session.jobs.started(TRAINING, self.run_dir.name, stop=self.job.stop,
+                                          kill=self.job.kill)
         self.worker = start_job(relay, self.job, on_yield=self._on_report,
                                 on_return=self._on_finished, on_error=self._on_failed,
-                                on_finish=lambda: self._set_running(False))
+                                on_finish=lambda: self._on_ended(entry))
+
+    def _on_ended(self, entry) -> None:
+        self._set_running(False)
+        self.session.jobs.ended(entry)
 
     @property
     def training(self) -> bool:

@@ -27,6 +27,7 @@ from ..core.corrections import EditCounts, EditTracker
 from ..core.errors import InputError
 from ..core.predict.instances import Prediction
 from ..core.predict.outputs import layer_features
+from .jobs import Jobs
 from .notices import Notices
 
 CORRECTED_FOLDER = "corrected"
@@ -166,6 +167,9 @@ class Session:
     notices : Notices
         One-line messages for the user; a problem with a folder is said once, until the
         folder is chosen again.
+    jobs : Jobs
+        The jobs running in the background and the saves not yet written: closing
+        napari stops and writes them all.
     """
 
     train_dir: Path | None = None
@@ -177,6 +181,7 @@ class Session:
     score_thresh: float = DEFAULT_THRESHOLD
     images: dict = field(default_factory=dict)
     notices: Notices = field(default_factory=Notices, repr=False, compare=False)
+    jobs: Jobs = field(default_factory=Jobs, repr=False, compare=False)
 
     image_added = Signal(str)
     image_changed = Signal(str)
