@@ -34,12 +34,28 @@ def slide(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def in_process(tiny_run, slide, tmp_path_factory):
+def in_process_run(tiny_run, slide, tmp_path_factory):
     out = tmp_path_factory.mktemp("in_process")
     result = predict_slide(slide, "--model", tiny_run[0], "-o", out, "--threads", "1",
                            "--csv", "--gzip", "-q")
     assert result.returncode == 0, result.stderr
-    return out
+    return out, result
+
+
+@pytest.fixture(scope="module")
+def in_process(in_process_run):
+    return in_process_run[0]
+
+
+def test_each_slide_line_names_the_files_written(in_process_run):
+    out, result = in_process_run
+    lines = result.stdout.splitlines()
+    written = [line for line in lines if line.strip().startswith("wrote ") and "case_02" in line]
+    assert written, result.stdout
+    for name in ("nuclei.ome.zarr", "nuclei.parquet", "nuclei.csv", "nuclei.geojson.gz",
+                 "tissue.png"):
+        assert name in written[0]
+        assert (out / "case_02" / name).exists()
 
 
 def test_run_records_its_largest_nucleus_and_unknown_pixel_size(tiny_run):
@@ -61,9 +77,9 @@ def test_real_model_writes_every_output(in_process):
     features = json.loads(gzip.decompress((folder / "nuclei.geojson.gz").read_bytes()))
     features = features["features"]
     assert len(features) == table.num_rows > 0
-    # Overlapping detections: the better-scoring nucleus wins shared pixels in the labels.
+    # Overlapping detections are resolved once: the table lists the label image's nuclei.
     visible = np.unique(labels_of(folder))[1:]
-    assert set(visible.tolist()) <= set(table.column("id").to_pylist())
+    assert set(visible.tolist()) == set(table.column("id").to_pylist())
     assert all(shapely.geometry.shape(f["geometry"]).is_valid for f in features)
     summary = (in_process / "summary.csv").read_text().splitlines()
     assert summary[0].startswith("slide,output,tissue_mm2,tiles")

@@ -206,6 +206,8 @@ def run(args: argparse.Namespace) -> int:
             print(f"{path.name}: {result.nuclei} nuclei in {result.predicted}/{result.tiles} "
                   f"tiles ({result.skipped_share:.0%} skipped as background) -> "
                   f"{result.out_dir}")
+            print(f"  wrote {', '.join(Path(p).name for p in result.outputs.values())} in "
+                  f"{result.out_dir}")
             if result.wider_than_overlap:
                 print(f"warning: {path.name}: {result.wider_than_overlap} nuclei were seen "
                       "whole by no tile that owns them (wider than the tile overlap) and "
