@@ -15,7 +15,8 @@ AUTOSAVE_DELAY_MS = 1500
 
 
 class Autosaver(QObject):
-    """Saves the session and every corrected image into the session's output folder.
+    """Saves the session (its images, their corrections and its slides) into the
+    session's output folder.
 
     ``schedule()`` (re)starts a short timer; when it fires, a snapshot of the session is
     written by a worker, one save at a time. The save due is a pending save of the
@@ -37,6 +38,12 @@ class Autosaver(QObject):
         self._again = False  # flushed while a save ran: save again once it ends
         self.timer = QTimer(self, singleShot=True, interval=AUTOSAVE_DELAY_MS)
         self.timer.timeout.connect(self._on_autosave_due)
+        # The slides opened, their predictions and their window are the session's too.
+        session.slides.changed.connect(self._on_slides_changed)
+
+    def _on_slides_changed(self, what: str) -> None:
+        if what != "restored":  # a restore has just read them from disk
+            self.schedule(restart=False)
 
     @property
     def running(self) -> bool:

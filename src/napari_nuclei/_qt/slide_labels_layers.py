@@ -1,15 +1,15 @@
 """The multiscale Labels layer of each predicted region, shown while its tiles finish.
 
 While a job runs, its layer reads the level-0 labels and the job's live coarse levels
-(:mod:`napari_nuclei.core.slide.live_labels`); every progress report may refresh it, at
-most once per ``min_interval`` seconds, by handing napari fresh lazy arrays (nothing is
-read until napari draws what is in view). When the job finishes, the layer takes the
-finished OME-Zarr pyramid.
+(:mod:`napari_nuclei.core.slide.live_labels`); a progress report may refresh it, at most
+once per ``min_interval`` seconds, by handing napari fresh lazy arrays (nothing is read
+until napari draws what is in view). When the job finishes, the layer takes the finished
+OME-Zarr pyramid. The layer data is made in the job's relay worker: opening the zarr
+arrays reads their metadata from disk.
 """
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 
@@ -28,7 +28,7 @@ class SlideLabelsLayers:
         self.min_interval = min_interval
         self.layers: dict[Path, object] = {}
         self.refreshes = 0
-        self._live: dict[Path, tuple[float, int]] = {}  # out_dir: (last refresh, generation)
+        self._live: dict[Path, bool] = {}  # the layers showing a running job
 
     def get(self, out_dir: Path):
         return self.layers.get(Path(out_dir))
@@ -39,36 +39,29 @@ class SlideLabelsLayers:
     def __contains__(self, out_dir) -> bool:
         return Path(out_dir) in self.layers
 
-    def tiles_done(self, out_dir: Path) -> None:
-        """A tile of ``out_dir``'s job finished: show its labels, or refresh them when the
-        last refresh is old enough."""
-        from ..core.errors import InputError
-        from ..core.slide.live_labels import live_labels_layer_data
+    def tiles_done(self, out_dir: Path, data) -> None:
+        """Show the labels of ``out_dir``'s running job, or refresh them.
 
+        ``data`` is their live layer data, made in a worker
+        (:func:`~napari_nuclei.session.slides.relay_region`) at most once per
+        ``min_interval`` seconds.
+        """
         out_dir = Path(out_dir)
-        now = time.monotonic()
-        last, generation = self._live.get(out_dir, (None, 0))
-        if last is not None and now - last < self.min_interval:
-            return
-        try:
-            levels, meta, _ = live_labels_layer_data(out_dir, generation + 1)
-        except InputError:
-            return  # the job has not created its labels yet
-        self._live[out_dir] = (now, generation + 1)
+        levels, meta, _ = data
         layer = self.layers.get(out_dir)
-        if layer is None or last is None:
+        if layer is None or out_dir not in self._live or layer not in self.viewer.layers:
             self._replace(out_dir, self.viewer.add_labels(levels, **meta))
         else:
             layer.data = levels  # new dask names: napari's chunk cache reads them afresh
+        self._live[out_dir] = True
         self.refreshes += 1
 
-    def finished(self, out_dir: Path) -> None:
-        """Show the finished job's OME-Zarr pyramid in place of its live layer."""
-        from ..core.slide.lazy import labels_layer_data
-
+    def finished(self, out_dir: Path, data) -> None:
+        """Show a finished job's OME-Zarr pyramid (``data``, its layer data made in a
+        worker), in place of its live layer."""
         out_dir = Path(out_dir)
         self._live.pop(out_dir, None)
-        levels, meta, _ = labels_layer_data(out_dir)
+        levels, meta, _ = data
         layer = self.layers.get(out_dir)
         if layer is not None and layer in self.viewer.layers and \
                 tuple(layer.scale) == meta["scale"] and len(layer.data) == len(levels):

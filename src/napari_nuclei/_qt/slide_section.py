@@ -23,12 +23,18 @@ from qtpy.QtWidgets import (
 
 from ..core.engine.status import missing_libraries
 from ..session.jobs import SAVE, SLIDE, WRITE_BACK
-from ..session.slides import SlideSession, pull_with_table, write_back_with_table
+from ..session.slides import (
+    SlideEntry,
+    open_with_outputs,
+    pull_with_table,
+    relay_region,
+    write_back_with_table,
+)
 from .ask import ask_yes_no
 from .slide_labels_layers import SlideLabelsLayers
 from .slide_measurements import SlideMeasurements
 from .slide_window_layers import WindowLayers
-from .workers import relay, start_job
+from .workers import start_job
 
 if TYPE_CHECKING:
     import napari
@@ -47,7 +53,7 @@ class SlideSection(QWidget):
     def __init__(self, viewer: napari.viewer.Viewer, session: Session, parent=None):
         super().__init__(parent)
         self.viewer, self.session = viewer, session
-        self.state = SlideSession(session.output_folder)
+        self.state = session.slides
         self.ask = ask_yes_no
         self.job = self.worker = None
         self.slide_layer = None
@@ -97,24 +103,37 @@ class SlideSection(QWidget):
         if path:
             self.open_slide(Path(path))
 
-    def open_slide(self, path: Path) -> None:
-        """Open a slide as a lazy multiscale layer (nothing of level 0 is read)."""
-        from ..core.slide.lazy import slide_layer_data
+    def open_slide(self, path: Path, restored: SlideEntry | None = None) -> None:
+        """Open a slide as a lazy multiscale layer (nothing of level 0 is read).
 
+        Its finished predictions in the output folder are found in the same worker, so
+        that *Edit region* and the exports work on them at once. ``restored``: the slide
+        as a restored session lists it (its predictions shown, its window pulled again
+        with the edits autosaved in it).
+        """
         self.hint.setText(f"Opening {Path(path).name}…")
         self.session.notices.forget(path)  # chosen again: its problem is said again
-        start_job(slide_layer_data, path, on_return=lambda data: self._on_opened(path, data),
-                  on_error=lambda exc: self._on_open_failed(path, exc))
+        start_job(open_with_outputs, path, self.state.output_root, restored,
+                  on_return=lambda data: self._on_opened(path, data, restored),
+                  on_error=lambda exc: self._on_open_failed(path, exc, restored))
 
-    def _on_open_failed(self, path: Path, exc: BaseException) -> None:
+    def _on_open_failed(self, path: Path, exc: BaseException, restored=None) -> None:
         from .workers import one_line
 
         # The hint no longer says "Opening…": it says that nothing was opened, and why.
         self.hint.setText(f"Not opened: {one_line(exc)}")
         self.session.notices.error(one_line(exc), about=path)
+        if restored is not None:
+            self._restore_next()
 
-    def _on_opened(self, path: Path, data) -> None:
-        levels, meta, _ = data
+    def _restore_next(self) -> None:
+        """Open the next slide of a restored session (one at a time, in workers)."""
+        entry = self.state.next_restored()
+        if entry is not None:
+            self.open_slide(entry.slide, restored=entry)
+
+    def _on_opened(self, path: Path, data, restored=None) -> None:
+        (levels, meta, _), found, labels, problems = data
         top = levels[0] if isinstance(levels, list) else levels
         self.slide_layer = self.viewer.add_image(levels, **meta)
         if REGION_LAYER not in self.viewer.layers:
@@ -124,8 +143,20 @@ class SlideSection(QWidget):
                                    face_color="transparent", edge_width=2)
         self.viewer.canvas.overlays.scale_bar.visible = True
         self.viewer.reset_view()
-        self.state.open(path, meta["metadata"]["mpp"], (top.shape[1], top.shape[0]))
-        self.hint.setText("")
+        self.state.open(path, meta["metadata"]["mpp"], (top.shape[1], top.shape[0]), found,
+                        restored)
+        for out_dir, layer_data in labels.items():
+            self.labels_layers.finished(out_dir, layer_data)
+        for line in problems:
+            self.session.notices.warning(f"Not restored: {line}")
+        self.hint.setText(f"{len(found)} finished prediction(s) of this slide in the output "
+                          "folder: Edit region and the exports use them." if found else "")
+        if restored is not None and restored.window is not None and \
+                restored.window[0] in self.state.outputs:
+            start_job(pull_with_table, *restored.window,
+                      on_return=lambda pulled: self._on_pulled(pulled, restored=True))
+        if restored is not None:
+            self._restore_next()
 
     # -- regions and prediction ---------------------------------------------------------
     def drawn_region(self) -> tuple[int, int, int, int] | None:
@@ -186,28 +217,30 @@ class SlideSection(QWidget):
         # same region again continues it.
         entry = self.session.jobs.started(SLIDE, out_dir.name, stop=self.job.stop,
                                           kill=self.job.kill)
-        self.worker = start_job(relay, self.job,
-                                on_yield=lambda report: self._on_progress(out_dir, report),
-                                on_return=lambda _r: self._on_predicted(out_dir, region),
+        self.worker = start_job(relay_region, self.job, out_dir,
+                                self.labels_layers.min_interval,
+                                on_yield=lambda item: self._on_progress(out_dir, *item),
+                                on_return=lambda ended: self._on_predicted(
+                                    out_dir, region, ended[1]),
                                 on_finish=lambda: self._on_job_ended(entry))
 
     def _on_job_ended(self, entry) -> None:
         self._set_running(False)
         self.session.jobs.ended(entry)
 
-    def _on_progress(self, out_dir: Path, report) -> None:
+    def _on_progress(self, out_dir: Path, report, live) -> None:
+        if live is not None:
+            self.labels_layers.tiles_done(out_dir, live)
         if hasattr(report, "total"):
-            self.labels_layers.tiles_done(out_dir)
             self.progress.setRange(0, max(1, report.total))
             self.progress.setValue(report.done)
             self.hint.setText(f"{report.done} of {report.total} tiles, {report.nuclei} nuclei")
 
-    def _on_predicted(self, out_dir: Path, region) -> None:
-        from ..core.slide.job import load_result
-        if self.job is not None and self.job.stopping or load_result(out_dir) is None:
+    def _on_predicted(self, out_dir: Path, region, labels) -> None:
+        if labels is None:
             self.hint.setText("Stopped: predicting the same region again continues.")
             return
-        self.labels_layers.finished(out_dir)
+        self.labels_layers.finished(out_dir, labels)
         self.state.predicted(out_dir, region or (0, 0, *self.state.size))
         self.hint.setText(f"Predicted into {out_dir}")
 
@@ -230,9 +263,12 @@ class SlideSection(QWidget):
             return
         start_job(pull_with_table, out_dir, region, on_return=self._on_pulled)
 
-    def _on_pulled(self, pulled) -> None:
+    def _on_pulled(self, pulled, restored: bool = False) -> None:
         window, rows = pulled
-        self.window_layers.show(window, rows, lambda question: self.ask(self, question))
+        # A restored session's window takes back the edits autosaved in it, unasked.
+        ask = (lambda _question: True) if restored else \
+            (lambda question: self.ask(self, question))
+        self.window_layers.show(window, rows, ask)
         self.state.set_window(window)
 
     def _on_write_back(self) -> None:
@@ -268,7 +304,9 @@ class SlideSection(QWidget):
                       f"Added {sample.name} to the training set {folder}"),
                   on_finish=lambda: self.session.jobs.ended(entry))
 
-    def _on_state_changed(self, _what: str) -> None:
+    def _on_state_changed(self, what: str) -> None:
+        if what == "restored":
+            self._restore_next()
         has_slide, has_window = self.state.slide is not None, self.state.window is not None
         if has_slide:
             mpp = f"{self.state.mpp:.3g} µm/px" if self.state.mpp else "pixel size unknown"

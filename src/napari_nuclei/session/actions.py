@@ -21,7 +21,7 @@ from .store import (
     PREDICTIONS_FOLDER,
     SavedImage,
     load_prediction,
-    read_session,
+    read_session_slides,
     save_prediction,
     session_target,
     write_session,
@@ -74,6 +74,8 @@ class SessionSnapshot:
     # The stamp of the image of a name in the session now (None: gone): a save whose
     # images were replaced meanwhile is stale, and writes nothing.
     current: Callable[[str], int | None] = lambda _name: None
+    slides: tuple = ()  # SlideEntry of each slide opened, the open one last
+    slides_generation: int = 0
 
 
 @dataclass(frozen=True)
@@ -89,11 +91,14 @@ class Saved:
     stale : bool
         Nothing was written: images of the snapshot were replaced meanwhile (the
         session is saved again from what is on screen).
+    slides_generation : int or None
+        The stamp of the slides written (None: not written).
     """
 
     corrections: tuple = ()
     predictions: tuple = ()
     stale: bool = False
+    slides_generation: int | None = None
 
 
 def session_snapshot(session: Session) -> SessionSnapshot:
@@ -117,7 +122,8 @@ def session_snapshot(session: Session) -> SessionSnapshot:
         image = session.images.get(name)
         return None if image is None else image.born
 
-    return SessionSnapshot(folder, fields, images, to_save, current)
+    return SessionSnapshot(folder, fields, images, to_save, current,
+                           tuple(session.slides.entries()), session.slides.generation)
 
 
 def save_corrected(folder: Path, image: ImageSnapshot) -> Path:
@@ -176,8 +182,24 @@ def save_session(state: SessionSnapshot) -> Saved:
             kept = labels is not None and labels.is_file() and not labels.is_symlink()
             records.append(SavedImage(image.name, image.image_path, image.score_thresh, npz,
                                       labels if kept else None))
-        write_session(folder, state.fields, records)
-    return Saved(tuple(saved), tuple(predicted))
+        write_session(folder, state.fields, records, _slides_inside(folder, state.slides))
+    return Saved(tuple(saved), tuple(predicted), slides_generation=state.slides_generation)
+
+
+def _slides_inside(folder: Path, slides) -> list:
+    """The slide entries with only their outputs inside the session folder (outputs of
+    an output folder chosen before are that folder's session's, not this one's)."""
+    from dataclasses import replace
+
+    def inside(out_dir) -> bool:
+        return Path(out_dir).is_relative_to(folder)
+
+    kept = []
+    for slide in slides:
+        outputs = tuple(item for item in slide.outputs if inside(item[0]))
+        window = slide.window if slide.window and inside(slide.window[0]) else None
+        kept.append(replace(slide, outputs=outputs, window=window))
+    return kept
 
 
 def apply_saved(session: Session, saved: Saved) -> None:
@@ -186,6 +208,8 @@ def apply_saved(session: Session, saved: Saved) -> None:
         session.mark_saved(name, path, generation)
     for name, born in saved.predictions:
         session.mark_prediction_saved(name, born)
+    if saved.slides_generation is not None:
+        session.slides.saved_generation = saved.slides_generation
 
 
 def set_aside_corrections(session: Session, replaced: ImageState) -> Path | None:
@@ -252,12 +276,12 @@ def restore_session(session: Session, folder: Path) -> list[str]:
     """
     from ..core.image_io import read_labels
 
-    fields, saved, problems = read_session(folder)
+    fields, saved, slides, problems = read_session_slides(folder)
     if session.needs_saving():
         # The session open now keeps its work: what is not saved yet is saved first
         # (read again: it may have been saved into this very folder).
         apply_saved(session, save_session(session_snapshot(session)))
-        fields, saved, problems = read_session(folder)
+        fields, saved, slides, problems = read_session_slides(folder)
     images = []
     for item in saved:
         try:
@@ -284,6 +308,9 @@ def restore_session(session: Session, folder: Path) -> list[str]:
             continue
         images.append(image)
     session.restore(Path(folder), fields, images)
+    # Opened one by one in workers by the Slides section; listed now, they are the
+    # session's, and saved as such until they are open.
+    session.slides.restore(slides)
     if len(problems) > MAX_NAMED_PROBLEMS:
         rest = len(problems) - MAX_NAMED_PROBLEMS
         problems = [*problems[:MAX_NAMED_PROBLEMS], f"and {rest:,} more images"]

@@ -29,6 +29,7 @@ from ..core.predict.instances import Prediction
 from ..core.predict.outputs import layer_features
 from .jobs import Jobs
 from .notices import Notices
+from .slides import SlideSession
 
 CORRECTED_FOLDER = "corrected"
 REPLACED_FOLDER = "replaced"
@@ -170,6 +171,9 @@ class Session:
     jobs : Jobs
         The jobs running in the background and the saves not yet written: closing
         napari stops and writes them all.
+    slides : SlideSession
+        The slides opened, their predicted regions and the window being corrected
+        (saved with the session too).
     """
 
     train_dir: Path | None = None
@@ -182,12 +186,15 @@ class Session:
     images: dict = field(default_factory=dict)
     notices: Notices = field(default_factory=Notices, repr=False, compare=False)
     jobs: Jobs = field(default_factory=Jobs, repr=False, compare=False)
+    slides: SlideSession | None = field(default=None, repr=False, compare=False)
 
     image_added = Signal(str)
     image_changed = Signal(str)
     image_removed = Signal(str)
 
     def __post_init__(self):
+        if self.slides is None:
+            self.slides = SlideSession(self.output_folder)
         for key in ("train_dir", "test_dir", "gt_dir", "output_dir"):
             getattr(self.events, key).connect(self._on_folder_chosen)
 
@@ -383,8 +390,8 @@ class Session:
 
     def needs_saving(self) -> bool:
         """Whether a correction or a prediction is not in the session folder yet."""
-        return any(image.dirty or not image.prediction_saved
-                   for image in self.images.values())
+        return self.slides.needs_saving or any(image.dirty or not image.prediction_saved
+                                               for image in self.images.values())
 
     def corrected_folder(self) -> Path:
         """Where corrections are autosaved: ``<output folder>/corrected``."""

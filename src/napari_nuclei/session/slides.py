@@ -8,6 +8,7 @@ another region never replaces corrections made in an earlier one.
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Callable
 from pathlib import Path
 
@@ -15,6 +16,7 @@ from psygnal import Signal
 
 from ..core.slide.engine import slide_name
 from ..core.slide.window import MAX_WINDOW_SIDE, SlideWindow
+from .store import SavedSlide as SlideEntry
 
 SLIDES_FOLDER = "slides"
 WINDOWS_FOLDER = "slide_windows"
@@ -31,8 +33,15 @@ class SlideSession:
     size : tuple of int
         Level-0 ``(width, height)``.
     outputs : dict of Path to tuple
-        Output folder of each region predicted (level-0 ``(x, y, w, h)``), newest last.
+        Output folder of each region predicted (level-0 ``(x, y, w, h)``), newest last:
+        those found finished on disk when the slide was opened, then those predicted.
     window : SlideWindow or None
+    earlier : dict of Path to dict
+        The outputs of the slides opened before this one (saved with the session).
+    restoring : list of SlideEntry
+        Slides a restored session brings back, not opened yet (the last one ends open).
+    generation, saved_generation : int
+        Stamps of the last change and of the last one saved with the session.
     """
 
     changed = Signal(str)
@@ -44,16 +53,80 @@ class SlideSession:
         self.size = (0, 0)
         self.outputs: dict[Path, tuple] = {}
         self.window: SlideWindow | None = None
+        self.earlier: dict[Path, dict[Path, tuple]] = {}
+        self.restoring: list = []
+        self.generation = self.saved_generation = 0
+
+    def _changed(self, what: str) -> None:
+        self.generation += 1
+        self.changed.emit(what)
+
+    @property
+    def needs_saving(self) -> bool:
+        """Whether the session on disk lists the slides as they are now."""
+        return self.generation != self.saved_generation
+
+    def entries(self) -> list[SlideEntry]:
+        """The slides opened, as the session saves them (the one open last)."""
+        slides = [SlideEntry(slide, tuple(outputs.items()))
+                  for slide, outputs in self.earlier.items()]
+        if self.slide is not None:
+            window = None
+            if self.window is not None and self.window.out_dir in self.outputs:
+                window = (self.window.out_dir, self.window.level0_region)
+            slides.append(SlideEntry(self.slide, tuple(self.outputs.items()), window))
+        return slides + self.restoring  # not open yet, but the session's all the same
+
+    def restore(self, slides: list[SlideEntry]) -> None:
+        """A restored session's slides, in place of those opened so far: announced
+        (``restored``) for the section to open them one by one (:meth:`next_restored`)."""
+        self.slide, self.mpp, self.size = None, None, (0, 0)
+        self.outputs, self.window, self.earlier = {}, None, {}
+        self.restoring = list(slides)
+        self.saved_generation = self.generation = self.generation + 1
+        self.changed.emit("restored")
+
+    def next_restored(self) -> SlideEntry | None:
+        """The next slide a restore brings back (None when none is left)."""
+        return self.restoring.pop(0) if self.restoring else None
 
     @property
     def output_root(self) -> Path:
         """The session's output folder (it may change while a slide is open)."""
         return Path(self._output_root())
 
-    def open(self, slide: Path, mpp: float | None, size: tuple[int, int]) -> None:
-        self.slide, self.mpp, self.size = Path(slide), mpp, size
-        self.outputs, self.window = {}, None
-        self.changed.emit("slide")
+    def open(self, slide: Path, mpp: float | None, size: tuple[int, int],
+             found=(), restored: SlideEntry | None = None) -> None:
+        """A slide is open (in place of the one open before).
+
+        Parameters
+        ----------
+        slide : Path
+        mpp : float or None
+        size : tuple of int
+            Level-0 ``(width, height)``.
+        found : iterable of tuple
+            ``(output folder, region or None)`` of this slide's finished predictions
+            found in the output folder (None: the whole tissue), oldest first: *Edit
+            region* and the exports work on them at once.
+        restored : SlideEntry, optional
+            The slide as a restored session lists it: its outputs come last, in its
+            order (the newest is the one a window is pulled from).
+        """
+        if self.slide is not None and self.outputs:
+            self.earlier[self.slide] = dict(self.outputs)
+        slide = Path(slide)
+        self.earlier.pop(slide, None)
+        self.slide, self.mpp, self.size = slide, mpp, size
+        outputs = {Path(out_dir): tuple(region) if region else (0, 0, *size)
+                   for out_dir, region in found}
+        if restored is not None:
+            for out_dir, region in restored.outputs:
+                if out_dir in outputs:
+                    outputs.pop(out_dir)
+                    outputs[out_dir] = tuple(region)
+        self.outputs, self.window = outputs, None
+        self._changed("slide")
 
     @property
     def units_per_pixel(self) -> float:
@@ -130,8 +203,9 @@ class SlideSession:
         return self.output_root / SLIDES_FOLDER / f"{name}_x{x}_y{y}_{w}x{h}"
 
     def predicted(self, out_dir: Path, region) -> None:
+        self.outputs.pop(Path(out_dir), None)  # predicted again: the newest
         self.outputs[Path(out_dir)] = tuple(region)
-        self.changed.emit("outputs")
+        self._changed("outputs")
 
     def output_holding(self, region) -> Path | None:
         """The newest predicted region's folder that contains ``region``."""
@@ -143,7 +217,7 @@ class SlideSession:
 
     def set_window(self, window: SlideWindow | None) -> None:
         self.window = window
-        self.changed.emit("window")
+        self._changed("window")
 
     @property
     def windows_folder(self) -> Path:
@@ -156,6 +230,128 @@ class SlideSession:
         from ..core.slide.training_windows import sample_name
 
         return self.windows_folder / "train" / sample_name(window)
+
+
+def region_of_folder(out_dir: Path, slide: Path) -> tuple[int, int, int, int] | None:
+    """The level-0 region a folder named by :meth:`SlideSession.output_for` holds:
+    ``(x, y, w, h)``, None for the whole tissue (raises ``ValueError`` for another)."""
+    name, folder = slide_name(Path(slide)), Path(out_dir).name
+    if folder == name:
+        return None
+    found = re.fullmatch(rf"{re.escape(name)}_x(\d+)_y(\d+)_(\d+)x(\d+)", folder)
+    if found is None:
+        raise ValueError(f"{folder} is no region folder of {name}")
+    return tuple(int(v) for v in found.groups())
+
+
+def finished_outputs(output_root: Path, slide: Path) -> list[tuple[Path, tuple | None]]:
+    """The finished predictions of a slide in a session's output folder (run in a
+    worker): ``(output folder, region)`` oldest first (see :func:`region_of_folder`).
+
+    A folder counts when its job is complete and its plan names this very slide file;
+    folders that cannot be read are passed over (they are not this slide's outputs).
+    """
+    from ..core.errors import InputError
+    from ..core.slide.job import COMPLETE_NAME, JOB, load_result
+    from ..core.slide.lazy import output_slide_path
+
+    folder = Path(output_root) / SLIDES_FOLDER
+    if not folder.is_dir() or folder.is_symlink():
+        return []
+    slide = Path(slide).resolve()
+    found = []
+    for out_dir in folder.iterdir():
+        if out_dir.is_symlink() or not out_dir.is_dir():
+            continue
+        try:
+            region = region_of_folder(out_dir, slide)
+            if Path(output_slide_path(out_dir)).resolve() != slide or \
+                    load_result(out_dir) is None:
+                continue
+            finished = (out_dir / JOB / COMPLETE_NAME).stat().st_mtime
+        except (InputError, ValueError, KeyError, TypeError, OSError):
+            continue
+        found.append((finished, out_dir, region))
+    return [(out_dir, region) for _, out_dir, region in sorted(found)]
+
+
+def open_with_outputs(path: Path, output_root: Path, restored: SlideEntry | None = None):
+    """Everything opening a slide needs, made in a worker: the slide's layer data, its
+    finished outputs in the output folder, and the labels layer data of each output a
+    restored session shows (the folders that hold no finished prediction are named).
+
+    Returns
+    -------
+    tuple
+        ``(slide layer data, found, labels, problems)``: ``found`` as
+        :func:`finished_outputs` gives it, ``labels`` a dict of output folder to its
+        labels layer data, ``problems`` one line per output not restored.
+    """
+    from ..core.errors import InputError
+    from ..core.slide.lazy import labels_layer_data, slide_layer_data
+
+    data = slide_layer_data(path)
+    found = finished_outputs(output_root, path)
+    finished = {out_dir for out_dir, _ in found}
+    labels, problems = {}, []
+    for out_dir, _region in restored.outputs if restored is not None else ():
+        if out_dir not in finished:
+            problems.append(f"{out_dir}: holds no finished prediction of {Path(path).name}")
+            continue
+        try:
+            labels[out_dir] = labels_layer_data(out_dir)
+        except InputError as exc:
+            problems.append(str(exc))
+    return data, found, labels, problems
+
+
+def relay_region(job, out_dir: Path, min_interval: float = 1.0):
+    """Relay a slide region job's reports in a worker, with the labels as they stand.
+
+    Everything that reads the output folder happens here, not on the GUI thread: with a
+    tile's report, at most once per ``min_interval`` seconds, the live labels' layer
+    data (:func:`~napari_nuclei.core.slide.live_labels.live_labels_layer_data`: lazy
+    arrays, nothing of the labels read); at the end, the finished pyramid's.
+
+    Yields
+    ------
+    tuple
+        ``(report, live layer data or None)``.
+
+    Returns
+    -------
+    tuple
+        ``(result, finished layer data or None)``: None when the job stopped before
+        finishing (its tiles are kept: predicting the region again continues).
+    """
+    import time
+
+    from ..core.errors import InputError
+    from ..core.slide.job import load_result
+    from ..core.slide.lazy import labels_layer_data
+    from ..core.slide.live_labels import live_labels_layer_data
+
+    out_dir = Path(out_dir)
+    last, generation = None, 0
+    reports = job.reports()
+    while True:
+        try:
+            report = next(reports)
+        except StopIteration as finished:
+            result = finished.value
+            break
+        live = None
+        now = time.monotonic()
+        if hasattr(report, "total") and (last is None or now - last >= min_interval):
+            try:
+                live = live_labels_layer_data(out_dir, generation + 1)
+                last, generation = now, generation + 1
+            except InputError:
+                pass  # the job has not created its labels yet
+        yield report, live
+    if job.stopping or load_result(out_dir) is None:
+        return result, None
+    return result, labels_layer_data(out_dir)
 
 
 def pull_with_table(out_dir, region):

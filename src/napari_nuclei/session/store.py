@@ -23,6 +23,7 @@ from ..core.validate.session import (
     SESSION_NAME,
     VERSION,
     SessionEntry,
+    SlideEntry,
     check_session,
     plain_name,
     read_prediction_arrays,
@@ -30,8 +31,10 @@ from ..core.validate.session import (
 )
 
 PREDICTIONS_FOLDER = "predictions"
-# What session.json says about one image: the writer's records are the reader's entries.
+# What session.json says about one image or slide: the writer's records are the
+# reader's entries.
 SavedImage = SessionEntry
+SavedSlide = SlideEntry
 
 
 def save_prediction(path: Path, prediction: Prediction) -> Path:
@@ -90,8 +93,10 @@ def session_target(folder: Path, subfolder: str, name: str, suffix: str) -> Path
     return target / f"{name}{suffix}"
 
 
-def write_session(folder: Path, fields: dict, images: list[SavedImage]) -> Path:
-    """Write ``session.json``: folder fields, threshold and the images' files.
+def write_session(folder: Path, fields: dict, images: list[SavedImage],
+                  slides: list[SavedSlide] = ()) -> Path:
+    """Write ``session.json``: folder fields, threshold, the images' files and the
+    slides opened (their predicted regions' folders and the window being corrected).
 
     The document is checked by the same gate that reads it, so that a name that is not
     a plain file name, a file outside the folder or a threshold outside [0, 1] is
@@ -123,8 +128,19 @@ def write_session(folder: Path, fields: dict, images: list[SavedImage]) -> Path:
                     "prediction": rel(i.prediction), "labels": rel(i.labels)}
                    for i in images],
     }
+    if slides:
+        document["slides"] = [_slide_document(slide, rel) for slide in slides]
     check_session(document, path, folder, strict=True)
     return write_json_atomic(path, document, indent=2)
+
+
+def _slide_document(slide: SavedSlide, rel) -> dict:
+    def output(out_dir, region):
+        return {"folder": rel(out_dir), "region": [int(v) for v in region]}
+
+    return {"slide": str(slide.slide),
+            "outputs": [output(*item) for item in slide.outputs],
+            "window": output(*slide.window) if slide.window else None}
 
 
 def _plain_number(value):
@@ -139,7 +155,8 @@ def read_session(folder: Path) -> tuple[dict, list[SavedImage], list[str]]:
     -------
     tuple
         ``(fields, images, skipped)``: the folder fields and threshold, the sound
-        image entries, and one line per damaged entry that was skipped.
+        image entries, and one line per damaged entry that was skipped (the slides:
+        :func:`read_session_slides`).
 
     Raises
     ------
@@ -148,3 +165,11 @@ def read_session(folder: Path) -> tuple[dict, list[SavedImage], list[str]]:
     """
     checked = read_session_file(Path(folder))
     return checked.fields, list(checked.entries), list(checked.skipped)
+
+
+def read_session_slides(folder: Path) -> tuple[dict, list[SavedImage], list[SavedSlide],
+                                                list[str]]:
+    """:func:`read_session` with the slides: ``(fields, images, slides, skipped)``."""
+    checked = read_session_file(Path(folder))
+    return (checked.fields, list(checked.entries), list(checked.slides),
+            list(checked.skipped))

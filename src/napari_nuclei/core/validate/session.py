@@ -8,9 +8,16 @@ make the next save write outside the folder, and a prediction path leading out o
 its image size and the size of every mask crop; a file of a kilobyte could ask for
 gigabytes, so every size is checked before anything is allocated.
 
+A session also lists the slides it opened (``slides``, optional): each slide's file
+(any path: it is only read), the output folders of its predicted regions with their
+level-0 rectangles, and the region of the window being corrected. Output folders are
+read and written when the session is restored (labels, table, autosaved edits), so they
+must lie inside the session folder and be reached through no link, as prediction files
+must.
+
 A damaged document (not JSON, not an object, another version, more images than
-:data:`MAX_SESSION_IMAGES`) is refused as a whole with one line; a damaged image entry
-is skipped and named in one line while the sound entries are restored.
+:data:`MAX_SESSION_IMAGES`) is refused as a whole with one line; a damaged image or
+slide entry is skipped and named in one line while the sound entries are restored.
 """
 
 from __future__ import annotations
@@ -39,6 +46,13 @@ IMAGE_KEYS = ("name", "image_path", "score_thresh", "prediction", "labels")
 # rarely thousands. Ten thousand keeps restoring (and the autosave that rewrites every
 # entry) to seconds, where a file of 200,000 entries would take minutes.
 MAX_SESSION_IMAGES = 10_000
+# Slides opened in one session, and regions predicted on one slide: a person opens a few
+# slides and predicts tens of regions of each; these caps keep a hostile file small.
+MAX_SESSION_SLIDES = 1_000
+MAX_SLIDE_OUTPUTS = 10_000
+SLIDE_KEYS = ("slide", "outputs", "window")
+# Level-0 coordinates: slides are at most a few hundred thousand pixels a side.
+MAX_SLIDE_COORDINATE = 2**31 - 1
 # Entries with ordinary paths take a few hundred bytes, so a session of
 # MAX_SESSION_IMAGES stays far below this; a larger file is refused before parsing.
 MAX_SESSION_BYTES = 64 * 2**20
@@ -84,6 +98,27 @@ class SessionEntry:
 
 
 @dataclass(frozen=True)
+class SlideEntry:
+    """One slide of a checked ``session.json``.
+
+    Attributes
+    ----------
+    slide : Path
+        The slide file, wherever it is (it is only read, never written).
+    outputs : tuple
+        ``(output folder, (x, y, width, height))`` of each predicted region, oldest
+        first: folders inside the session folder, reached through no link, each once.
+    window : tuple or None
+        ``(output folder, (x, y, width, height))`` of the window being corrected: one of
+        the ``outputs`` folders.
+    """
+
+    slide: Path
+    outputs: tuple = ()
+    window: tuple | None = None
+
+
+@dataclass(frozen=True)
 class CheckedSession:
     """A ``session.json`` that passed the gate.
 
@@ -95,11 +130,14 @@ class CheckedSession:
         The sound image entries, in file order.
     skipped : list of str
         One line per damaged entry, naming the file, the entry and the problem.
+    slides : list of SlideEntry
+        The sound slide entries, in file order (the last is the one open).
     """
 
     fields: dict
     entries: list[SessionEntry] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
+    slides: list[SlideEntry] = field(default_factory=list)
 
 
 def plain_name(value, name: str = "name") -> str:
@@ -221,6 +259,85 @@ def check_entry(entry, folder: Path) -> SessionEntry:
     )
 
 
+def slide_region(value, name: str = "region") -> tuple[int, int, int, int]:
+    """A level-0 rectangle ``[x, y, width, height]`` of whole numbers, not empty.
+
+    Raises
+    ------
+    InvalidValue
+        For another type or length, a negative corner or an empty side.
+    """
+    if not isinstance(value, list) or len(value) != 4:
+        raise InvalidValue(f"{name} must be a list [x, y, width, height], not "
+                           f"{describe(value)}")
+    x, y, width, height = (
+        fields.integer(item, f"{name} {part}", minimum=0 if part in "xy" else 1,
+                       maximum=MAX_SLIDE_COORDINATE)
+        for part, item in zip(("x", "y", "width", "height"), value, strict=True))
+    return x, y, width, height
+
+
+def _slide_output(value, folder: Path, name: str) -> tuple[Path, tuple]:
+    fields.obj(value, name)
+    fields.required(value, ("folder", "region"))
+    return (file_inside(folder, value["folder"], f"{name} folder"),
+            slide_region(value["region"], f"{name} region"))
+
+
+def check_slide_entry(entry, folder: Path) -> SlideEntry:
+    """Check one slide entry of ``session.json``.
+
+    Raises
+    ------
+    InvalidValue
+        For a missing key or a value of the wrong type, range or place.
+    """
+    fields.obj(entry, "slide entry")
+    fields.required(entry, ("slide",))
+    unknown = sorted(set(entry) - set(SLIDE_KEYS))
+    if unknown:
+        raise InvalidValue(f"has keys this napari-nuclei does not know: "
+                           f"{', '.join(unknown)[:80]}")
+    slide = _optional_path(entry["slide"], "slide")
+    if slide is None:
+        raise InvalidValue("slide is empty")
+    listed = fields.array(entry.get("outputs", []), "outputs")
+    if len(listed) > MAX_SLIDE_OUTPUTS:
+        raise InvalidValue(f"lists {len(listed):,} predicted regions, more than the "
+                           f"{MAX_SLIDE_OUTPUTS:,} a slide may hold")
+    outputs, seen = [], set()
+    for number, value in enumerate(listed):
+        out_dir, region = _slide_output(value, folder, f"output {number}")
+        if out_dir in seen:
+            raise InvalidValue(f"output {number} folder {out_dir.name!r} appears twice")
+        seen.add(out_dir)
+        outputs.append((out_dir, region))
+    window = entry.get("window")
+    if window is not None:
+        window = _slide_output(window, folder, "window")
+        if window[0] not in seen:
+            raise InvalidValue(f"window folder {window[0].name!r} is none of the slide's "
+                               "outputs")
+    return SlideEntry(slide, tuple(outputs), window)
+
+
+def _check_slides(document, path: Path, folder: Path, session: CheckedSession,
+                  strict: bool) -> None:
+    with in_file(path):
+        slides = fields.array(document.get("slides", []), "slides")
+        if len(slides) > MAX_SESSION_SLIDES:
+            raise InvalidValue(f"lists {len(slides):,} slides, more than the "
+                               f"{MAX_SESSION_SLIDES:,} a session may hold")
+    for number, entry in enumerate(slides):
+        try:
+            with in_file(path, f"slide {number}"):
+                session.slides.append(check_slide_entry(entry, folder))
+        except DatasetError as exc:
+            if strict:
+                raise
+            session.skipped.append(str(exc))
+
+
 def check_session(document, path: Path, folder: Path | None = None,
                   strict: bool = False) -> CheckedSession:
     """Check a parsed ``session.json``: the document as a whole, then entry by entry.
@@ -281,6 +398,7 @@ def check_session(document, path: Path, folder: Path | None = None,
             continue
         seen.add(image.name)
         session.entries.append(image)
+    _check_slides(document, path, folder, session, strict)
     return session
 
 
