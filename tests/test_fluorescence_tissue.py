@@ -8,12 +8,11 @@ from slide_helpers import BlobModel
 
 from conftest import SAMPLE_DATA
 from napari_nuclei.core.image_io import read_image
-from napari_nuclei.core.jobs import drain
+from napari_nuclei.core.jobs import Notice, drain
 from napari_nuclei.core.slide.engine import SlideOptions, iter_predict_slide
 from napari_nuclei.core.slide.reader import open_slide
 from napari_nuclei.core.slide.synthetic import write_test_slide
 from napari_nuclei.core.slide.tissue import detect_tissue, make_overview, slide_kind
-from napari_nuclei.core.training.reports import Notice
 
 
 @pytest.fixture(scope="module")

@@ -22,6 +22,8 @@ GATE = ("core/validate/", "core/safe_load.py")
 ALLOWED = {
     ("core/child_job.py", "read_text"):
         "the tail of a child job's own log, shown as text, never parsed",
+    ("core/folder_lock.py", "read_text"):
+        "a lock file's owner, shown as text",
     ("core/engine/check.py", "json.loads"):
         "the engine check's own verdict cache in the user's cache folder; a damaged or "
         "foreign verdict only makes the check run again",
@@ -32,6 +34,9 @@ ALLOWED = {
     ("core/image_io.py", "tifffile.imread"):
         "the image decoder: validate.image_header has checked the declared size from the "
         "file header before any pixel is decoded",
+    ("core/runs.py", "read_text"):
+        "last_checkpoint: one file name, refused unless it is a plain name of a file in "
+        "the run folder",
     ("core/slide/reader.py", "open-read"):
         "the slide file handed to tiffslide; its declared size is checked from the header "
         "before any level is read",
@@ -48,11 +53,6 @@ ALLOWED = {
         "the first line of an existing summary, compared as text with the header",
     ("core/training/reports.py", "open-read"):
         "metrics.jsonl, read line by line, each line parsed by validate.parse_json_line",
-    ("core/training/run_folder.py", "read_text"):
-        "a lock file's owner, shown as text",
-    ("core/training/weights.py", "read_text"):
-        "last_checkpoint: one file name, refused unless it is a plain name of a file in "
-        "the run folder",
     ("_qt/screenshot.py", "tifffile.imread"):
         "the demo's own label image, just written by the demo",
 }

@@ -132,7 +132,7 @@ def test_a_run_shorter_than_its_schedule_drops_the_steps_and_says_so(tmp_path, c
 
 
 def test_fit_schedule_keeps_steps_before_the_end_only():
-    from napari_nuclei.core.training.settings import fit_schedule, preset_settings
+    from napari_nuclei.core.models.maskrcnn.presets import fit_schedule, preset_settings
 
     settings = preset_settings("tiny", max_iter=2)  # the preset's step scales to 2
     fitted, note = fit_schedule(settings)

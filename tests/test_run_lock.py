@@ -79,9 +79,9 @@ def test_no_lock_is_left_in_a_finished_or_stopped_run(tmp_path):
     assert done.returncode == 0, done.stderr
     assert (run / "model_final.pth").is_file() and not (run / LOCK_NAME).exists()
 
+    from napari_nuclei.core.models.maskrcnn.presets import preset_settings
     from napari_nuclei.core.training.reports import TrainReport
     from napari_nuclei.core.training.run import iter_training
-    from napari_nuclei.core.training.settings import preset_settings
 
     stopped = tmp_path / "stopped"
     job = iter_training(preset_settings("tiny", max_iter=50, device="cpu"), stopped,

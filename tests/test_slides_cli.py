@@ -135,8 +135,8 @@ def test_a_batch_of_tiles_gives_what_each_tile_gives_alone(tiny_run):
 
     from conftest import SAMPLE_DATA
     from napari_nuclei.core.image_io import read_image
+    from napari_nuclei.core.models import load_model
     from napari_nuclei.core.normalize import to_model_input
-    from napari_nuclei.core.predict.model import load_model
 
     torch.set_num_threads(1)
     # A cap above the mask head's chunk, so that the chunked head sees a batch.

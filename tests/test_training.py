@@ -14,8 +14,8 @@ from conftest import SAMPLE_DATA
 from napari_nuclei.cli import main
 from napari_nuclei.core.errors import WeightsError
 from napari_nuclei.core.jobs import drain
+from napari_nuclei.core.models.maskrcnn.presets import PRESETS, TrainSettings, preset_settings
 from napari_nuclei.core.training.reports import Notice, TrainReport, read_metrics
-from napari_nuclei.core.training.settings import PRESETS, TrainSettings, preset_settings
 
 pytest.importorskip("detectron2")
 pytestmark = pytest.mark.slow
@@ -164,7 +164,7 @@ def test_sigkill_loses_at_most_one_checkpoint_period(tmp_path):
 def test_presets_build_valid_configs_without_downloading():
     from detectron2.modeling import build_model
 
-    from napari_nuclei.core.training.config import build_config
+    from napari_nuclei.core.models.maskrcnn.config import build_config
 
     seed = build_config(PRESETS["seed"], "/tmp/unused")
     assert seed.MODEL.RESNETS.DEPTH == 101 and seed.MODEL.RESNETS.NUM_GROUPS == 32
@@ -194,7 +194,7 @@ def test_settings_round_trip_through_json():
 def test_weights_none_trains_from_scratch_and_an_unreachable_zoo_stops(monkeypatch):
     from detectron2.utils.file_io import PathManager
 
-    from napari_nuclei.core.training.weights import resolve_weights
+    from napari_nuclei.core.models.maskrcnn.weights import resolve_weights
 
     none = resolve_weights("none", PRESETS["seed"])
     assert none.group_norm and none.path == "" and "scratch" in none.notice
@@ -209,7 +209,7 @@ def test_weights_none_trains_from_scratch_and_an_unreachable_zoo_stops(monkeypat
 
 
 def test_weights_from_a_file_and_from_a_run_folder(tiny_run, tmp_path):
-    from napari_nuclei.core.training.weights import resolve_weights
+    from napari_nuclei.core.models.maskrcnn.weights import resolve_weights
 
     run_dir = tiny_run[0]
     from_run = resolve_weights(str(run_dir), PRESETS["tiny"])

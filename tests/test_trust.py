@@ -118,7 +118,7 @@ def _tiny_network(tiny_run):
 
 
 def test_a_model_zoo_pickle_of_arrays_loads(tiny_run, tmp_path):
-    from napari_nuclei.core.training.checkpointer import NucleiCheckpointer
+    from napari_nuclei.core.models.maskrcnn.checkpointer import NucleiCheckpointer
 
     state = _tiny_state(tiny_run)
     zoo = tmp_path / "model_final_zoo.pkl"
@@ -161,8 +161,8 @@ def test_weights_of_another_architecture_are_refused_by_name(tiny_run, tmp_path,
 def test_r50_weights_into_the_x101_seed_model_name_both(tmp_path, capsys):
     from detectron2.modeling import build_model
 
-    from napari_nuclei.core.training.config import build_config
-    from napari_nuclei.core.training.settings import PRESETS
+    from napari_nuclei.core.models.maskrcnn.config import build_config
+    from napari_nuclei.core.models.maskrcnn.presets import PRESETS
 
     r50 = tmp_path / "r50.pth"
     torch.save({"model": build_model(build_config(PRESETS["fast"], tmp_path)).state_dict()}, r50)
@@ -173,8 +173,8 @@ def test_r50_weights_into_the_x101_seed_model_name_both(tmp_path, capsys):
 
 
 def test_a_bare_weights_file_takes_its_architecture_from_the_file(tiny_run):
-    from napari_nuclei.core.predict.model import load_model
-    from napari_nuclei.core.training.architecture import describe_state
+    from napari_nuclei.core.models import load_model
+    from napari_nuclei.core.models.maskrcnn.architecture import describe_state
 
     assert describe_state(_tiny_state(tiny_run)) == "R-18 FPN"
     model = load_model(tiny_run[0] / "model_final.pth", device="cpu")
@@ -185,7 +185,7 @@ def test_a_bare_weights_file_takes_its_architecture_from_the_file(tiny_run):
 
 
 def _small_checkpointer(folder: Path):
-    from napari_nuclei.core.training.checkpointer import NucleiCheckpointer
+    from napari_nuclei.core.models.maskrcnn.checkpointer import NucleiCheckpointer
 
     return NucleiCheckpointer(torch.nn.Linear(4, 2), str(folder))
 

@@ -10,7 +10,7 @@ import sys
 import time
 from pathlib import Path
 
-from ..core.training.settings import PRESETS
+from ..core.models.maskrcnn.presets import PRESETS
 
 STEPS = 7
 SUMMARY_KEYS = ("AP", "AP50", "AP75", "AP@cap", "AJI", "F1", "PQ")
@@ -71,6 +71,7 @@ def run(args: argparse.Namespace) -> int:
     from ..core.jobs import drain
     from ..core.label_files import write_label_outputs
     from ..core.metrics import evaluate
+    from ..core.models.maskrcnn.presets import preset_settings
     from ..core.plots import enlarged, overlay, save_rgb_png, save_training_plot
     from ..core.predict.outputs import (
         ImagePredicted,
@@ -82,7 +83,6 @@ def run(args: argparse.Namespace) -> int:
     from ..core.submission import image_ids_by_name, write_submission
     from ..core.training.reports import read_metrics
     from ..core.training.run import iter_training
-    from ..core.training.settings import preset_settings
     from .evaluate import print_metrics
     from .train import _ProgressPrinter
 

@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from ..core.training.settings import PRESETS
+from ..core.models.maskrcnn.presets import PRESETS
 from ..core.validate import add_limit_options
 from .option_types import pixel_size, stain_vectors
 
@@ -170,7 +170,7 @@ def run(args: argparse.Namespace) -> int:
 
 def _run_pixel_size(model) -> float | None:
     """The training pixel size the model's run folder records, if any."""
-    from ..core.training.settings import recorded_number
+    from ..core.runs import recorded_number
 
     weights = getattr(model, "weights", None)
     return recorded_number(Path(weights).parent, "mpp") if weights is not None else None

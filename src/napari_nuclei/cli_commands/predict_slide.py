@@ -7,8 +7,8 @@ import dataclasses
 import sys
 from pathlib import Path
 
+from ..core.models.maskrcnn.presets import PRESETS
 from ..core.slide.ngff import DEFAULT_NGFF, NGFF_VERSIONS
-from ..core.training.settings import PRESETS
 from ..core.validate.limits import add_limit_options
 from .option_types import (
     pixel_size,
@@ -126,8 +126,8 @@ class _Progress:
     def __call__(self, report) -> None:
         from tqdm import tqdm
 
+        from ..core.jobs import Notice
         from ..core.slide.engine import TileDone
-        from ..core.training.reports import Notice
 
         if isinstance(report, Notice):
             print(f"{report.level}: {report.message}", file=sys.stderr)

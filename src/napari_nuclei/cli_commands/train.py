@@ -9,7 +9,7 @@ import sys
 import threading
 from pathlib import Path
 
-from ..core.training.settings import PRESETS
+from ..core.models.maskrcnn.presets import PRESETS
 from .option_types import process_count
 
 
@@ -100,7 +100,7 @@ def _overrides(args) -> dict:
 
 
 def _settings(args):
-    from ..core.training.settings import preset_settings
+    from ..core.models.maskrcnn.presets import preset_settings
 
     values = _overrides(args)
     del values["preset"]

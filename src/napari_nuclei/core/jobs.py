@@ -16,6 +16,22 @@ R = TypeVar("R")
 
 
 @dataclass(frozen=True)
+class Notice:
+    """Something the user should read (a fallback taken, a setting adjusted).
+
+    Attributes
+    ----------
+    level : str
+        ``info`` or ``warning``.
+    message : str
+        One line.
+    """
+
+    level: str
+    message: str
+
+
+@dataclass(frozen=True)
 class StepProgress:
     """Progress of a job that works through a known number of items.
 

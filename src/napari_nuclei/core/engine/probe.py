@@ -62,8 +62,8 @@ def _tiny_model():
     import torch
     from detectron2.modeling import build_model
 
-    from napari_nuclei.core.training.config import build_config
-    from napari_nuclei.core.training.settings import preset_settings
+    from napari_nuclei.core.models.maskrcnn.config import build_config
+    from napari_nuclei.core.models.maskrcnn.presets import preset_settings
 
     settings = preset_settings("tiny").replace(device="cpu")
     cfg = build_config(settings, output_dir="", group_norm=True)

@@ -22,7 +22,7 @@ from ..errors import InputError
 from .instances import Prediction
 
 if TYPE_CHECKING:
-    from .model import NucleiModel
+    from ..models.base import NucleiModelProtocol
 
 # Predictions are kept down to this score so that a score threshold can show more or
 # fewer nuclei without running the network again.
@@ -125,7 +125,7 @@ def load_outputs_model(
     model_path: str | Path, preset: str | None = None, checkpoint: str | Path | None = None,
     device: str = "auto", test_size: int | None = None, score_thresh: float | None = None,
     max_dets: int | None = None,
-) -> tuple[NucleiModel, float]:
+) -> tuple[NucleiModelProtocol, float]:
     """Load a model that detects down to :data:`LOWEST_SCORE`, and the threshold to show.
 
     Every caller stitches tiles from the same detections and filters them afterwards, so
@@ -134,7 +134,7 @@ def load_outputs_model(
 
     Returns
     -------
-    model : NucleiModel
+    model : NucleiModelProtocol
     score_thresh : float
         ``score_thresh`` when given, else the run's own test threshold.
     """
@@ -148,7 +148,7 @@ def load_outputs_model(
 
 
 def iter_predict_sources(
-    model: str | Path | NucleiModel,
+    model: str | Path | NucleiModelProtocol,
     sources: list[ImageSource],
     checkpoint: str | Path | None = None,
     device: str = "auto",
@@ -165,7 +165,7 @@ def iter_predict_sources(
 
     Parameters
     ----------
-    model : str, Path or NucleiModel
+    model : str, Path or NucleiModelProtocol
         A training run folder or a weights file (loaded with :func:`load_outputs_model`),
         or a model loaded that way.
     sources : list of ImageSource

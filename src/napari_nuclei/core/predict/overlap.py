@@ -33,7 +33,7 @@ def largest_training_nucleus(run_dir: str | Path) -> int | None:
     -------
     int or None
     """
-    from ..training.settings import recorded_number
+    from ..runs import recorded_number
 
     run_dir = Path(run_dir)
     largest = recorded_number(run_dir, "largest_nucleus_px")

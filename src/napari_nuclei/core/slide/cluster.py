@@ -17,7 +17,7 @@ from pathlib import Path
 from distributed import WorkerPlugin
 
 from ..errors import OptionError
-from ..training.reports import Notice
+from ..jobs import Notice
 from .engine import ModelFacts, SlideOptions, TileDone, run_job, start_job
 from .job import SlideResult
 from .plan import SlidePlan

@@ -21,8 +21,8 @@ import numpy as np
 
 from ..atomic import atomic_path
 from ..errors import OptionError
+from ..jobs import Notice
 from ..predict.overlap import largest_training_nucleus, model_run_dir, overlap_for
-from ..training.reports import Notice
 from .job import (
     JOB,
     PREVIEW_NAME,
@@ -320,7 +320,7 @@ def iter_predict_slide(
     Parameters
     ----------
     model : NucleiModel
-        From :func:`napari_nuclei.core.predict.model.load_model`.
+        From :func:`napari_nuclei.core.models.load_model`.
     slide_path : str or Path
     out_dir : str or Path
         The slide's own output folder.

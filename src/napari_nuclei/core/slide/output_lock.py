@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from ..errors import InputError
-from ..training.run_folder import _lock_file, _owner, _record_owner
+from ..folder_lock import lock_file, lock_owner, record_owner
 
 LOCK_NAME = ".edits.lock"
 # Folders this thread holds: a writer that opens the output again must not lock itself out.
@@ -42,10 +42,10 @@ def hold_output(out_dir: str | Path) -> Iterator[Path]:
         return
     lock_path = out_dir / LOCK_NAME
     with open(lock_path, "a+", encoding="utf-8") as fh:
-        if not _lock_file(fh):
-            raise OutputBusy(out_dir, f"is being written by {_owner(lock_path)}: wait for "
+        if not lock_file(fh):
+            raise OutputBusy(out_dir, f"is being written by {lock_owner(lock_path)}: wait for "
                              "its write-back to finish, then pull the window again")
-        _record_owner(fh)
+        record_owner(fh)
         held.add(out_dir)
         try:
             yield out_dir

@@ -41,7 +41,7 @@ class PixelSize:
 
 def run_training_mpp(run_dir: Path | None) -> float | None:
     """The training pixel size a run recorded (``settings.json``), if any."""
-    from ..training.settings import recorded_number
+    from ..runs import recorded_number
 
     return None if run_dir is None else recorded_number(run_dir, "mpp")
 

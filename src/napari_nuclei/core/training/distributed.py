@@ -64,10 +64,9 @@ def launch_training(
 
     from detectron2.engine import launch
 
-    from ..runs import read_run
-    from .config import resolve_device
+    from ..models.maskrcnn.config import resolve_device
+    from ..runs import last_checkpoint, read_run
     from .reports import read_metrics
-    from .weights import last_checkpoint
 
     saved = os.environ.get("CUDA_VISIBLE_DEVICES")
     if resolve_device(read_run(run_dir).settings.device) == "cpu":

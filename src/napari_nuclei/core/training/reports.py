@@ -5,25 +5,12 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+# A run yields notices among its reports; they are defined with the jobs, as every long
+# job yields them.
+from ..jobs import Notice as Notice
 from ..validate import parse_json_line
 
 METRICS_NAME = "metrics.jsonl"
-
-
-@dataclass(frozen=True)
-class Notice:
-    """Something the user should read (a fallback taken, a setting adjusted).
-
-    Attributes
-    ----------
-    level : str
-        ``info`` or ``warning``.
-    message : str
-        One line.
-    """
-
-    level: str
-    message: str
 
 
 @dataclass(frozen=True)

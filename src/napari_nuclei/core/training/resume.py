@@ -6,8 +6,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..errors import InputError, OptionError
-from .settings import SETTINGS_NAME, TrainSettings, load_run_facts
-from .weights import is_run_dir
+from ..models.maskrcnn.presets import TrainSettings
+from ..runs import SETTINGS_NAME, is_run_dir, load_run_facts
 
 # Settings that may change when a run is resumed; any other change is refused by name.
 RESUMABLE_CHANGES = ("max_iter", "checkpoint_period", "eval_period", "keep_checkpoints",

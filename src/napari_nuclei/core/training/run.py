@@ -21,14 +21,23 @@ from pathlib import Path
 from ..atomic import atomic_path, write_json_atomic
 from ..errors import InputError
 from ..jobs import StepProgress
-from ..runs import DICTS_NAME, read_run, run_config, starting_weights, write_config_record
+from ..models.maskrcnn.presets import TrainSettings, fit_schedule
+from ..models.maskrcnn.weights import resolve_weights
+from ..runs import (
+    DICTS_NAME,
+    is_run_dir,
+    last_checkpoint,
+    read_run,
+    run_config,
+    save_settings,
+    starting_weights,
+    write_config_record,
+)
 from ..validate import load_json
 from .data import TrainingData, prepare_training_data, register
 from .reports import METRICS_NAME, Notice, TrainReport, TrainResult, read_metrics
 from .resume import apply_resume_changes, done_iterations, read_run_facts, saved_path
 from .run_folder import hold_run_folder, repair_checkpoint_tag
-from .settings import TrainSettings, fit_schedule, save_settings
-from .weights import is_run_dir, last_checkpoint, resolve_weights
 
 LOG_NAME = "log.txt"
 TRAIN_NAME = "napari_nuclei_train"
@@ -88,7 +97,7 @@ def prepare_run(
     InputError, OptionError
         Before anything is written, for bad settings, data, weights or run folders.
     """
-    from .config import build_config, resolve_device
+    from ..models.maskrcnn.config import build_config, resolve_device
 
     run_dir = Path(run_dir).expanduser().resolve()
     if resume:

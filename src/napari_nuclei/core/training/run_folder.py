@@ -16,60 +16,26 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
-import socket
 from collections.abc import Iterator
 from pathlib import Path
 
 from ..atomic import atomic_path
 from ..errors import InputError, WeightsError
-from .reports import checkpoint_rows
-from .weights import (
+from ..folder_lock import lock_file, lock_owner, record_owner
+from ..runs import (
     FINAL_CHECKPOINT,
     LAST_CHECKPOINT,
     checkpoints_newest_first,
     periodic_checkpoints,
     tagged_checkpoint,
 )
+from .reports import checkpoint_rows
 
 LOCK_NAME = ".train.lock"
 
 
 class RunFolderBusy(InputError):
     """Another process is writing to the run folder."""
-
-
-def _lock_file(fh) -> bool:
-    """Take an exclusive, non-blocking lock on an open file; False when someone holds it."""
-    try:
-        import fcntl
-    except ImportError:  # Windows
-        import msvcrt
-
-        try:
-            msvcrt.locking(fh.fileno(), msvcrt.LK_NBLCK, 1)
-        except OSError:
-            return False
-        return True
-    try:
-        fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        return False
-    return True
-
-
-def _record_owner(fh) -> None:
-    """Write who holds a lock into its (locked) file, for the message a second writer gets."""
-    fh.seek(0)
-    fh.truncate()
-    fh.write(f"process {os.getpid()} on {socket.gethostname()}\n")
-    fh.flush()
-
-
-def _owner(lock_path: Path) -> str:
-    try:
-        return lock_path.read_text(encoding="utf-8").strip() or "another process"
-    except OSError:
-        return "another process"
 
 
 def _same_file(fh, path: Path) -> bool:
@@ -92,7 +58,7 @@ def _take_lock(lock_path: Path):
     """
     while True:
         fh = open(lock_path, "a+", encoding="utf-8")  # noqa: SIM115 (the caller closes it)
-        if not _lock_file(fh):
+        if not lock_file(fh):
             fh.close()
             return None
         if _same_file(fh, lock_path):
@@ -147,10 +113,10 @@ def hold_run_folder(run_dir: str | Path, new: bool) -> Iterator[Path]:
     lock_path = run_dir / LOCK_NAME
     fh = _take_lock(lock_path)
     if fh is None:
-        raise RunFolderBusy(run_dir, f"is in use by {_owner(lock_path)}: wait for it to "
+        raise RunFolderBusy(run_dir, f"is in use by {lock_owner(lock_path)}: wait for it to "
                             "finish or stop it first")
     try:
-        _record_owner(fh)
+        record_owner(fh)
         completed = False
         try:
             yield run_dir
@@ -182,7 +148,7 @@ def repair_checkpoint_tag(run_dir: Path) -> tuple[Path | None, str]:
     WeightsError
         When checkpoints exist but none of them loads.
     """
-    from .weights import inspect_weights
+    from ..models.maskrcnn.weights import inspect_weights
 
     tagged = tagged_checkpoint(run_dir)
     candidates = ([tagged] if tagged else []) + [

@@ -17,9 +17,9 @@ from detectron2.engine import DefaultTrainer, HookBase, defaults, hooks
 from detectron2.evaluation import COCOEvaluator
 from detectron2.utils import comm
 
-from .architecture import describe_config
-from .checkpointer import NucleiCheckpointer
-from .config import keep_checkpoints
+from ..models.maskrcnn.architecture import describe_config
+from ..models.maskrcnn.checkpointer import NucleiCheckpointer
+from ..models.maskrcnn.config import keep_checkpoints
 from .mapper import NucleiMapper
 from .reports import METRICS_NAME, TrainReport
 from .run_folder import prune_checkpoints

@@ -11,7 +11,7 @@ from ..base import DEFAULT_KIND, NucleiModelProtocol, register_model_kind
 @register_model_kind(DEFAULT_KIND)
 def load_maskrcnn(model, *args, **kwargs) -> NucleiModelProtocol:
     """Load a Mask R-CNN run folder or weights file; arguments as
-    :func:`napari_nuclei.core.predict.model.load_model`."""
-    from ...predict.model import load_model
+    :func:`napari_nuclei.core.models.maskrcnn.network.load_model`."""
+    from .network import load_model
 
     return load_model(model, *args, **kwargs)

@@ -20,13 +20,13 @@ from pathlib import Path
 import torch
 from detectron2.checkpoint import DetectionCheckpointer
 
-from ..atomic import atomic_path, fsync_file
-from ..errors import WeightsError
-from ..interrupts import interrupts_held
-from ..safe_load import load_weights_file
+from ...atomic import atomic_path, fsync_file
+from ...errors import WeightsError
+from ...interrupts import interrupts_held
+from ...runs import LAST_CHECKPOINT
+from ...safe_load import load_weights_file
 from .architecture import describe_state, presets_for
 
-LAST_CHECKPOINT = "last_checkpoint"
 # Below this share of the model's parameters found in a file, the file is another network.
 MIN_MATCHED_SHARE = 0.5
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..errors import OptionError
-from .settings import TrainSettings
+from ...errors import OptionError
+from .presets import TrainSettings
 
 
 def resolve_device(device: str) -> str:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 
-from .settings import PRESETS, TrainSettings
+from .presets import PRESETS, TrainSettings
 
 _BOTTOM_UP = "backbone.bottom_up."
 # ResNet depth from the number of blocks in stage res4 and the kind of block.
