@@ -6,28 +6,34 @@ Prints, from one run:
 - the time to open the slide as a lazy multiscale layer and draw the first view, the
   regions read per level (level 0 must stay unread), against napari's own reader on the
   same file (tifffile: the whole level 0 in memory);
-- the worst and 99th-percentile gap of a 20 ms timer on the GUI thread while the Slides
-  section predicts a 2,048² region in its child process (the stand-in blob model of the
-  tests: the network's speed does not change what the GUI thread does), against the
-  same timer with the viewer idle (this includes adding the live multiscale Labels layer
-  after the first tiles and refreshing it as tiles finish); then the worst gap while the
-  job writes its outputs and the live layer takes the finished pyramid.
+- the worst and 99th-percentile gap of a 20 ms timer on the GUI thread, case by case:
+  the viewer idle; the Slides section opening the slide (its finished predictions
+  looked for on disk); predicting a 2,048² region in its child process (the stand-in
+  blob model of the tests: the network's speed does not change what the GUI thread
+  does), which includes adding the live multiscale Labels layer after the first tiles
+  and refreshing it as tiles finish, with the view on the region so that every refresh
+  is drawn; then the job writing its outputs and the live layer taking the finished
+  pyramid; then the finished pyramid added as a layer of its own (a slide opened again
+  with its predictions, or a restored session);
+- the load average (``os.getloadavg()``) before and after: a loaded machine stretches
+  every gap.
 
 Usage::
 
     QT_API=pyqt6 xvfb-run -a -s "-screen 0 1600x1200x24" \\
-        .venv/bin/python benchmarks/bench_slide_view.py [--size 16000]
+        .venv/bin/python benchmarks/bench_slide_view.py [--size 16000] [--why]
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-from bench_gui_latency import GapMeter, measure_for, spin
+from bench_gui_latency import TICK_MS, GapMeter, measure_for, spin
 
 TESTS = Path(__file__).resolve().parents[1] / "tests"
 
@@ -77,23 +83,67 @@ def predict_region(viewer, dock, slide: Path, out: Path, meter: GapMeter) -> dic
     dock.session.output_dir = out / "session"
     dock.session.run_dir = out
     section.predict_target = "slide_jobs_for_child:predict_region_with_blobs"
+    rows = {}
+    meter.start()
     section.open_slide(slide)
     spin(lambda: section.state.slide is not None)
+    end = time.monotonic() + 2  # napari draws it meanwhile
+    spin(lambda: time.monotonic() > end)
+    rows["opening the slide (Slides section)"] = meter.stop()
     viewer.layers["slide region"].add_rectangles(np.array([[4096, 4096], [6144, 6144]]))
+    # The view on the region, so that each refresh of the live labels is drawn.
+    viewer.scene.camera.center = (5120 * section.state.units_per_pixel,) * 2
+    viewer.scene.camera.zoom = 0.5 / section.state.units_per_pixel
     meter.start()
     section.buttons["predict"].click()
-    spin(lambda: section.progress.maximum() > 1
-         and section.progress.value() == section.progress.maximum())
-    tiles = meter.stop()
-    meter.start()
     spin(lambda: bool(section.state.outputs))
-    ending = meter.stop()
-    return {"tiles": section.progress.maximum(), "predicting": tiles, "ending": ending}
+    end = time.monotonic() + 2  # napari draws the finished pyramid meanwhile
+    spin(lambda: time.monotonic() > end)
+    name = "predicting a region (live refreshes, then the pyramid)"
+    rows[name] = meter.stop()
+    rows[name]["refreshes"] = section.labels_layers.refreshes
+    out_dir = next(iter(section.state.outputs))
+    layer = section.labels_layers[out_dir]
+    viewer.layers.remove(layer)
+    section.labels_layers.layers.pop(out_dir)
+    end = time.monotonic() + 2
+    spin(lambda: time.monotonic() > end)
+    meter.start()
+    # As a slide opened again (or a restored session) shows a finished prediction.
+    from napari_nuclei._qt.workers import start_job
+    from napari_nuclei.core.slide.lazy import cached_labels_layer_data
+
+    start_job(cached_labels_layer_data, out_dir, (4096, 4096, 2048, 2048),
+              on_return=lambda data: section.labels_layers.finished(out_dir, data))
+    spin(lambda: out_dir in section.labels_layers)
+    end = time.monotonic() + 3  # napari draws it meanwhile
+    spin(lambda: time.monotonic() > end)
+    rows["adding a finished pyramid"] = meter.stop()
+    return rows
+
+
+def print_row(name: str, row: dict, idle: dict | None = None) -> None:
+    extra = f" ({row['refreshes']} refreshes)" if "refreshes" in row else ""
+    ratio = f", {row['worst'] / max(idle['worst'], 1e-9):.1f}x idle" if idle else ""
+    print(f"  {name:56s} ticks {row['ticks']:5d}  worst {row['worst']:6.0f} ms  "
+          f"p99 {row['p99']:5.0f} ms{ratio}{extra}")
+
+
+def print_stalls(name: str, row: dict) -> None:
+    print(f"  where the GUI thread was in stalls, {name}:")
+    for where, count in sorted(row["stalls"].items(), key=lambda kv: -kv[1])[:6]:
+        print(f"    {count:4d}  {where}")
+    for gap, stacks in row["longest"][:2]:
+        print(f"    a {gap:.0f} ms stall:")
+        for where in dict.fromkeys(stacks):
+            print(f"      {stacks.count(where):3d}  {where}")
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size", type=int, default=16000, help="slide side in pixels")
+    parser.add_argument("--why", action="store_true",
+                        help="also print where the GUI thread was during stalls")
     args = parser.parse_args()
     sys.path.insert(0, str(TESTS))
 
@@ -103,9 +153,10 @@ def main() -> int:
     from napari_nuclei.core.sample import sample_data_dir
     from napari_nuclei.core.slide.synthetic import write_test_slide
 
+    load_before = os.getloadavg()
     viewer = napari.Viewer(show=True)
     _, dock = viewer.window.add_plugin_dock_widget("napari-nuclei", "Nuclei segmentation")
-    meter = GapMeter()
+    meter = GapMeter(why=args.why)
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp)
         started = time.perf_counter()
@@ -119,15 +170,19 @@ def main() -> int:
         whole = open_with_napari(viewer, slide)
         print(f"  napari's own reader (level 0 whole): {whole:.2f} s; ratio {whole / lazy:.0f}x")
         idle = measure_for(meter, 5.0)
-        busy = predict_region(viewer, dock, slide, out, meter)
-        print(f"  GUI timer gaps, idle: worst {idle['worst']:.0f} ms, p99 {idle['p99']:.0f} ms")
-        worst = busy["predicting"]["worst"]
-        print(f"  while the tiles of a 2048x2048 region are predicted ({busy['tiles']} tiles, "
-              f"child process): worst {worst:.0f} ms, p99 {busy['predicting']['p99']:.0f} "
-              f"ms ({worst / max(idle['worst'], 1e-9):.1f}x idle worst)")
-        print(f"  then writing the outputs, the live layer taking the finished pyramid: "
-              f"worst {busy['ending']['worst']:.0f} ms")
+        rows = predict_region(viewer, dock, slide, out, meter)
     viewer.close()
+    load_after = os.getloadavg()
+    print(f"GUI-thread timer gaps ({TICK_MS} ms timer), worst and 99th percentile; load "
+          f"average {load_before[0]:.2f} before, {load_after[0]:.2f} after "
+          f"(1 min; {os.cpu_count()} CPUs):")
+    print_row("idle", idle)
+    for name, row in rows.items():
+        print_row(name, row, idle)
+    print(f"  worst gap of all cases: {max(r['worst'] for r in rows.values()):.0f} ms")
+    if args.why:
+        for name, row in rows.items():
+            print_stalls(name, row)
     return 0
 
 

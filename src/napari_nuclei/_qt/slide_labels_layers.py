@@ -29,6 +29,8 @@ class SlideLabelsLayers:
         self.layers: dict[Path, object] = {}
         self.refreshes = 0
         self._live: dict[Path, bool] = {}  # the layers showing a running job
+        self.pyramids: dict[Path, object] = {}  # finished outputs' labels in memory
+        self._generation = 0
 
     def get(self, out_dir: Path):
         return self.layers.get(Path(out_dir))
@@ -56,12 +58,15 @@ class SlideLabelsLayers:
         self._live[out_dir] = True
         self.refreshes += 1
 
-    def finished(self, out_dir: Path, data) -> None:
-        """Show a finished job's OME-Zarr pyramid (``data``, its layer data made in a
-        worker), in place of its live layer."""
+    def finished(self, out_dir: Path, finished) -> None:
+        """Show a finished job's OME-Zarr pyramid in place of its live layer.
+
+        ``finished`` is ``(layer data, pyramid)``, made in a worker (see
+        :func:`~napari_nuclei.core.slide.lazy.cached_labels_layer_data`).
+        """
         out_dir = Path(out_dir)
         self._live.pop(out_dir, None)
-        levels, meta, _ = data
+        (levels, meta, _), self.pyramids[out_dir] = finished
         layer = self.layers.get(out_dir)
         if layer is not None and layer in self.viewer.layers and \
                 tuple(layer.scale) == meta["scale"] and len(layer.data) == len(levels):
@@ -71,6 +76,21 @@ class SlideLabelsLayers:
             layer.metadata = meta["metadata"]
             return
         self._replace(out_dir, self.viewer.add_labels(levels, **meta))
+
+    def pyramid(self, out_dir: Path):
+        """The labels in memory of a finished output's layer (None when not shown)."""
+        return self.pyramids.get(Path(out_dir))
+
+    def rewritten(self, out_dir: Path) -> None:
+        """The output's labels were written to (a window written back): its layer reads
+        them again, from the blocks in memory the write-back updated."""
+        out_dir = Path(out_dir)
+        layer, pyramid = self.layers.get(out_dir), self.pyramids.get(out_dir)
+        if layer is None or pyramid is None or layer not in self.viewer.layers:
+            return
+        self._generation += 1
+        levels = pyramid.levels(f"labels-{out_dir.name}-written-{self._generation}")
+        layer.data = levels if layer.multiscale else levels[0]
 
     def _replace(self, out_dir: Path, layer) -> None:
         old = self.layers.get(out_dir)

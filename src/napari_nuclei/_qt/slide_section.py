@@ -217,7 +217,7 @@ class SlideSection(QWidget):
         # same region again continues it.
         entry = self.session.jobs.started(SLIDE, out_dir.name, stop=self.job.stop,
                                           kill=self.job.kill)
-        self.worker = start_job(relay_region, self.job, out_dir,
+        self.worker = start_job(relay_region, self.job, out_dir, region,
                                 self.labels_layers.min_interval,
                                 on_yield=lambda item: self._on_progress(out_dir, *item),
                                 on_return=lambda ended: self._on_predicted(
@@ -276,14 +276,13 @@ class SlideSection(QWidget):
         window = self.state.window
         entry = self.session.jobs.started(WRITE_BACK, window.out_dir.name)
         start_job(write_back_with_table, window, self.window_layers.edited(),
+                  self.labels_layers.pyramid(window.out_dir),
                   on_return=lambda written: self._on_written(window, *written),
                   on_finish=lambda: self.session.jobs.ended(entry))
 
     def _on_written(self, window, result, rows) -> None:
         self.window_layers.written(result, rows)
-        layer = self.labels_layers.get(window.out_dir)
-        if layer is not None:
-            layer.refresh()
+        self.labels_layers.rewritten(window.out_dir)
         self.hint.setText(f"Wrote back: {len(result.removed)} removed, {len(result.changed)} "
                           f"changed, {len(result.added)} added"
                           + (f"; {result.restored_pixels} pixels of cut nuclei restored"

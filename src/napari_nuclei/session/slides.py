@@ -285,33 +285,55 @@ def open_with_outputs(path: Path, output_root: Path, restored: SlideEntry | None
     tuple
         ``(slide layer data, found, labels, problems)``: ``found`` as
         :func:`finished_outputs` gives it, ``labels`` a dict of output folder to its
-        labels layer data, ``problems`` one line per output not restored.
+        labels layer data and pyramid (its region in memory, see
+        :func:`~napari_nuclei.core.slide.lazy.cached_labels_layer_data`), ``problems``
+        one line per output not restored.
     """
     from ..core.errors import InputError
-    from ..core.slide.lazy import labels_layer_data, slide_layer_data
+    from ..core.slide.lazy import cached_labels_layer_data, slide_layer_data
 
+    _import_for_layers()
     data = slide_layer_data(path)
     found = finished_outputs(output_root, path)
     finished = {out_dir for out_dir, _ in found}
     labels, problems = {}, []
-    for out_dir, _region in restored.outputs if restored is not None else ():
+    for out_dir, region in restored.outputs if restored is not None else ():
         if out_dir not in finished:
             problems.append(f"{out_dir}: holds no finished prediction of {Path(path).name}")
             continue
         try:
-            labels[out_dir] = labels_layer_data(out_dir)
+            labels[out_dir] = cached_labels_layer_data(out_dir, region)
         except InputError as exc:
             problems.append(str(exc))
     return data, found, labels, problems
 
 
-def relay_region(job, out_dir: Path, min_interval: float = 1.0):
+def _import_for_layers() -> None:
+    """napari's first Labels layer imports pandas (its features), scikit-image's colour
+    conversions and SciPy's linear algebra (its colours): about a second on the GUI
+    thread. Imported here, in a worker, they cost it nothing."""
+    import pandas  # noqa: F401
+    import scipy.linalg  # noqa: F401
+    import skimage.color  # noqa: F401
+    import skimage.exposure  # noqa: F401
+
+
+def relay_region(job, out_dir: Path, region=None, min_interval: float = 1.0):
     """Relay a slide region job's reports in a worker, with the labels as they stand.
 
-    Everything that reads the output folder happens here, not on the GUI thread: with a
-    tile's report, at most once per ``min_interval`` seconds, the live labels' layer
-    data (:func:`~napari_nuclei.core.slide.live_labels.live_labels_layer_data`: lazy
-    arrays, nothing of the labels read); at the end, the finished pyramid's.
+    Everything that reads the output folder happens here, not on the GUI thread: after
+    each tile, the labels painted since are read into memory
+    (:class:`~napari_nuclei.core.slide.live_labels.LiveLabels`), and at most once per
+    ``min_interval`` seconds their layer data goes with the report; at the end, the
+    finished pyramid's, its region already in memory.
+
+    Parameters
+    ----------
+    job : ChildJob
+    out_dir : Path
+    region : tuple of int, optional
+        The level-0 region predicted (None: the whole tissue).
+    min_interval : float
 
     Yields
     ------
@@ -321,18 +343,20 @@ def relay_region(job, out_dir: Path, min_interval: float = 1.0):
     Returns
     -------
     tuple
-        ``(result, finished layer data or None)``: None when the job stopped before
-        finishing (its tiles are kept: predicting the region again continues).
+        ``(result, finished)``: ``finished`` is ``(layer data, pyramid)``, or None when
+        the job stopped before finishing (its tiles are kept: predicting the region
+        again continues).
     """
     import time
 
     from ..core.errors import InputError
     from ..core.slide.job import load_result
-    from ..core.slide.lazy import labels_layer_data
-    from ..core.slide.live_labels import live_labels_layer_data
+    from ..core.slide.lazy import cached_labels_layer_data
+    from ..core.slide.live_labels import LiveLabels
 
+    _import_for_layers()
     out_dir = Path(out_dir)
-    last, generation = None, 0
+    last, live = None, None
     reports = job.reports()
     while True:
         try:
@@ -340,18 +364,23 @@ def relay_region(job, out_dir: Path, min_interval: float = 1.0):
         except StopIteration as finished:
             result = finished.value
             break
-        live = None
-        now = time.monotonic()
-        if hasattr(report, "total") and (last is None or now - last >= min_interval):
+        data = None
+        if hasattr(report, "total"):
             try:
-                live = live_labels_layer_data(out_dir, generation + 1)
-                last, generation = now, generation + 1
+                live = live or LiveLabels(out_dir)
             except InputError:
                 pass  # the job has not created its labels yet
-        yield report, live
+            if live is not None:
+                live.update()
+                now = time.monotonic()
+                if last is None or now - last >= min_interval:
+                    data, last = live.layer_data(), now
+        yield report, data
     if job.stopping or load_result(out_dir) is None:
         return result, None
-    return result, labels_layer_data(out_dir)
+    return result, cached_labels_layer_data(
+        out_dir, region, live.pyramid if live is not None else None,
+        generation=live.generation + 1 if live is not None else 0)
 
 
 def pull_with_table(out_dir, region):
@@ -370,11 +399,14 @@ def autosave_and_count(window, labels) -> int:
     return touched_nuclei(window, labels)
 
 
-def write_back_with_table(window, labels):
-    """Write a window back and read its nuclei's rows again (run in a worker)."""
+def write_back_with_table(window, labels, pyramid=None):
+    """Write a window back and read its nuclei's rows again (run in a worker); the
+    labels in memory of the output's layer (``pyramid``) take the labels written."""
     from ..core.slide.window import window_table, write_back
 
     result = write_back(window, labels)
+    if pyramid is not None and result.labels is not None:
+        pyramid.paint(window.top, window.left, result.labels)
     return result, window_table(window)
 
 

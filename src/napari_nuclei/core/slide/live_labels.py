@@ -134,3 +134,96 @@ def live_labels_layer_data(out_dir: str | Path, generation: int = 0) -> tuple:
     if plan.mpp:
         metadata["units"] = ("micrometer", "micrometer")
     return (levels if len(levels) > 1 else levels[0], metadata, "labels")
+
+
+class _Zeros:
+    """A level the job has not written yet: background everywhere."""
+
+    def __init__(self, shape, dtype):
+        import numpy as np
+
+        self.shape, self.dtype = tuple(shape), np.dtype(dtype)
+
+    def __getitem__(self, key):
+        import numpy as np
+
+        rows, cols = key
+        return np.zeros((len(range(*rows.indices(self.shape[0]))),
+                         len(range(*cols.indices(self.shape[1])))), self.dtype)
+
+
+class LiveLabels:
+    """A running job's labels as a viewer sees them, kept current by a worker.
+
+    ``s0`` and the coarse levels are read through a
+    :class:`~napari_nuclei.core.slide.lazy.CachedPyramid`: after each tile, the worker
+    relaying the job's reports calls :meth:`update`, which reads the ``s0`` pixels under
+    the tile cores painted since and paints them into the blocks in memory at every
+    level (the same nearest-neighbour rule as the final pyramid). A refresh of the
+    viewer (:meth:`layer_data`) then reads nothing from disk on its thread.
+
+    Parameters
+    ----------
+    out_dir : str or Path
+        The slide's output folder, its job started.
+
+    Raises
+    ------
+    InputError
+        When the job has not created its labels yet.
+    """
+
+    def __init__(self, out_dir: str | Path):
+        import zarr
+
+        from .lazy import CachedPyramid
+
+        self.out_dir = Path(out_dir)
+        try:
+            self.plan = _plan(self.out_dir)
+            self.base = zarr.open_array(str(self.out_dir / LABELS_NAME / "s0"), mode="r")
+        except (InputError, OSError, ValueError, KeyError, TypeError):
+            raise InputError(self.out_dir, "has no labels yet (the slide job has not "
+                             "started)") from None
+        try:
+            group = zarr.open_group(str(self.out_dir / JOB / LIVE_NAME), mode="r")
+        except (OSError, ValueError, KeyError, TypeError):
+            group = None
+        arrays = [self.base]
+        for k, shape in enumerate(_level_shapes(*self.base.shape), start=1):
+            name = f"s{k}"
+            arrays.append(group[name] if group is not None and name in group
+                          else _Zeros(shape, self.base.dtype))
+        self.pyramid = CachedPyramid(arrays)
+        self.seen: set[int] = set()
+        self.generation = 0
+
+    def update(self) -> int:
+        """Paint the tile cores painted since the last call into the blocks in memory;
+        returns how many."""
+        import numpy as np
+
+        painted = {int(p.name) for p in (self.out_dir / JOB / PAINTED).iterdir()
+                   if p.name.isdigit()}
+        new = sorted(painted - self.seen)
+        height, width = self.base.shape
+        for index in new:
+            y0, x0, y1, x1 = (int(v) for v in self.plan.tile_at(index).core)
+            y1, x1 = min(y1, height), min(x1, width)
+            if y1 > y0 and x1 > x0:
+                self.pyramid.paint(y0, x0, np.asarray(self.base[y0:y1, x0:x1]))
+        self.seen.update(new)
+        return len(new)
+
+    def layer_data(self) -> tuple:
+        """A napari layer data tuple of the labels as they stand (new dask names each
+        time, so that napari draws them again)."""
+        self.generation += 1
+        levels = self.pyramid.levels(f"live-{self.out_dir.name}-{self.generation}")
+        pixel = (self.plan.mpp or 1.0) / self.plan.factor
+        metadata = {"name": f"{self.out_dir.name} nuclei", "multiscale": len(levels) > 1,
+                    "scale": (pixel, pixel),
+                    "metadata": {"labels": str(self.out_dir / LABELS_NAME)}}
+        if self.plan.mpp:
+            metadata["units"] = ("micrometer", "micrometer")
+        return (levels if len(levels) > 1 else levels[0], metadata, "labels")
