@@ -53,8 +53,11 @@ class SlideLabelsLayers:
         layer = self.layers.get(out_dir)
         if layer is None or out_dir not in self._live or layer not in self.viewer.layers:
             self._replace(out_dir, self.viewer.add_labels(levels, **meta))
+        elif _pyramid_of(layer.data) is not None and \
+                _pyramid_of(layer.data) is _pyramid_of(levels):
+            layer.refresh()  # the same labels in memory, painted since: drawn again
         else:
-            layer.data = levels  # new dask names: napari's chunk cache reads them afresh
+            layer.data = levels
         self._live[out_dir] = True
         self.refreshes += 1
 
@@ -99,3 +102,12 @@ class SlideLabelsLayers:
             self.viewer.layers.remove(old)
             layer.name = name  # added beside the old one, napari had given it a suffix
         self.layers[out_dir] = layer
+
+
+def _pyramid_of(levels):
+    """The labels in memory a layer's data reads (None for other arrays)."""
+    try:
+        first = levels[0] if not hasattr(levels, "pyramid") else levels
+    except (TypeError, IndexError, KeyError):
+        return None
+    return getattr(first, "pyramid", None)

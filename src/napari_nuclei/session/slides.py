@@ -378,6 +378,8 @@ def relay_region(job, out_dir: Path, region=None, min_interval: float = 1.0):
         yield report, data
     if job.stopping or load_result(out_dir) is None:
         return result, None
+    if live is not None:
+        live.update()  # cores the job painted after its last report
     return result, cached_labels_layer_data(
         out_dir, region, live.pyramid if live is not None else None,
         generation=live.generation + 1 if live is not None else 0)

@@ -268,10 +268,25 @@ class CachedPyramid:
         self.cache = cache if cache is not None else BlockCache()
         self.block = block
         self.dtype = np.dtype(self.arrays[0].dtype)
+        # Where labels may be: blocks elsewhere are background, served without a read
+        # (a viewer's view mostly shows the slide around its predicted region).
+        self.extent: tuple[int, int, int, int] | None = None  # level-0 rectangle
+        self.painted: set | None = None  # blocks painted (None: any block may hold some)
 
     def with_sources(self, arrays) -> CachedPyramid:
         """The same labels read from other arrays (the blocks in memory are kept)."""
-        return CachedPyramid(arrays, self.cache, self.block)
+        other = CachedPyramid(arrays, self.cache, self.block)
+        other.extent, other.painted = self.extent, self.painted
+        return other
+
+    def _blank(self, level: int, by: int, bx: int) -> bool:
+        if self.painted is not None and (level, by, bx) not in self.painted:
+            return True
+        if self.extent is None:
+            return False
+        (a0, c0, a1, c1), _ = self._blocks_under(level, *self.extent)
+        b = self.block
+        return not (by * b < a1 and a0 < (by + 1) * b and bx * b < c1 and c0 < (bx + 1) * b)
 
     def shape(self, level: int) -> tuple[int, int]:
         return tuple(int(n) for n in self.arrays[level].shape[-2:])
@@ -281,6 +296,10 @@ class CachedPyramid:
         block = self.cache.get(key)
         if block is None:
             b = self.block
+            if self._blank(level, by, bx):
+                height, width = self.shape(level)
+                shape = (min(b, height - by * b), min(b, width - bx * b))
+                return np.broadcast_to(np.zeros((), self.dtype), shape)  # nothing kept
             block = np.asarray(self.arrays[level][by * b : (by + 1) * b,
                                                   bx * b : (bx + 1) * b])
             self.cache.put(key, block)
@@ -350,6 +369,8 @@ class CachedPyramid:
                     block[r0 - top : r1 - top, s0 - left : s1 - left] = \
                         sampled[r0 - a0 : r1 - a0, s0 - c0 : s1 - c0]
                     self.cache.put((level, by, bx), block)
+                    if self.painted is not None:  # once in memory: never read meanwhile
+                        self.painted.add((level, by, bx))
 
     def levels(self, name: str) -> list:
         """The levels as arrays for a viewer (level 0 first), named ``name-<level>``.
@@ -444,9 +465,15 @@ def cached_labels_layer_data(out_dir: str | Path, region=None,
         pyramid = CachedPyramid(arrays)
     if region is not None:
         x, y, width, height = region
-        factor = _label_factor(path.parent)
-        pyramid.prefetch(math.floor(y * factor), math.floor(x * factor),
-                         math.ceil((y + height) * factor), math.ceil((x + width) * factor))
+        factor, margin = _label_factor(path.parent)
+        extent = (math.floor(y * factor), math.floor(x * factor),
+                  math.ceil((y + height) * factor), math.ceil((x + width) * factor))
+        if pyramid.painted is None:
+            # Nuclei are kept by their centre, inside the region: their masks reach out
+            # of it by less than a tile.
+            pyramid.extent = (max(0, extent[0] - margin), max(0, extent[1] - margin),
+                              extent[2] + margin, extent[3] + margin)
+        pyramid.prefetch(*extent)
     cached = pyramid.levels(f"labels-{path.parent.name}-{generation}")
     return (cached if len(cached) > 1 else cached[0], meta, kind), pyramid
 
@@ -458,11 +485,13 @@ def _level_arrays(group, count: int) -> list:
     return [group[d["path"]] for d in datasets]
 
 
-def _label_factor(out_dir: Path) -> float:
-    """Label pixels per level-0 pixel of a ``predict-slide`` output (its job plan's)."""
+def _label_factor(out_dir: Path) -> tuple[float, int]:
+    """Label pixels per level-0 pixel of a ``predict-slide`` output and its tile side in
+    label pixels (its job plan's)."""
     from .job import JOB, PLAN_NAME
 
     try:
-        return float(load_json(Path(out_dir) / JOB / PLAN_NAME)["factor"])
+        plan = load_json(Path(out_dir) / JOB / PLAN_NAME)
+        return float(plan["factor"]), int(plan["tile"])
     except (InputError, ValueError, KeyError, TypeError):
-        return 1.0
+        return 1.0, 2**31

@@ -195,6 +195,9 @@ class LiveLabels:
             arrays.append(group[name] if group is not None and name in group
                           else _Zeros(shape, self.base.dtype))
         self.pyramid = CachedPyramid(arrays)
+        # Only tiles painted hold labels in a job's output: the other blocks are served
+        # as background, with no read.
+        self.pyramid.painted = set()
         self.seen: set[int] = set()
         self.generation = 0
 
