@@ -67,11 +67,31 @@ class LossPlot(FigureCanvasQTAgg):
         if now - self._last_update < _UPDATE_INTERVAL_S and report.iteration < report.max_iter:
             return
         self._last_update = now
+        self.show_reports()
+
+    def show_reports(self) -> None:
+        """Show every report: the curves over the saved axes, or everything redrawn when
+        a curve leaves them (the one case that costs a full matplotlib redraw)."""
         self.plot.set_data(self.reports)
         if self._background is None or not self.plot.fits(self.reports):
             self.redraw()
         else:
             self._blit()
+
+    def draw_idle(self) -> None:
+        """Redraw soon, unless hidden (a resize of a hidden tab is drawn once shown:
+        each draw costs the GUI thread 0.1-0.2 s, and napari resizes the dock whenever
+        a layer is added)."""
+        if not self.isVisible():
+            self._stale = True
+            return
+        super().draw_idle()
+
+    def showEvent(self, event) -> None:  # noqa: N802 (Qt's name)
+        super().showEvent(event)
+        if getattr(self, "_stale", False):
+            self._stale = False
+            self.redraw()
 
     def redraw(self) -> None:
         """Redraw everything: axes fitted to the data with room to grow, then the curves."""

@@ -174,7 +174,7 @@ class TrainTab(QWidget):
         what = "Stopped" if result.stopped else "Finished"
         self.status.setText(f"{what} at iteration {result.iteration} of {result.max_iter}; "
                             f"run folder {result.run_dir}")
-        self.plot.redraw()
+        self.plot.show_reports()  # the axes are redrawn only when a curve left them
         self._list_checkpoints(result.run_dir)
         if result.checkpoint is not None:
             self.session.use_run(result.run_dir, result.checkpoint)
