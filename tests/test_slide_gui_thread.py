@@ -1,0 +1,69 @@
+"""The GUI thread reads no slide labels from disk: while a slide job runs, its live
+refreshes and its finished pyramid are read into memory by the relay worker, and napari
+draws them from there."""
+
+import threading
+
+import numpy as np
+import pytest
+from slide_helpers import make_slide
+from slide_window_helpers import labels_of
+
+pytestmark = pytest.mark.gui
+
+
+@pytest.fixture
+def gui_thread_reads(monkeypatch):
+    """Every zarr array read made on the GUI thread (the test's main thread)."""
+    import zarr
+
+    reads = []
+    original = zarr.Array.__getitem__
+
+    def recording(self, selection):
+        if threading.current_thread() is threading.main_thread():
+            reads.append((self.path, selection))
+        return original(self, selection)
+
+    monkeypatch.setattr(zarr.Array, "__getitem__", recording)
+    return reads
+
+
+def test_live_refreshes_and_the_finished_pyramid_are_drawn_from_memory(
+        make_napari_viewer, qtbot, tmp_path, gui_thread_reads):
+    from napari_nuclei._qt.dock import NucleiDock
+
+    slide = make_slide(tmp_path / "case_01.tif")
+    viewer = make_napari_viewer()
+    dock = NucleiDock(viewer)
+    section = dock.slide_section
+    dock.session.output_dir = tmp_path / "session"
+    dock.session.run_dir = tmp_path
+    section.predict_target = "slide_jobs_for_child:predict_region_slowly"
+    section.labels_layers.min_interval = 0.0  # a refresh with every tile
+    section.open_slide(slide)
+    qtbot.waitUntil(lambda: section.state.slide is not None, timeout=30_000)
+    section.buttons["whole"].click()
+    whole = section.state.output_for(None)
+    qtbot.waitUntil(lambda: section.labels_layers.refreshes >= 3, timeout=120_000)
+    live = section.labels_layers[whole]
+    viewer.screenshot(canvas_only=True)  # napari draws what the refreshes gave it
+    qtbot.waitUntil(lambda: whole in section.state.outputs, timeout=240_000)
+    final = section.labels_layers[whole]
+    assert final is live
+    viewer.screenshot(canvas_only=True)
+    shown = [np.asarray(level) for level in final.data]
+    assert gui_thread_reads == []
+    for k, level in enumerate(shown):  # read here, by the test, to compare
+        np.testing.assert_array_equal(level, labels_of(whole, f"s{k}"))
+
+    # A finished pyramid added as a layer of its own (Open session): read by a worker.
+    dock.close_guard.finish_now()  # the session saved, with its slide
+    gui_thread_reads.clear()
+    again = NucleiDock(make_napari_viewer())
+    again.data_tab.open_session(tmp_path / "session")
+    qtbot.waitUntil(lambda: whole in again.slide_section.labels_layers, timeout=60_000)
+    again.viewer.screenshot(canvas_only=True)
+    shown = np.asarray(again.slide_section.labels_layers[whole].data[0])
+    assert gui_thread_reads == []
+    np.testing.assert_array_equal(shown, labels_of(whole))
