@@ -119,3 +119,37 @@ def test_an_unknown_kind_is_an_option_error_naming_the_kinds(kinds, tmp_path):
     with pytest.raises(OptionError, match="must be one of maskrcnn") as caught:
         load_model(tmp_path, kind="unet")
     assert caught.value.option == "model_kind"
+
+
+@pytest.mark.slow
+def test_prediction_builds_the_chunked_mask_head_and_chunks_change_nothing(tiny_run):
+    from conftest import SAMPLE_DATA
+    from napari_nuclei.core.image_io import read_image
+    from napari_nuclei.core.models.maskrcnn.config import build_config
+    from napari_nuclei.core.models.maskrcnn.presets import preset_settings
+    from napari_nuclei.core.models.maskrcnn.roi_heads import (
+        MASK_HEAD_CHUNK,
+        ChunkedMaskROIHeads,
+    )
+    from napari_nuclei.core.normalize import to_model_input
+
+    torch.set_num_threads(1)
+    # Training builds detectron2's own heads; prediction selects the chunked ones.
+    cfg = build_config(preset_settings("tiny"), tiny_run[0], device="cpu")
+    assert cfg.MODEL.ROI_HEADS.NAME == "StandardROIHeads"
+    model = load_model(tiny_run[0], device="cpu", score_thresh=0.0, max_dets=250)
+    heads = model.model.roi_heads
+    assert type(heads) is ChunkedMaskROIHeads
+    assert model.cfg.MODEL.ROI_HEADS.NAME == "ChunkedMaskROIHeads"
+    image = to_model_input(read_image(SAMPLE_DATA / "test" / "he_tile_1000.png"))
+    tiles = [np.ascontiguousarray(image[:384, :384]),
+             np.ascontiguousarray(image[300:684, 500:884])]
+    chunked = model.infer_batch(tiles, resize=False)
+    heads.mask_chunk = 10_000
+    whole = model.infer_batch(tiles, resize=False)
+    for one, other in zip(chunked, whole, strict=True):
+        assert len(one.scores) > MASK_HEAD_CHUNK
+        np.testing.assert_array_equal(one.boxes, other.boxes)
+        np.testing.assert_array_equal(one.scores, other.scores)
+        np.testing.assert_allclose(one.mask_probs.numpy(), other.mask_probs.numpy(),
+                                   atol=1e-5)

@@ -136,33 +136,6 @@ class NucleiModel:
         )
 
 
-# Detections per mask-head pass: the head's activations for 1000 nuclei at once take
-# about 1 GB (256 channels at 28x28 each); in chunks they take a tenth of that.
-MASK_HEAD_CHUNK = 100
-
-
-def chunk_mask_head(roi_heads, chunk: int = MASK_HEAD_CHUNK) -> None:
-    """Make an ROI head run its mask branch on at most ``chunk`` detections at a time at
-    inference (same results, bounded memory); training is unchanged."""
-    from detectron2.structures import Instances
-
-    whole = roi_heads._forward_mask
-
-    def forward_mask_in_chunks(features, instances):
-        if roi_heads.training or all(len(i) <= chunk for i in instances):
-            return whole(features, instances)
-        results = []
-        for image, per_image in enumerate(instances):
-            # The features of this image only (a batch holds several).
-            own = {name: f[image : image + 1] for name, f in features.items()}
-            parts = [whole(own, [per_image[start : start + chunk]])[0]
-                     for start in range(0, len(per_image), chunk)]
-            results.append(Instances.cat(parts) if parts else per_image)
-        return results
-
-    roi_heads._forward_mask = forward_mask_in_chunks
-
-
 def _config_for(model: Path, preset: str | None, device: str):
     """The config of a run folder (rebuilt from its checked ``settings.json``), or of a
     preset for a bare weights file.
@@ -248,6 +221,7 @@ def load_model(
     from .architecture import describe_config
     from .checkpointer import NucleiCheckpointer
     from .config import resolve_device
+    from .roi_heads import use_chunked_mask_head
 
     _check_test_options(min_size_test, score_thresh, max_dets)
     model = Path(model).expanduser()
@@ -271,12 +245,12 @@ def load_model(
         topk = max(cfg.MODEL.RPN.POST_NMS_TOPK_TEST, 2 * max_dets)
         cfg.MODEL.RPN.PRE_NMS_TOPK_TEST = cfg.MODEL.RPN.POST_NMS_TOPK_TEST = topk
     cfg.MODEL.WEIGHTS = str(weights)
+    use_chunked_mask_head(cfg)
     cfg.freeze()
     network = build_model(cfg)
     # Reads the file without running code from it; refuses another architecture.
     NucleiCheckpointer(network, architecture=describe_config(cfg)).load(str(weights))
     network.eval()
-    chunk_mask_head(network.roi_heads)
     if cfg.MODEL.DEVICE == "cpu":
         # NHWC convolutions are faster on CPU (about 1.2x on the backbone here).
         import torch
