@@ -11,11 +11,21 @@ import math
 import os
 import statistics
 import time
+import weakref
 from pathlib import Path
 
-from detectron2.engine import DefaultTrainer, HookBase, defaults, hooks
+from detectron2.engine import (
+    AMPTrainer,
+    DefaultTrainer,
+    HookBase,
+    SimpleTrainer,
+    TrainerBase,
+    create_ddp_model,
+    hooks,
+)
 from detectron2.evaluation import COCOEvaluator
 from detectron2.utils import comm
+from detectron2.utils.logger import setup_logger
 
 from ..models.maskrcnn.architecture import describe_config
 from ..models.maskrcnn.checkpointer import NucleiCheckpointer
@@ -142,25 +152,6 @@ class CheckpointRetention(HookBase):
         prune_checkpoints(self.run_dir, self.keep)
 
 
-@contextlib.contextmanager
-def _ddp_without_device_ids_on_cpu(device: str):
-    """detectron2 wraps the model in DDP with ``device_ids=[local_rank]``, which only
-    suits GPUs; on CPU (gloo) DDP needs ``device_ids=None``."""
-    original = defaults.create_ddp_model
-    if device == "cuda":
-        yield
-        return
-
-    def create_on_cpu(model, **kwargs):
-        return original(model, **{**kwargs, "device_ids": None})
-
-    defaults.create_ddp_model = create_on_cpu
-    try:
-        yield
-    finally:
-        defaults.create_ddp_model = original
-
-
 class QuietCOCOEvaluator(COCOEvaluator):
     """detectron2's COCO evaluator with pycocotools' printed tables sent to the run log."""
 
@@ -182,8 +173,40 @@ class NucleiTrainer(DefaultTrainer):
     """
 
     def __init__(self, cfg):
-        with _ddp_without_device_ids_on_cpu(cfg.MODEL.DEVICE):
-            super().__init__(cfg)
+        # DefaultTrainer.__init__ step by step, with the model wrapped by wrap_model:
+        # detectron2 wraps it in DDP with device_ids=[local_rank], which only suits GPUs.
+        TrainerBase.__init__(self)
+        logger = logging.getLogger("detectron2")
+        if not logger.isEnabledFor(logging.INFO):  # setup_logger is not called for d2
+            setup_logger()
+        cfg = DefaultTrainer.auto_scale_workers(cfg, comm.get_world_size())
+        model = self.build_model(cfg)
+        optimizer = self.build_optimizer(cfg, model)
+        data_loader = self.build_train_loader(cfg)
+        model = self.wrap_model(cfg, model)
+        self._trainer = (AMPTrainer if cfg.SOLVER.AMP.ENABLED else SimpleTrainer)(
+            model, data_loader, optimizer
+        )
+        self.scheduler = self.build_lr_scheduler(cfg, optimizer)
+        # Safe loading, architecture checks and atomic saves, for resuming and for the
+        # checkpoint hook alike.
+        self.checkpointer = NucleiCheckpointer(
+            model, cfg.OUTPUT_DIR, architecture=describe_config(cfg),
+            trainer=weakref.proxy(self),
+        )
+        self.start_iter = 0
+        self.max_iter = cfg.SOLVER.MAX_ITER
+        self.cfg = cfg
+        self.register_hooks(self.build_hooks())
+
+    @classmethod
+    def wrap_model(cls, cfg, model):
+        """The model in DistributedDataParallel when there are several processes.
+
+        On CPU (gloo) DDP needs ``device_ids=None``; on GPUs each process drives its own.
+        """
+        device_ids = None if cfg.MODEL.DEVICE == "cpu" else [comm.get_local_rank()]
+        return create_ddp_model(model, broadcast_buffers=False, device_ids=device_ids)
 
     @classmethod
     def build_train_loader(cls, cfg):
@@ -216,12 +239,6 @@ class NucleiTrainer(DefaultTrainer):
         return []
 
     def build_hooks(self):
-        # DefaultTrainer made its checkpointer just before asking for hooks; the
-        # checkpoint hook must get the safe one.
-        self.checkpointer = NucleiCheckpointer(
-            self._trainer.model, self.cfg.OUTPUT_DIR,
-            architecture=describe_config(self.cfg), **self.checkpointer.checkpointables,
-        )
         kept = [h for h in super().build_hooks() if not isinstance(h, hooks.PeriodicWriter)]
         self.report_hook = None
         if comm.is_main_process():
