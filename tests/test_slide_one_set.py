@@ -18,7 +18,7 @@ from scipy import ndimage
 from slide_helpers import BlobModel, make_slide
 
 from napari_nuclei.core.jobs import drain
-from napari_nuclei.core.predict.model import RawDetections
+from napari_nuclei.core.models import RawDetections
 from napari_nuclei.core.slide.engine import SlideOptions, iter_predict_slide
 from napari_nuclei.core.slide.job import OutputOptions
 
