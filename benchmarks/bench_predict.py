@@ -79,7 +79,7 @@ def make_weights(path: Path, preset: str, device: str) -> None:
     import torch
     from detectron2.modeling import build_model
 
-    from napari_nuclei.core.training.config import build_config
+    from napari_nuclei.core.models.maskrcnn.config import build_config
 
     torch.manual_seed(0)
     model = build_model(build_config(_settings(preset, "cpu"), path.parent))
@@ -110,7 +110,7 @@ def side_straightforward(weights: str, preset: str, device: str) -> dict:
     from detectron2.engine import DefaultPredictor
     from pycocotools import mask as mask_utils
 
-    from napari_nuclei.core.training.config import build_config
+    from napari_nuclei.core.models.maskrcnn.config import build_config
 
     cfg = build_config(_settings(preset, device), Path(weights).parent, weights)
     predictor = DefaultPredictor(cfg)

@@ -53,7 +53,7 @@ def make_model(folder: Path) -> Path:
     import torch
     from detectron2.modeling import build_model
 
-    from napari_nuclei.core.training.config import build_config
+    from napari_nuclei.core.models.maskrcnn.config import build_config
     from napari_nuclei.core.training.settings import preset_settings, save_settings
 
     settings = preset_settings("tiny", device="cpu", min_size_test=TILE)
