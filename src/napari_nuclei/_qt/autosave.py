@@ -42,7 +42,10 @@ class Autosaver(QObject):
         session.slides.changed.connect(self._on_slides_changed)
 
     def _on_slides_changed(self, what: str) -> None:
-        if what != "restored":  # a restore has just read them from disk
+        # A restore has just read them from disk; a slide merely opened makes no session
+        # folder of its own (one is made once something is predicted).
+        if what != "restored" and (self.session.output_dir is not None
+                                   or self.session.slides.outputs):
             self.schedule(restart=False)
 
     @property

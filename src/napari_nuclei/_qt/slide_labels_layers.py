@@ -45,7 +45,7 @@ class SlideLabelsLayers:
         """Show the labels of ``out_dir``'s running job, or refresh them.
 
         ``data`` is their live layer data, made in a worker
-        (:func:`~napari_nuclei.session.slides.relay_region`) at most once per
+        (:func:`~napari_nuclei.session.slide_jobs.relay_region`) at most once per
         ``min_interval`` seconds.
         """
         out_dir = Path(out_dir)

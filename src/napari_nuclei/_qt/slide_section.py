@@ -23,13 +23,8 @@ from qtpy.QtWidgets import (
 
 from ..core.engine.status import missing_libraries
 from ..session.jobs import SAVE, SLIDE, WRITE_BACK
-from ..session.slides import (
-    SlideEntry,
-    open_with_outputs,
-    pull_with_table,
-    relay_region,
-    write_back_with_table,
-)
+from ..session.slide_jobs import open_with_outputs, relay_region
+from ..session.slides import SlideEntry, pull_with_table, write_back_with_table
 from .ask import ask_yes_no
 from .slide_labels_layers import SlideLabelsLayers
 from .slide_measurements import SlideMeasurements
@@ -311,6 +306,8 @@ class SlideSection(QWidget):
             mpp = f"{self.state.mpp:.3g} µm/px" if self.state.mpp else "pixel size unknown"
             self.slide_label.setText(f"{self.state.slide.name}: {self.state.size[0]}x"
                                      f"{self.state.size[1]} px, {mpp}")
+        else:  # another session restored: its slides open one by one
+            self.slide_label.setText("No slide open.")
         self._set_running(self.job is not None and self.job.is_alive())
         self.buttons["edit"].setEnabled(bool(self.state.outputs))
         for button in self.measurements.buttons.values():
