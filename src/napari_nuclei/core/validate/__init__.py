@@ -25,6 +25,8 @@ Modules
     COCO polygons and RLE (compressed and uncompressed) checked against the image size.
 ``image_header``
     Image sizes read from file headers, before any pixel is decoded.
+``classes``
+    Nucleus classes: COCO ``categories``, a run's class list, ``label,class`` tables.
 ``schemas``
     The file kinds: ``test_img_ids.json``, COCO instances, submissions, score tables.
 ``session``
