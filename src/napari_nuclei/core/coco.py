@@ -1,4 +1,8 @@
-"""COCO instances documents: annotations from RLE, label images to and from COCO."""
+"""COCO instances documents: annotations from RLE, label images to and from COCO.
+
+Documents carry the nucleus classes of their data as ``categories``
+(:meth:`~.nucleus_classes.ClassSet.categories`): the one ``nucleus`` category by default.
+"""
 
 from __future__ import annotations
 
@@ -6,13 +10,13 @@ import numpy as np
 
 from . import rle as rle_utils
 from .labels import iter_label_rles, rles_to_labels
+from .nucleus_classes import ClassSet
 from .validate.schemas import is_crowd
 from .validate.segmentation import check_segmentation
 
-CATEGORIES = [{"id": 1, "name": "nucleus"}]
 
-
-def make_annotation(ann_id: int, image_id: int, rle: dict, **extra) -> dict:
+def make_annotation(ann_id: int, image_id: int, rle: dict, category_id: int = 1,
+                    **extra) -> dict:
     """A COCO annotation for one nucleus, with area and box computed from its RLE.
 
     Parameters
@@ -21,6 +25,8 @@ def make_annotation(ann_id: int, image_id: int, rle: dict, **extra) -> dict:
         Annotation and image ids.
     rle : dict
         Compressed RLE with string ``counts``.
+    category_id : int
+        The nucleus class (COCO category id; 1, ``nucleus``, by default).
     **extra
         Further fields (``score`` for predictions).
 
@@ -31,7 +37,7 @@ def make_annotation(ann_id: int, image_id: int, rle: dict, **extra) -> dict:
     return {
         "id": ann_id,
         "image_id": image_id,
-        "category_id": 1,
+        "category_id": int(category_id),
         "segmentation": rle,
         "area": rle_utils.area(rle),
         "bbox": rle_utils.bbox(rle),
@@ -66,9 +72,12 @@ def compressed_rle(segmentation, height: int, width: int) -> dict:
             "counts": counts.decode("ascii") if isinstance(counts, bytes) else counts}
 
 
-def coco_document(images: list[dict], annotations: list[dict]) -> dict:
-    """Assemble a COCO instances dictionary with the single ``nucleus`` category."""
-    return {"images": images, "annotations": annotations, "categories": list(CATEGORIES)}
+def coco_document(images: list[dict], annotations: list[dict],
+                  classes: ClassSet | None = None) -> dict:
+    """Assemble a COCO instances dictionary whose categories are ``classes`` (by default
+    the single ``nucleus`` category)."""
+    classes = classes or ClassSet.default()
+    return {"images": images, "annotations": annotations, "categories": classes.categories()}
 
 
 def labels_to_coco(labels: np.ndarray, file_name: str, image_id: int = 1) -> dict:

@@ -25,6 +25,7 @@ from .jobs import StepProgress, drain, usable_cores
 from .labels import iter_label_rles
 from .validate.schemas import is_crowd
 
+DEFAULT_CATEGORY = 1
 # Below this many mask files, starting worker processes costs more than it saves.
 _PARALLEL_MIN_FILES = 200
 _PARALLEL_MIN_IMAGES = 16
@@ -32,7 +33,11 @@ _PARALLEL_MIN_IMAGES = 16
 
 @dataclass
 class ImageAnnotations:
-    """The nuclei found for one image, before ids are assigned."""
+    """The nuclei found for one image, before ids are assigned.
+
+    ``categories`` and ``crowd_categories`` hold the COCO category id of each RLE of
+    ``rles`` and ``crowd_rles`` (the default class, 1, where the dataset has no classes).
+    """
 
     height: int
     width: int
@@ -40,6 +45,12 @@ class ImageAnnotations:
     empty_files: list[str] = field(default_factory=list)
     overlapping: int = 0
     crowd_rles: list[dict] = field(default_factory=list)
+    categories: list[int] = field(default_factory=list)
+    crowd_categories: list[int] = field(default_factory=list)
+
+    def __post_init__(self):
+        if not self.categories:
+            self.categories = [DEFAULT_CATEGORY] * len(self.rles)
 
 
 @dataclass
@@ -105,7 +116,9 @@ def annotate_image(record: ImageRecord) -> ImageAnnotations:
         _check_size(record.label_path, image_size(record.label_path), record.path, height,
                     width)
         labels = read_labels(record.label_path)
-        return ImageAnnotations(height, width, [rle for _, rle in iter_label_rles(labels)])
+        found = list(iter_label_rles(labels))
+        return ImageAnnotations(height, width, [rle for _, rle in found],
+                                categories=_label_categories(record, [v for v, _ in found]))
     if record.annotations:
         return _annotate_coco(record, height, width)
     return ImageAnnotations(height, width, [])
@@ -120,10 +133,24 @@ def _check_size(path: Path, shape, image_path: Path, height: int, width: int) ->
         )
 
 
+def _label_categories(record: ImageRecord, values: list[int]) -> list[int]:
+    """The category id of each label value, from the record's class table."""
+    if not record.label_categories:
+        return [DEFAULT_CATEGORY] * len(values)
+    table = dict(record.label_categories)
+    missing = [int(v) for v in values if int(v) not in table]
+    if missing:
+        shown = ", ".join(str(v) for v in missing[:5]) + (" ..." if len(missing) > 5 else "")
+        raise DatasetError(record.class_table, f"gives no class to label(s) {shown} of "
+                           f"{record.label_path.name}")
+    return [table[int(v)] for v in values]
+
+
 def _annotate_masks(record: ImageRecord, height: int, width: int) -> ImageAnnotations:
     result = ImageAnnotations(height, width, [])
     covered = np.zeros((height, width), dtype=bool)
-    for mask_path in record.mask_paths:
+    categories = record.mask_categories or (DEFAULT_CATEGORY,) * len(record.mask_paths)
+    for mask_path, category in zip(record.mask_paths, categories, strict=True):
         # From the header first: a mask declaring a huge size is refused unread.
         _check_size(mask_path, image_size(mask_path), record.path, height, width)
         mask = read_mask(mask_path)
@@ -138,6 +165,7 @@ def _annotate_masks(record: ImageRecord, height: int, width: int) -> ImageAnnota
             result.overlapping += 1
         covered_crop |= crop
         result.rles.append(rle_utils.encode_box_mask(crop, top, left, height, width))
+        result.categories.append(category)
     return result
 
 
@@ -154,7 +182,10 @@ def _annotate_coco(record: ImageRecord, height: int, width: int) -> ImageAnnotat
             result.empty_files.append(f"{record.file_name} annotation {ann.get('id')}")
             continue
         # COCO's iscrowd regions mark areas to ignore in evaluation, not nuclei.
-        (result.crowd_rles if is_crowd(ann) else result.rles).append(rle)
+        crowd = is_crowd(ann)
+        (result.crowd_rles if crowd else result.rles).append(rle)
+        (result.crowd_categories if crowd else result.categories).append(
+            ann.get("category_id", DEFAULT_CATEGORY))
     return result
 
 
@@ -206,16 +237,17 @@ def iter_conversion(
                 "width": found.width,
             }
         )
-        for rle in found.rles:
-            annotations.append(make_annotation(len(annotations) + 1, record.image_id, rle))
+        for rle, category in zip(found.rles, found.categories, strict=True):
+            annotations.append(make_annotation(len(annotations) + 1, record.image_id, rle,
+                                               category_id=category))
         if keep_crowd:
-            for rle in found.crowd_rles:
+            for rle, category in zip(found.crowd_rles, found.crowd_categories, strict=True):
                 annotations.append(make_annotation(len(annotations) + 1, record.image_id, rle,
-                                                   iscrowd=1))
+                                                   iscrowd=1, category_id=category))
         empty.extend(found.empty_files)
         overlapping += found.overlapping
         yield StepProgress(done, len(records), record.name)
-    coco = coco_document(images, annotations)
+    coco = coco_document(images, annotations, dataset.classes)
     return Conversion(coco, empty, overlapping, list(dataset.warnings))
 
 

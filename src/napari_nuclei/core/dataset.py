@@ -5,16 +5,19 @@ Layouts
 ``dsb``
     Data Science Bowl training set: ``<root>/train/<id>/images/<id>.png`` and
     ``<root>/train/<id>/masks/*.png`` (one binary PNG per nucleus). ``<root>`` may also
-    be the ``train`` folder itself, or a single ``<id>`` folder.
+    be the ``train`` folder itself, or a single ``<id>`` folder. With nucleus classes,
+    each class has its own folder: ``masks/<class>/*.png``.
 ``test``
     A folder of images with ``test_img_ids.json``: ``[{"id", "file_name", "height",
     "width"}]``. Image ids come from that file.
 ``labels``
     A folder of images with one instance label image each: ``<name>_labels.tif`` (or
     ``.png``) beside ``<name>.png``, or ``labels/<name>.tif`` (or ``<name>_labels.*``).
+    With nucleus classes, ``<name>_classes.csv`` beside the label image gives each label
+    its class (``label,class`` columns).
 ``coco``
     A COCO instances JSON; images are found relative to an image root (by default the
-    JSON's folder).
+    JSON's folder). Its ``categories`` are the nucleus classes (any ids and names).
 ``images``
     A plain folder of images without annotations.
 
@@ -23,6 +26,10 @@ file names inside the dataset folder (symbolic links may lead elsewhere inside i
 out of it, nowhere or round in a loop) and compares declared image sizes with the image
 headers; pixels are read (and validated) by the conversion job, which reports problems
 one file at a time.
+
+Every dataset has a :class:`~.nucleus_classes.ClassSet`: the one default class unless the
+layout names classes. Records carry the COCO category id of each nucleus source, so that
+the conversion (run in worker processes) needs nothing but the record.
 """
 
 from __future__ import annotations
@@ -32,13 +39,17 @@ from pathlib import Path
 
 from .errors import DatasetError
 from .image_io import IMAGE_SUFFIXES, image_size, is_image_file, list_image_files
+from .nucleus_classes import ClassSet, merged_names
 from .validate import in_file, load_json
+from .validate.classes import class_name, read_class_table
+from .validate.fields import InvalidValue
 from .validate.paths import check_links, inside
 from .validate.schemas import check_coco, check_test_ids
 from .validate.segmentation import check_segmentation
 
 TEST_IDS_NAME = "test_img_ids.json"
 LABEL_SUFFIX = "_labels"
+CLASS_TABLE_SUFFIX = "_classes.csv"
 _LABEL_FILE_SUFFIXES = (".tif", ".tiff", ".png")
 _IGNORED_DIRS = ("__MACOSX",)
 
@@ -65,6 +76,14 @@ class ImageRecord:
         COCO annotations of this image (``coco`` layout).
     height, width : int or None
         Size declared by the dataset (test ids or COCO), checked against the pixels.
+    mask_categories : tuple of int
+        COCO category id of each mask file (``dsb`` layout with class folders); empty:
+        every nucleus is of the dataset's one class.
+    label_categories : tuple of (int, int)
+        ``(label, category id)`` pairs from the image's class table (``labels`` layout);
+        empty: every nucleus is of the dataset's one class.
+    class_table : Path or None
+        The class table those pairs were read from (named in errors).
     """
 
     image_id: int
@@ -76,16 +95,21 @@ class ImageRecord:
     annotations: tuple[dict, ...] = ()
     height: int | None = None
     width: int | None = None
+    mask_categories: tuple[int, ...] = ()
+    label_categories: tuple[tuple[int, int], ...] = ()
+    class_table: Path | None = None
 
 
 @dataclass(frozen=True)
 class Dataset:
-    """Images of a dataset in one layout, with the root their file names are relative to."""
+    """Images of a dataset in one layout, with the root their file names are relative to,
+    and the nucleus classes its annotations use."""
 
     root: Path
     layout: str
     records: tuple[ImageRecord, ...]
     warnings: tuple[str, ...] = field(default=())
+    classes: ClassSet = field(default_factory=ClassSet.default)
 
     @property
     def annotated(self) -> bool:
@@ -192,7 +216,7 @@ def _open_dsb(train_dir: Path, root: Path) -> Dataset:
 
 
 def _open_dsb_samples(train_dir: Path, samples: list[Path], root: Path) -> Dataset:
-    records = []
+    found = []
     warnings = []
     for image_id, sample in enumerate(samples, start=1):
         images_dir = _followed(root, sample / "images")
@@ -201,16 +225,47 @@ def _open_dsb_samples(train_dir: Path, samples: list[Path], root: Path) -> Datas
         image_path = _find_sample_image(sample.name, images_dir, root)
         masks_dir = _followed(root, sample / "masks")
         if masks_dir.is_dir():
-            masks = tuple(_image_files(masks_dir, root))
+            masks = _sample_masks(masks_dir, root)
         else:
-            masks = ()
+            masks = []
             warnings.append(f"{sample}: no masks/ folder, image counted as having no nuclei")
-        records.append(
-            ImageRecord(
-                image_id, sample.name, image_path, _relative(image_path, root), mask_paths=masks
-            )
-        )
-    return Dataset(root, "dsb", tuple(records), tuple(warnings))
+        found.append((image_id, sample, image_path, masks))
+    classified = [sample for _, sample, _, masks in found
+                  if any(name is not None for _, name in masks)]
+    if not classified:
+        records = tuple(
+            ImageRecord(image_id, sample.name, image_path, _relative(image_path, root),
+                        mask_paths=tuple(path for path, _ in masks))
+            for image_id, sample, image_path, masks in found)
+        return Dataset(root, "dsb", records, tuple(warnings))
+    classes = ClassSet.from_names(merged_names(
+        [[name for _, name in masks] for _, _, _, masks in found]))
+    records = []
+    for image_id, sample, image_path, masks in found:
+        if masks and any(name is None for _, name in masks):
+            raise DatasetError(sample / "masks", "holds mask files outside class folders, "
+                               f"while {classified[0].name}/masks has class folders: put "
+                               "every mask in masks/<class>/")
+        records.append(ImageRecord(
+            image_id, sample.name, image_path, _relative(image_path, root),
+            mask_paths=tuple(path for path, _ in masks),
+            mask_categories=tuple(classes.classes[classes.index_of_name(name)].id
+                                  for _, name in masks)))
+    return Dataset(root, "dsb", tuple(records), tuple(warnings), classes)
+
+
+def _sample_masks(masks_dir: Path, root: Path) -> list[tuple[Path, str | None]]:
+    """A sample's mask files, each with its class folder's name (None for a file
+    directly in ``masks/``)."""
+    masks: list[tuple[Path, str | None]] = [(p, None) for p in _image_files(masks_dir, root)]
+    for folder in _sample_dirs(masks_dir, root):
+        with in_file(folder, "class folder"):
+            name = class_name(folder.name, "name")
+        masks += [(p, name) for p in _image_files(folder, root)]
+    if any(name is None for _, name in masks) and any(name for _, name in masks):
+        raise DatasetError(masks_dir, "mixes mask files and class folders: put every mask "
+                           "in masks/<class>/")
+    return masks
 
 
 def _find_sample_image(sample_id: str, images_dir: Path, root: Path) -> Path:
@@ -282,10 +337,15 @@ def _open_labels(folder: Path) -> Dataset:
     images = [p for p in _image_files(folder, folder) if not p.stem.endswith(LABEL_SUFFIX)]
     records = []
     warnings = []
+    tables: dict[int, tuple[Path, dict[int, str]]] = {}
     for image_id, image_path in enumerate(images, start=1):
         label_path = _find_label_file(image_path, folder, labels_dir)
         if label_path is None:
             warnings.append(f"{image_path}: no label image, counted as having no nuclei")
+        else:
+            table = _find_class_table(image_path, label_path, folder)
+            if table is not None:
+                tables[image_id] = (table, read_class_table(table))
         records.append(
             ImageRecord(
                 image_id,
@@ -297,7 +357,31 @@ def _open_labels(folder: Path) -> Dataset:
         )
     if not records:
         raise DatasetError(folder, "label images found but no images beside them")
-    return Dataset(folder, "labels", tuple(records), tuple(warnings))
+    if not tables:
+        return Dataset(folder, "labels", tuple(records), tuple(warnings))
+    untabled = [r for r in records if r.label_path is not None and r.image_id not in tables]
+    if untabled:
+        raise DatasetError(untabled[0].label_path, "has no class table "
+                           f"{untabled[0].name}{CLASS_TABLE_SUFFIX}, while other label "
+                           "images have one: every labelled image needs its classes")
+    classes = ClassSet.from_names(merged_names([t.values() for _, t in tables.values()]))
+    records = [
+        r if r.image_id not in tables else ImageRecord(
+            r.image_id, r.name, r.path, r.file_name, label_path=r.label_path,
+            class_table=tables[r.image_id][0],
+            label_categories=tuple(
+                (label, classes.classes[classes.index_of_name(name)].id)
+                for label, name in sorted(tables[r.image_id][1].items())))
+        for r in records]
+    return Dataset(folder, "labels", tuple(records), tuple(warnings), classes)
+
+
+def _find_class_table(image_path: Path, label_path: Path, folder: Path) -> Path | None:
+    """``<name>_classes.csv`` beside the label image or beside the image."""
+    stem = image_path.stem
+    candidates = [label_path.parent / f"{stem}{CLASS_TABLE_SUFFIX}",
+                  image_path.parent / f"{stem}{CLASS_TABLE_SUFFIX}"]
+    return next((c for c in candidates if _followed(folder, c).is_file()), None)
 
 
 def _find_label_file(image_path: Path, folder: Path, labels_dir: Path) -> Path | None:
@@ -310,8 +394,12 @@ def _find_label_file(image_path: Path, folder: Path, labels_dir: Path) -> Path |
 
 def _open_coco(json_path: Path, image_root: Path) -> Dataset:
     data = check_coco(load_json(json_path), json_path)
+    declared = data.get("categories") or []
+    classes = ClassSet.from_categories(declared, json_path)
     by_image: dict[int, list[tuple[int, dict]]] = {}
     for number, ann in enumerate(data.get("annotations", [])):
+        with in_file(json_path, f"annotation {number}"):
+            ann = {**ann, "category_id": annotation_category(ann, classes, bool(declared))}
         by_image.setdefault(ann["image_id"], []).append((number, ann))
     image_root = image_root.expanduser().resolve()
     records = []
@@ -341,15 +429,32 @@ def _open_coco(json_path: Path, image_root: Path) -> Dataset:
             )
         )
     warnings = []
-    categories = data.get("categories") or []
-    if len(categories) > 1:
-        warnings.append(
-            f"{json_path}: {len(categories)} categories; all are treated as nuclei"
-        )
     n_crowd = sum(ann.get("iscrowd", 0) == 1 for ann in data.get("annotations", []))
     if n_crowd:
         warnings.append(
             f"{json_path}: {n_crowd} iscrowd region(s) are COCO ignore regions, not nuclei: "
             "never trained on; evaluation ignores detections inside them"
         )
-    return Dataset(image_root, "coco", tuple(records), tuple(warnings))
+    return Dataset(image_root, "coco", tuple(records), tuple(warnings), classes)
+
+
+def annotation_category(annotation: dict, classes: ClassSet, declared: bool) -> int:
+    """The category id of a COCO annotation, one of the document's categories.
+
+    A document declaring no categories has one class, whatever its annotations say (as
+    files written before classes existed); without a ``category_id``, an annotation is of
+    the only category.
+    """
+    if not declared:
+        return classes.ids[0]
+    if "category_id" not in annotation:
+        if len(classes) > 1:
+            raise InvalidValue(f"has no category_id, and the file has {len(classes)} "
+                               "categories")
+        return classes.ids[0]
+    category_id = annotation["category_id"]
+    if category_id not in classes.ids:
+        known = ", ".join(str(i) for i in classes.ids)
+        raise InvalidValue(f"category_id {category_id} is not one of the file's categories "
+                           f"({known})")
+    return category_id

@@ -40,10 +40,12 @@ def read_coco_ground_truth(path: Path) -> dict:
     Every image must declare its size. Where the image file is present beside the JSON
     its header must agree; where it is absent, the declared size is only accepted up to
     the pixel limit (``--max-pixels``), since scoring allocates label images of that
-    size. ``iscrowd`` regions are kept as COCO's ignore regions.
+    size. ``iscrowd`` regions are kept as COCO's ignore regions. Its ``categories`` are
+    the nucleus classes scored.
     """
     from .coco import coco_document, compressed_rle, make_annotation
-    from .dataset import check_declared_size
+    from .dataset import annotation_category, check_declared_size
+    from .nucleus_classes import ClassSet
     from .validate import in_file, load_json
     from .validate.paths import inside
     from .validate.schemas import check_coco, is_crowd
@@ -56,12 +58,15 @@ def read_coco_ground_truth(path: Path) -> dict:
             check_declared_size(path, f"image entry {number}", image_path, image["height"],
                                 image["width"])
     sizes = {im["id"]: (im["height"], im["width"]) for im in data["images"]}
+    declared = data.get("categories") or []
+    classes = ClassSet.from_categories(declared, path)
     annotations = []
     for number, ann in enumerate(data.get("annotations", []), start=1):
         with in_file(path, f"annotation {number - 1}"):
             rle = compressed_rle(ann["segmentation"], *sizes[ann["image_id"]])
-        annotations.append(make_annotation(number, ann["image_id"], rle,
+            category = annotation_category(ann, classes, bool(declared))
+        annotations.append(make_annotation(number, ann["image_id"], rle, category,
                                            iscrowd=int(is_crowd(ann))))
     images = [{k: im[k] for k in ("id", "file_name", "height", "width")}
               for im in data["images"]]
-    return coco_document(images, annotations)
+    return coco_document(images, annotations, classes)
