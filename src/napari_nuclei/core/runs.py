@@ -15,8 +15,9 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import InputError, OptionError, WeightsError
+from .errors import DatasetError, InputError, OptionError, WeightsError
 from .models.maskrcnn.presets import TrainSettings
+from .nucleus_classes import ClassSet
 
 SETTINGS_NAME = "settings.json"
 CONFIG_NAME = "config.yaml"
@@ -145,6 +146,9 @@ class RunRecord:
         the folder does not record it).
     facts : dict
         The whole document (data paths and other run facts).
+    classes : ClassSet
+        The nucleus classes the run learns (``classes`` in ``settings.json``; the one
+        default class when the folder records none).
     """
 
     folder: Path
@@ -152,6 +156,7 @@ class RunRecord:
     group_norm: bool
     initial_weights: str | None
     facts: dict
+    classes: ClassSet = ClassSet.default()
 
 
 def read_run(run_dir: str | Path) -> RunRecord:
@@ -184,7 +189,11 @@ def read_run(run_dir: str | Path) -> RunRecord:
     initial = facts.get("initial_weights")
     if initial is not None and not isinstance(initial, str):
         raise InputError(path, f"is damaged: initial_weights must be a path, not {initial!r}")
-    return RunRecord(folder, settings, group_norm, initial, facts)
+    try:
+        classes = ClassSet.from_json(facts.get("classes"), path)
+    except DatasetError as exc:
+        raise InputError(path, f"is damaged: classes {exc.problem}") from None
+    return RunRecord(folder, settings, group_norm, initial, facts, classes)
 
 
 def starting_weights(record: RunRecord) -> str:
@@ -230,7 +239,8 @@ def run_config(
     from .models.maskrcnn.config import build_config
 
     return build_config(record.settings, record.folder, weights_path, record.group_norm,
-                        train_datasets, test_datasets, device=device)
+                        train_datasets, test_datasets, device=device,
+                        num_classes=len(record.classes))
 
 
 def write_config_record(run_dir: Path, cfg) -> Path:

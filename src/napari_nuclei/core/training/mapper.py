@@ -52,7 +52,9 @@ class NucleiMapper:
             crops, origins = crops_from_masks(masks, height, width)
             boxes = np.asarray([a["bbox"] for a in annotations], dtype=np.float64).reshape(-1, 4)
             boxes[:, 2:] += boxes[:, :2]  # XYWH -> XYXY
-            self._cache[key] = (image, crops, origins, boxes)
+            # Dataset dicts hold the model's class index (0 for a one-class set).
+            classes = np.asarray([a.get("category_id", 0) for a in annotations], np.int64)
+            self._cache[key] = (image, crops, origins, boxes, classes)
         return self._cache[key]
 
     def __call__(self, record: dict) -> dict:
@@ -61,7 +63,7 @@ class NucleiMapper:
         from detectron2.structures import Boxes, Instances
 
         record = copy.copy(record)
-        image, crops, origins, boxes = self._load(record)
+        image, crops, origins, boxes, classes = self._load(record)
         aug_input = T.AugInput(image)
         transforms = T.AugmentationList(self.augmentations)(aug_input)
         augmented = aug_input.image
@@ -74,7 +76,7 @@ class NucleiMapper:
         new_boxes = np.minimum(new_boxes, [width, height, width, height])
         instances = Instances((height, width))
         instances.gt_boxes = Boxes(torch.as_tensor(new_boxes, dtype=torch.float32))
-        instances.gt_classes = torch.zeros(len(crops), dtype=torch.int64)
+        instances.gt_classes = torch.from_numpy(classes)
         instances.gt_masks = CropMasks(crops, origins, axis_maps_of(transforms))
         keep = instances.gt_boxes.nonempty()
         record["instances"] = instances[keep]

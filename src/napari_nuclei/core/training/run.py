@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..atomic import atomic_path, write_json_atomic
-from ..errors import InputError
+from ..errors import DatasetError, InputError
 from ..jobs import StepProgress
 from ..models.maskrcnn.presets import TrainSettings, fit_schedule
 from ..models.maskrcnn.weights import resolve_weights
@@ -133,6 +133,12 @@ def prepare_run(
     prepared = yield from prepare_training_data(
         data, run_dir, val_data, settings.val_fraction, settings.seed, image_root
     )
+    if resume:
+        _check_classes_kept(run_dir, facts, prepared.classes)
+    if not prepared.classes.is_default:
+        counts = ", ".join(f"{name} {n}" for name, n in prepared.nuclei_per_class().items())
+        yield Notice("info", f"{len(prepared.classes)} nucleus classes, training nuclei: "
+                     f"{counts}")
     if prepared.max_nuclei_per_image >= settings.detections_per_image:
         yield Notice("warning", f"an image holds {prepared.max_nuclei_per_image} nuclei, more "
                      f"than the detection cap ({settings.detections_per_image}): raise "
@@ -157,6 +163,7 @@ def prepare_run(
         image_root=str(image_root) if image_root else None, group_norm=group_norm,
         initial_weights=initial_weights,
         n_train_images=len(prepared.train), n_val_images=len(prepared.val),
+        classes=prepared.classes.to_json(),
     )
     plan = load_plan(run_dir, resume)
     write_config_record(run_dir, plan.cfg)
@@ -183,14 +190,27 @@ def load_plan(run_dir: str | Path, resume: bool) -> RunPlan:
     run_dir = record.folder
     dicts = _read_dicts(run_dir / DICTS_NAME)
     val_json = saved_path(run_dir, dicts["val_json"])
-    register(TRAIN_NAME, dicts["train"])
-    test_names = (register(VAL_NAME, dicts["val"], val_json),) if dicts["val"] else ()
+    register(TRAIN_NAME, dicts["train"], classes=record.classes)
+    test_names = ((register(VAL_NAME, dicts["val"], val_json, record.classes),)
+                  if dicts["val"] else ())
     # Built from the checked settings, in the folder named now (it may have moved).
     cfg = run_config(record, starting_weights(record), None, (TRAIN_NAME,), test_names)
     nuclei = [len(d["annotations"]) for d in dicts["train"] + dicts["val"]]
     data = TrainingData(dicts["train"], dicts["val"], val_json,
-                        sum(len(d["annotations"]) for d in dicts["train"]), max(nuclei))
+                        sum(len(d["annotations"]) for d in dicts["train"]), max(nuclei),
+                        record.classes)
     return RunPlan(cfg, data, resume)
+
+
+def _check_classes_kept(run_dir: Path, facts: dict, classes) -> None:
+    """A resumed run's data must still have the classes its checkpoints learnt."""
+    from ..nucleus_classes import ClassSet
+
+    recorded = ClassSet.from_json(facts.get("classes"), run_dir / "settings.json")
+    if recorded.names != classes.names:
+        raise DatasetError(run_dir, "its data now has the classes "
+                           f"{', '.join(classes.names)}, but the run learnt "
+                           f"{', '.join(recorded.names)}: start a new run")
 
 
 def _read_dicts(path: Path) -> dict:

@@ -47,6 +47,7 @@ def build_config(
     train_datasets: tuple[str, ...] = (),
     test_datasets: tuple[str, ...] = (),
     device: str | None = None,
+    num_classes: int = 1,
 ):
     """A detectron2 ``CfgNode`` for ``settings``, built without downloading anything.
 
@@ -67,6 +68,8 @@ def build_config(
         Names registered in detectron2's ``DatasetCatalog``.
     device : str, optional
         Overrides ``settings.device``.
+    num_classes : int
+        Nucleus classes the heads tell apart (1: every nucleus is a nucleus).
 
     Returns
     -------
@@ -83,7 +86,7 @@ def build_config(
     cfg.OUTPUT_DIR = str(output_dir)
     cfg.MODEL.WEIGHTS = weights_path
     cfg.MODEL.DEVICE = resolve_device(device or settings.device)
-    cfg.MODEL.ROI_HEADS.NUM_CLASSES = 1
+    cfg.MODEL.ROI_HEADS.NUM_CLASSES = int(num_classes)
     cfg.MODEL.ROI_HEADS.BATCH_SIZE_PER_IMAGE = settings.batch_size_per_image
     cfg.MODEL.ROI_HEADS.SCORE_THRESH_TEST = settings.score_thresh_test
     cfg.MODEL.ANCHOR_GENERATOR.SIZES = [[size] for size in settings.anchor_sizes]
