@@ -10,6 +10,7 @@ import torch
 from conftest import SAMPLE_DATA
 from napari_nuclei.core.image_io import read_image
 from napari_nuclei.core.models import RawDetections
+from napari_nuclei.core.nucleus_classes import ClassSet
 from napari_nuclei.core.slide.synthetic import write_test_slide
 
 HE_TILE = SAMPLE_DATA / "test" / "he_tile_1000.png"
@@ -29,6 +30,7 @@ class BlobModel:
     score_thresh = None
     weights = None
     device = "cpu"
+    classes = ClassSet.default()
 
     def __init__(self, threshold: int = 110, min_area: int = 30):
         self.threshold, self.min_area = threshold, min_area

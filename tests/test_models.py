@@ -65,15 +65,16 @@ def test_the_tiny_mask_rcnn_keeps_the_contract_and_gives_one_class(tiny_run):
     raw = model.infer(image[:256, :256], resize=False)
     assert len(raw.scores) > 0
     assert raw.classes.dtype == np.int64 and not raw.classes.any()
-    np.testing.assert_array_equal(raw.class_probs, raw.scores[:, None])
+    np.testing.assert_array_equal(raw.class_probs, np.ones((len(raw.scores), 1)))
 
 
-def test_detections_default_to_one_class_with_the_score_as_its_probability():
+def test_detections_default_to_one_class_of_probability_one():
     scores = np.asarray([0.9, 0.4], np.float32)
     raw = RawDetections(np.zeros((2, 4), np.float32), scores, torch.zeros((2, 28, 28)), False)
     np.testing.assert_array_equal(raw.classes, [0, 0])
     assert raw.class_probs.shape == (2, 1) and raw.class_probs.dtype == np.float32
-    np.testing.assert_array_equal(raw.class_probs[:, 0], scores)
+    np.testing.assert_array_equal(raw.class_probs[:, 0], [1.0, 1.0])
+    assert raw.class_probability(1) == 1.0
     empty = RawDetections(np.zeros((0, 4), np.float32), np.zeros(0, np.float32),
                           torch.zeros((0, 28, 28)), False)
     assert empty.classes.shape == (0,) and empty.class_probs.shape == (0, 1)
@@ -82,6 +83,7 @@ def test_detections_default_to_one_class_with_the_score_as_its_probability():
                           class_probs=np.asarray([[0.05, 0.9], [0.4, 0.3]], np.float32))
     np.testing.assert_array_equal(given.classes, [1, 0])
     assert given.class_probs.shape == (2, 2)
+    assert given.class_probability(0) == pytest.approx(0.9)
 
 
 @pytest.fixture

@@ -12,6 +12,7 @@ import torch
 
 from conftest import SAMPLE_DATA, disk
 from napari_nuclei.core.models import RawDetections
+from napari_nuclei.core.nucleus_classes import ClassSet
 from napari_nuclei.core.predict.instances import Prediction
 from napari_nuclei.core.predict.paste import paste_in_box
 from napari_nuclei.core.predict.predictor import predict_image
@@ -65,6 +66,7 @@ class OracleModel:
     score_thresh = None
     weights = None
     device = "cpu"
+    classes = ClassSet.default()
 
     def __init__(self, labels):
         self.labels = labels

@@ -9,6 +9,7 @@ from conftest import SAMPLE_DATA
 from napari_nuclei.core.errors import InputError
 from napari_nuclei.core.export import image_entries
 from napari_nuclei.core.jobs import drain
+from napari_nuclei.core.nucleus_classes import ClassSet
 from napari_nuclei.core.predict.outputs import (
     ImagePredicted,
     ImageSkipped,
@@ -51,6 +52,7 @@ class CountingModel:
     score_thresh = None
     weights = None
     device = "cpu"
+    classes = ClassSet.default()
 
     def __init__(self):
         self.tiles = 0

@@ -17,6 +17,7 @@ from typing import Protocol, runtime_checkable
 import numpy as np
 
 from ..errors import OptionError
+from ..nucleus_classes import ClassSet
 
 
 @dataclass
@@ -34,11 +35,13 @@ class RawDetections:
     hit_cap : bool
         True when the network returned as many detections as its cap allows.
     classes : numpy.ndarray
-        ``(N,)`` int64 class id of each detection; class 0 for a one-class model (the
-        default).
+        ``(N,)`` int64 class index of each detection (in the order of the run's
+        :class:`~napari_nuclei.core.nucleus_classes.ClassSet`); class 0 for a one-class
+        model (the default).
     class_probs : numpy.ndarray
-        ``(N, C)`` float32 probability of each of the model's ``C`` classes; for a
-        one-class model (the default) one column, equal to ``scores``.
+        ``(N, C)`` float32 probability of each of the model's ``C`` classes, given that
+        the detection is a nucleus (each row sums to 1); for a one-class model (the
+        default) one column of ones.
     """
 
     boxes: np.ndarray
@@ -53,7 +56,13 @@ class RawDetections:
         if self.classes is None:
             self.classes = np.zeros(len(scores), np.int64)
         if self.class_probs is None:
-            self.class_probs = scores[:, None].copy()
+            self.class_probs = np.ones((len(scores), 1), np.float32)
+        probs = np.asarray(self.class_probs, np.float32)
+        self.class_probs = probs.reshape(len(scores), probs.shape[-1] if probs.ndim else 1)
+
+    def class_probability(self, index: int) -> float:
+        """The probability of detection ``index``'s own class."""
+        return float(self.class_probs[index, int(self.classes[index])])
 
 
 @runtime_checkable
@@ -75,6 +84,8 @@ class NucleiModelProtocol(Protocol):
         facts prediction reads); None for a model without a file.
     device : str
         Where the model runs (``cpu`` or ``cuda``).
+    classes : ClassSet
+        The nucleus classes its detections' class indices refer to.
     """
 
     min_size_test: int
@@ -82,6 +93,7 @@ class NucleiModelProtocol(Protocol):
     score_thresh: float | None
     weights: Path | None
     device: str
+    classes: ClassSet
 
     def resize_scale(self, height: int, width: int) -> float:
         """The factor an image of this size is scaled by before the network sees it."""

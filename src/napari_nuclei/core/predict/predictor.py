@@ -21,15 +21,19 @@ from .tiles import regular_grid
 TILE_BELOW_SCALE = 0.8
 
 
-def _paste_all(raw: RawDetections, height: int, width: int):
-    scores, crops = [], []
+def _paste_all(raw: RawDetections, height: int, width: int) -> Prediction:
+    scores, crops, kept = [], [], []
     for i in range(len(raw.scores)):
         region = tight(*paste_in_box(raw.mask_probs[i], raw.boxes[i], height, width))
         if region is None:
             continue
         crops.append(region)
         scores.append(float(raw.scores[i]))
-    return scores, crops
+        kept.append(i)
+    kept = np.asarray(kept, np.int64)
+    return Prediction.from_unsorted(
+        height, width, scores, crops, raw.hit_cap, raw.classes[kept],
+        [raw.class_probability(i) for i in kept])
 
 
 @dataclass(frozen=True)
@@ -94,9 +98,7 @@ def iter_predict_image(
                           f"{tile_size!r})")
     tile = tile_size or model.min_size_test
     if tile_size is None and model.resize_scale(height, width) >= TILE_BELOW_SCALE:
-        raw = model.infer(bgr, resize=True)
-        scores, crops = _paste_all(raw, height, width)
-        return Prediction.from_unsorted(height, width, scores, crops, raw.hit_cap)
+        return _paste_all(model.infer(bgr, resize=True), height, width)
     overlap = overlap or tile_overlap(model, tile)
     if overlap >= tile:
         raise OptionError("overlap", f"must be smaller than the tile size ({tile}), "
@@ -112,6 +114,7 @@ def iter_predict_image(
         yield TileDone(index + 1, len(tiles))
     nuclei, wider = stitch_findings(tiles, findings, *grid_shape(height, width, tile, overlap))
     prediction = Prediction.from_unsorted(height, width, [n[0] for n in nuclei],
-                                          [n[1:] for n in nuclei], hit_cap)
+                                          [n[1:4] for n in nuclei], hit_cap,
+                                          [n[4] for n in nuclei], [n[5] for n in nuclei])
     prediction.wider_than_overlap = wider
     return prediction

@@ -24,7 +24,8 @@ class TileFindings:
     Attributes
     ----------
     owned : list of tuple
-        ``(score, top, left, mask)`` of the nuclei the tile owns, in image pixels.
+        ``(score, top, left, mask, class_index, class_probability)`` of the nuclei the
+        tile owns, in image pixels.
     candidates : list of Candidate
         Detections no tile owns outright (cut by the tile's edge, or centred in another
         tile's core).
@@ -61,11 +62,12 @@ def split_detections(window: Tile, index: int, raw, height: int, width: int) -> 
             continue
         top, left, mask = region[0] + window.top, region[1] + window.left, region[2]
         score = float(raw.scores[rank])
+        kind, probability = int(raw.classes[rank]), raw.class_probability(rank)
         if mine[rank]:
-            findings.owned.append((score, top, left, mask))
+            findings.owned.append((score, top, left, mask, kind, probability))
         else:
             findings.candidates.append(Candidate(top, left, mask, score, not cut[rank],
-                                                 bounds, (index, rank)))
+                                                 bounds, (index, rank), kind, probability))
     return findings
 
 
@@ -110,7 +112,8 @@ def stitch_findings(tiles: list[Tile], findings: list[TileFindings], rows: int,
     Returns
     -------
     nuclei : list of tuple
-        ``(score, top, left, mask)``, owned nuclei first, tile by tile.
+        ``(score, top, left, mask, class_index, class_probability)``, owned nuclei first,
+        tile by tile.
     wider : int
         How many came from candidates (nuclei wider than the overlap).
     """
@@ -121,10 +124,11 @@ def stitch_findings(tiles: list[Tile], findings: list[TileFindings], rows: int,
             continue
         around = grid_neighbours(index, rows, cols, 1)
         owned = [(top, left, mask, tile_bounds(tiles[other]))
-                 for other in around for _, top, left, mask in findings[other].owned]
+                 for other in around for _, top, left, mask, *_ in findings[other].owned]
         candidates = [c for other in around for c in findings[other].candidates]
         for c in settle_candidates(found.candidates, owned, candidates):
-            nuclei.append((c.score, c.top, c.left, c.mask))
+            nuclei.append((c.score, c.top, c.left, c.mask, c.class_index,
+                           c.class_probability))
             kept += 1
     return nuclei, kept
 

@@ -145,6 +145,10 @@ class Candidate:
         ``(top, left, bottom, right)`` of the tile that saw it.
     key : tuple of int
         ``(tile index, rank)``: breaks ties the same way in every run.
+    class_index : int
+        The detection's nucleus class (0 for a one-class model).
+    class_probability : float
+        The probability of that class.
     """
 
     top: int
@@ -154,6 +158,8 @@ class Candidate:
     whole: bool
     window: tuple[int, int, int, int]
     key: tuple[int, int]
+    class_index: int = 0
+    class_probability: float = 1.0
 
     @property
     def box(self) -> tuple[int, int, int, int]:
@@ -281,5 +287,6 @@ def resolve_candidate(candidate: Candidate, around: Neighbourhood) -> Candidate 
     merged = np.zeros((y1 - y0, x1 - x0), bool)
     for m in members:
         merged |= _crop(m.top, m.left, m.mask, y0, x0, y1, x1)
+    # The kept view, the best placed, tells the class.
     return Candidate(y0, x0, merged, max(m.score for m in members), False, candidate.window,
-                     candidate.key)
+                     candidate.key, candidate.class_index, candidate.class_probability)

@@ -141,7 +141,7 @@ def _keep_tile(plan: SlidePlan, job_dir: Path, index: int, rgb: np.ndarray, raw,
     painted (:func:`measure_tile`)."""
     window = plan.tile_at(index)
     found = split_detections(window, index, raw, *rgb.shape[:2])
-    owned = [Nucleus(0, score, top, left, mask) for score, top, left, mask in found.owned]
+    owned = [Nucleus(0, score, top, left, mask) for score, top, left, mask, *_ in found.owned]
     inside = inside_regions(job_regions(job_dir), plan.factor, owned)
     owned = [n for n, keep in zip(owned, inside, strict=True) if keep]
     for k, nucleus in enumerate(owned):

@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from ...errors import WeightsError
+from ...nucleus_classes import ClassSet
 from ..base import RawDetections
 
 
@@ -23,10 +24,11 @@ class NucleiModel:
     Build it with :func:`load_model`.
     """
 
-    def __init__(self, cfg, model, weights: Path):
+    def __init__(self, cfg, model, weights: Path, classes: ClassSet | None = None):
         self.cfg = cfg
         self.model = model
         self.weights = weights
+        self.classes = classes or ClassSet.default()
 
     @property
     def device(self) -> str:
@@ -133,12 +135,14 @@ class NucleiModel:
             mask_probs=out.pred_masks[keep][:, 0].float().cpu().clone(),
             hit_cap=len(out) >= self.detections_per_image,
             classes=out.pred_classes[keep].cpu().numpy().astype(np.int64),
+            class_probs=(out.class_probs[keep].float().cpu().numpy()
+                         if out.has("class_probs") else None),
         )
 
 
 def _config_for(model: Path, preset: str | None, device: str):
     """The config of a run folder (rebuilt from its checked ``settings.json``), or of a
-    preset for a bare weights file.
+    preset for a bare weights file, with the weights file and the classes.
 
     A bare file without ``preset`` is built as the preset whose network the file holds,
     when its parameter names tell (else the ``seed`` network).
@@ -154,7 +158,7 @@ def _config_for(model: Path, preset: str | None, device: str):
         weights = last_checkpoint(model)
         if weights is None:
             raise WeightsError(model, "holds no checkpoint yet")
-        return run_config(record, str(weights), device), weights
+        return run_config(record, str(weights), device), weights, record.classes
     if model.suffix not in (".pth", ".pkl", ".pt"):
         raise WeightsError(model, "expected a run folder or a .pth or .pkl weights file")
     facts = inspect_weights(model)
@@ -163,8 +167,13 @@ def _config_for(model: Path, preset: str | None, device: str):
         preset = matching[0] if matching else "seed"
     settings = preset_settings(preset, weights=str(model))
     check_architecture(model, facts, settings)
-    cfg = build_config(settings, model.parent, str(model), facts.group_norm, device=device)
-    return cfg, model
+    # A bare file names no classes: they are numbered as its classifier counts them.
+    count = facts.num_classes or 1
+    classes = (ClassSet.default() if count == 1
+               else ClassSet.from_names(f"class {i}" for i in range(1, count + 1)))
+    cfg = build_config(settings, model.parent, str(model), facts.group_norm, device=device,
+                       num_classes=count)
+    return cfg, model, classes
 
 
 def _check_test_options(min_size_test, score_thresh, max_dets) -> None:
@@ -227,7 +236,7 @@ def load_model(
     model = Path(model).expanduser()
     if not model.exists():
         raise WeightsError(model, "no such run folder or weights file")
-    cfg, weights = _config_for(model, preset, device)
+    cfg, weights, classes = _config_for(model, preset, device)
     if checkpoint is not None:
         weights = Path(checkpoint)
         if not weights.is_file() and not weights.is_absolute():
@@ -256,4 +265,4 @@ def load_model(
         import torch
 
         network.to(memory_format=torch.channels_last)
-    return NucleiModel(cfg, network, weights)
+    return NucleiModel(cfg, network, weights, classes)

@@ -39,10 +39,23 @@ class WeightsFacts:
         The network used GroupNorm (no BatchNorm running statistics).
     architecture : str or None
         ``"R-50 FPN"`` and the like, None when it cannot be told from the names.
+    num_classes : int or None
+        Classes the box classifier tells apart (background aside), None when the file
+        has no box classifier.
     """
 
     group_norm: bool
     architecture: str | None
+    num_classes: int | None = None
+
+
+# The box classifier scores every class plus the background.
+_CLASS_SCORES = "roi_heads.box_predictor.cls_score.weight"
+
+
+def _num_classes(state: dict) -> int | None:
+    shape = getattr(state.get(_CLASS_SCORES), "shape", None)
+    return int(shape[0]) - 1 if shape is not None and len(shape) == 2 else None
 
 
 def _uses_group_norm(state: dict) -> bool:
@@ -64,7 +77,7 @@ def inspect_weights(path: Path) -> WeightsFacts:
     from .architecture import describe_state
 
     state = load_weights_file(path, mmap=True)["model"]
-    return WeightsFacts(_uses_group_norm(state), describe_state(state))
+    return WeightsFacts(_uses_group_norm(state), describe_state(state), _num_classes(state))
 
 
 def check_architecture(path: Path, facts: WeightsFacts, settings: TrainSettings) -> None:
