@@ -112,7 +112,7 @@ def run(args: argparse.Namespace) -> int:
                                           args.max_dets)
     records = {record.name: record for record in dataset.records}
     sources = [ImageSource(record.name, record.path) for record in dataset.records]
-    entries, sizes, capped, measured = [], {}, [], []
+    entries, sizes, capped, measured, counts = [], {}, [], [], {}
     if args.measurements or args.geojson:
         from ..core.image_io import read_image
         from ..core.slide.measure import measure_prediction, stain_vectors_of
@@ -131,13 +131,14 @@ def run(args: argparse.Namespace) -> int:
             prediction = step.prediction.above(threshold)
             image_id = ids[Path(record.file_name).name]
             sizes[image_id] = (prediction.height, prediction.width)
-            entries += image_entries(image_id, step.prediction, threshold)
+            entries += image_entries(image_id, step.prediction, threshold,
+                                     classes=model.classes)
             if args.labels_dir:
                 write_label_outputs(args.labels_dir, record.name, prediction.labels(),
-                                    prediction.features())
+                                    prediction.features(classes=model.classes))
             if args.measurements or args.geojson:
                 rows, features = measure_prediction(prediction, read_image(record.path), mpp,
-                                                    vectors)
+                                                    vectors, model.classes)
                 measured.append((record.name, rows))
                 if args.geojson:
                     lines = args.geojson / f".{record.name}.geojsonl"
@@ -145,11 +146,12 @@ def run(args: argparse.Namespace) -> int:
                     assemble_geojson([lines], args.geojson / f"{record.name}.geojson",
                                      compress=False)
                     lines.unlink()
+            counts = _add_counts(counts, prediction.counts_per_class(model.classes))
             if prediction.hit_cap:
                 capped.append(record.name)
             bar.update(1)
             bar.set_postfix_str(f"{record.name}: {len(prediction)} nuclei")
-    write_submission(args.output, entries, sizes)
+    write_submission(args.output, entries, sizes, model.classes.ids)
     if args.measurements:
         stain = "he" if any("hematoxylin_od" in row for _, rows in measured for row in rows) \
             else "intensity"
@@ -165,7 +167,13 @@ def run(args: argparse.Namespace) -> int:
     also = "; ".join(a for a in also if a)
     print(f"wrote {args.output}: {len(entries)} nuclei in {len(sizes)} images"
           + (f"; {also}" if also else ""))
+    if len(model.classes) > 1:
+        print("nuclei per class: " + ", ".join(f"{name} {n}" for name, n in counts.items()))
     return 0
+
+
+def _add_counts(total: dict[str, int], more: dict[str, int]) -> dict[str, int]:
+    return {name: total.get(name, 0) + n for name, n in more.items()}
 
 
 def _run_pixel_size(model) -> float | None:

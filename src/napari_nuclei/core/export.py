@@ -4,12 +4,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
+
 from .atomic import write_json_atomic
 from .coco import coco_document, make_annotation
 from .dataset import Dataset
 from .errors import DatasetError
-from .label_files import HAND_MADE_SCORE, find_label_file, read_corrected
+from .label_files import HAND_MADE_SCORE, find_label_file, read_corrected, read_label_classes
 from .labels import iter_label_rles
+from .nucleus_classes import ClassSet, merged_names
 from .submission import image_ids_by_name, submission_entries, write_submission
 
 
@@ -42,7 +45,9 @@ def _label_paths(labels: Path | list[Path], dataset: Dataset) -> dict[str, Path]
     return by_stem
 
 
-def label_image_entries(image_id: int, labels, scores: dict[int, float]) -> list[dict]:
+def label_image_entries(image_id: int, labels, scores: dict[int, float],
+                        categories: dict[int, int] | None = None,
+                        default_category: int = 1) -> list[dict]:
     """Submission entries of one label image, best score first.
 
     Parameters
@@ -53,6 +58,11 @@ def label_image_entries(image_id: int, labels, scores: dict[int, float]) -> list
         ``(H, W)`` label image (corrected by hand or not).
     scores : dict of int to float
         Score per label value; labels absent from it (drawn by hand) get 1.0.
+    categories : dict of int to int, optional
+        COCO category id per label value; labels absent from it get
+        ``default_category``.
+    default_category : int
+        The category of labels no class was given to.
 
     Returns
     -------
@@ -65,13 +75,16 @@ def label_image_entries(image_id: int, labels, scores: dict[int, float]) -> list
         values.append(value)
         rles.append(rle)
     label_scores = [scores.get(v, HAND_MADE_SCORE) for v in values]
+    label_categories = [(categories or {}).get(v, default_category) for v in values]
     order = np.argsort(-np.asarray(label_scores, dtype=float), kind="stable")
     return submission_entries(image_id, [rles[i] for i in order],
-                              [label_scores[i] for i in order])
+                              [label_scores[i] for i in order],
+                              [label_categories[i] for i in order])
 
 
 def image_entries(image_id: int, prediction, score_thresh: float, corrected=None,
-                  scores: dict[int, float] | None = None) -> list[dict]:
+                  scores: dict[int, float] | None = None, classes: ClassSet | None = None,
+                  label_classes: dict[int, int] | None = None) -> list[dict]:
     """Submission entries of one image: the one way every command and the dock make them.
 
     Uncorrected, they are the nuclei shown at ``score_thresh`` (the resolved set of
@@ -90,15 +103,25 @@ def image_entries(image_id: int, prediction, score_thresh: float, corrected=None
         The label image once edited by hand.
     scores : dict of int to float, optional
         Predicted score per label value of ``corrected``.
+    classes : ClassSet, optional
+        The model's classes (the one default class unless given): each entry's
+        ``category_id`` is its nucleus' class.
+    label_classes : dict of int to int, optional
+        Class index per label value of ``corrected`` (class 0 where absent).
 
     Returns
     -------
     list of dict
     """
+    classes = classes or ClassSet.default()
+    ids = np.asarray(classes.ids, np.int64)
     if corrected is not None:
-        return label_image_entries(image_id, corrected, scores or {})
+        categories = {label: int(ids[index]) for label, index in (label_classes or {}).items()}
+        return label_image_entries(image_id, corrected, scores or {}, categories,
+                                   int(ids[0]))
     shown = prediction.above(score_thresh)
-    return submission_entries(image_id, shown.rles(), shown.scores)
+    return submission_entries(image_id, shown.rles(), shown.scores,
+                              ids[shown.classes].tolist())
 
 
 def export_labels(
@@ -134,6 +157,9 @@ def export_labels(
 
     paths = _label_paths(labels, dataset)
     ids = image_ids_by_name(dataset, test_ids)
+    # Classes from the tables' class columns (none: the one default class).
+    named = {name: read_label_classes(path) for name, path in paths.items()}
+    classes = ClassSet.from_names(merged_names([t.values() for t in named.values()]))
     images, annotations, entries, sizes, missing = [], [], [], {}, []
     for record in dataset.records:
         path = paths.get(record.name)
@@ -142,17 +168,35 @@ def export_labels(
             continue
         height, width = image_size(record.path)
         label_image, table = read_corrected(path, height, width)
+        categories = {label: classes.classes[classes.index_of_name(name)].id
+                      for label, name in named[record.name].items()}
+        _check_every_label_classed(path, label_image, categories, classes)
         image_id = ids[Path(record.file_name).name]
         sizes[image_id] = (height, width)
         images.append({"id": image_id, "file_name": record.file_name, "height": height,
                        "width": width})
         if submission:
-            entries += label_image_entries(image_id, label_image, table)
+            entries += label_image_entries(image_id, label_image, table, categories)
         else:
-            annotations += [make_annotation(len(annotations) + 1, image_id, rle)
-                            for _, rle in iter_label_rles(label_image)]
+            annotations += [make_annotation(len(annotations) + 1, image_id, rle,
+                                            categories.get(value, classes.ids[0]))
+                            for value, rle in iter_label_rles(label_image)]
     if submission:
-        write_submission(output, entries, sizes)
+        write_submission(output, entries, sizes, classes.ids)
         return len(images), len(entries), missing
-    write_json_atomic(output, coco_document(images, annotations))
+    write_json_atomic(output, coco_document(images, annotations, classes))
     return len(images), len(annotations), missing
+
+
+def _check_every_label_classed(path: Path, labels: np.ndarray, categories: dict[int, int],
+                               classes: ClassSet) -> None:
+    """With classes, every nucleus needs one: a label drawn by hand outside the dock has
+    no row in the table, and handing it in as some class would be a silent guess."""
+    if classes.is_default:
+        return
+    values = np.unique(labels)
+    missing = [int(v) for v in values[values > 0] if int(v) not in categories]
+    if missing:
+        shown = ", ".join(map(str, missing[:5])) + (" ..." if len(missing) > 5 else "")
+        raise DatasetError(path.with_suffix(".csv"), f"gives no class to label(s) {shown} "
+                           f"of {path.name}: add a row (label,class) for each")

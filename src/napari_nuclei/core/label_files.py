@@ -15,6 +15,7 @@ import numpy as np
 from .atomic import atomic_path
 from .errors import DatasetError
 from .image_io import IMAGE_SUFFIXES, image_size, read_labels
+from .validate.classes import read_class_table
 from .validate.schemas import read_score_rows
 
 HAND_MADE_SCORE = 1.0
@@ -84,3 +85,10 @@ def read_corrected(label_path: Path, height: int, width: int):
     labels = read_labels(label_path)
     table = read_score_table(label_path.with_suffix(".csv"))
     return labels, table
+
+
+def read_label_classes(label_path: Path) -> dict[int, str]:
+    """``label -> class name`` from the ``class`` column of a label image's ``<name>.csv``
+    (empty when it has none: a one-class table, or no table)."""
+    table = Path(label_path).with_suffix(".csv")
+    return read_class_table(table, required=False) if table.is_file() else {}

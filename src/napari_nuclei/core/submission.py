@@ -1,9 +1,10 @@
 """Competition submission files: build, validate, write.
 
-A submission is a JSON list of ``{"image_id", "category_id": 1, "bbox": [x, y, w, h],
+A submission is a JSON list of ``{"image_id", "category_id", "bbox": [x, y, w, h],
 "score", "segmentation": {"size": [h, w], "counts": "<RLE string>"}}``, one entry per
-nucleus. Every file is validated before it is written, so a malformed one never leaves
-this program.
+nucleus; ``category_id`` is 1 for the one default class, else the COCO id of the
+nucleus' class in the run's classes. Every file is validated before it is written, so a
+malformed one never leaves this program.
 """
 
 from __future__ import annotations
@@ -19,7 +20,8 @@ from .validate import load_json
 from .validate.schemas import check_submission, submission_entries_of
 
 
-def submission_entries(image_id: int, rles: Iterable[dict], scores: Iterable[float]) -> list:
+def submission_entries(image_id: int, rles: Iterable[dict], scores: Iterable[float],
+                       category_ids: Iterable[int] | None = None) -> list:
     """Entries of one image; box and size come from each RLE, so they always agree.
 
     Parameters
@@ -30,21 +32,26 @@ def submission_entries(image_id: int, rles: Iterable[dict], scores: Iterable[flo
         Compressed RLE with string counts, one per nucleus.
     scores : iterable of float
         Matching scores in [0, 1].
+    category_ids : iterable of int, optional
+        Each nucleus' class as a COCO category id (1, ``nucleus``, by default).
 
     Returns
     -------
     list of dict
     """
+    rles, scores = list(rles), list(scores)
+    categories = [1] * len(rles) if category_ids is None else list(category_ids)
     return [
-        {"image_id": int(image_id), "category_id": 1,
+        {"image_id": int(image_id), "category_id": int(category),
          "bbox": [float(v) for v in rle_utils.bbox(rle)], "score": float(score),
          "segmentation": {"size": [int(s) for s in rle["size"]], "counts": rle["counts"]}}
-        for rle, score in zip(rles, scores, strict=True)
+        for rle, score, category in zip(rles, scores, categories, strict=True)
     ]
 
 
 def validate_submission(entries, image_sizes: dict[int, tuple[int, int]], where: str | Path,
-                        unknown_images_ok: bool = False) -> list:
+                        unknown_images_ok: bool = False,
+                        category_ids: tuple[int, ...] = (1,)) -> list:
     """Check a submission before it is written or scored.
 
     Each entry must be an object with the five keys, an integer ``image_id`` (of a known
@@ -62,6 +69,8 @@ def validate_submission(entries, image_sizes: dict[int, tuple[int, int]], where:
         The file being written or read, named in errors.
     unknown_images_ok : bool
         Accept well-formed entries of images outside ``image_sizes`` (not scored).
+    category_ids : tuple of int
+        The classes entries may name (1, the one default class, unless given).
 
     Returns
     -------
@@ -73,12 +82,13 @@ def validate_submission(entries, image_sizes: dict[int, tuple[int, int]], where:
     InputError
         Naming the first bad entry and what is wrong with it.
     """
-    return check_submission(entries, image_sizes, where, unknown_images_ok)
+    return check_submission(entries, image_sizes, where, unknown_images_ok, category_ids)
 
 
-def write_submission(path: str | Path, entries: list, image_sizes) -> Path:
-    """Validate and write a submission atomically."""
-    validate_submission(entries, image_sizes, path)
+def write_submission(path: str | Path, entries: list, image_sizes,
+                     category_ids: tuple[int, ...] = (1,)) -> Path:
+    """Validate and write a submission atomically (its entries naming ``category_ids``)."""
+    validate_submission(entries, image_sizes, path, category_ids=tuple(category_ids))
     return write_json_atomic(path, entries)
 
 

@@ -281,12 +281,15 @@ def _hull_areas(mosaic: CropMosaic) -> np.ndarray:
 
 
 _FEATURE_START = '{"type":"Feature","geometry":'
-_FEATURE_MIDDLE = (',"properties":{"objectType":"detection","classification":'
-                   + json.dumps(NUCLEUS_CLASS, separators=(",", ":")) + ',"measurements":{')
+_FEATURE_CLASS = ',"properties":{"objectType":"detection","classification":'
+_FEATURE_MEASUREMENTS = ',"measurements":{'
+_FEATURE_MIDDLE = (_FEATURE_CLASS + json.dumps(NUCLEUS_CLASS, separators=(",", ":"))
+                   + _FEATURE_MEASUREMENTS)
 _FEATURE_END = "}}}"
 
 
-def feature_lines(columns: dict[str, np.ndarray], outlines: Sequence[str]) -> list[str]:
+def feature_lines(columns: dict[str, np.ndarray], outlines: Sequence[str],
+                  classifications: Sequence[dict] | None = None) -> list[str]:
     """QuPath detection Features, one compact JSON line each: the polygon, the class and
     the table's measurements (those that are numbers: unknown ones are left out).
 
@@ -298,6 +301,9 @@ def feature_lines(columns: dict[str, np.ndarray], outlines: Sequence[str]) -> li
     columns : dict of numpy.ndarray
     outlines : sequence of str
         From :func:`measure_nuclei`.
+    classifications : sequence of dict, optional
+        QuPath's ``{"name", "color"}`` of each nucleus' class; by default every nucleus
+        is of the one default class.
 
     Returns
     -------
@@ -313,12 +319,42 @@ def feature_lines(columns: dict[str, np.ndarray], outlines: Sequence[str]) -> li
                                                             strict=True)]
         pieces.append(texts)
     measurements = [",".join(filter(None, row)) for row in zip(*pieces, strict=True)]
-    return [_FEATURE_START + outline + _FEATURE_MIDDLE + values + _FEATURE_END
-            for outline, values in zip(outlines, measurements, strict=True)]
+    if classifications is None:
+        middles = [_FEATURE_MIDDLE] * len(measurements)
+    else:
+        texts: dict[str, str] = {}
+        middles = [texts.setdefault(entry["name"], _FEATURE_CLASS + json.dumps(
+            entry, separators=(",", ":")) + _FEATURE_MEASUREMENTS) for entry in classifications]
+    return [_FEATURE_START + outline + middle + values + _FEATURE_END
+            for outline, middle, values in zip(outlines, middles, measurements, strict=True)]
+
+
+def add_class_columns(columns: dict[str, np.ndarray], classes, class_indices,
+                      probabilities) -> list[dict] | None:
+    """With several nucleus classes, put each nucleus' class probability among the
+    measurements and return QuPath's classification of each (None for one class).
+
+    The class name itself is not a number, so it is the Feature's classification and the
+    table's ``class`` column (:func:`class_rows`), not a measurement.
+    """
+    if classes is None or len(classes) < 2:
+        return None
+    columns["class_probability"] = np.asarray(probabilities, np.float64)
+    return [classes.qupath_class(index) for index in np.asarray(class_indices).tolist()]
+
+
+def class_rows(rows: list[dict], classes, class_indices) -> list[dict]:
+    """Table rows with the ``class`` name after the id (several classes only)."""
+    if classes is None or len(classes) < 2:
+        return rows
+    names = [classes.name_of(index) for index in np.asarray(class_indices).tolist()]
+    return [{"id": row["id"], "class": name, **row} for row, name in zip(rows, names,
+                                                                          strict=True)]
 
 
 def measure_prediction(prediction, image: np.ndarray, mpp: float | None = None,
-                       vectors=HE_DEFAULT_VECTORS) -> tuple[list[dict], list[str]]:
+                       vectors=HE_DEFAULT_VECTORS,
+                       classes=None) -> tuple[list[dict], list[str]]:
     """Table rows and QuPath feature lines of the nuclei predicted in one ordinary image.
 
     Parameters
@@ -332,6 +368,9 @@ def measure_prediction(prediction, image: np.ndarray, mpp: float | None = None,
         The image's pixel size in microns (the µm columns are NaN without it).
     vectors : tuple of two RGB triples
         Stain vectors for colour images (QuPath's "H&E default" unless given).
+    classes : ClassSet, optional
+        The model's classes: with several, each row and Feature carries its nucleus'
+        class and class probability.
 
     Returns
     -------
@@ -352,4 +391,7 @@ def measure_prediction(prediction, image: np.ndarray, mpp: float | None = None,
     columns, outlines = measure_nuclei(
         [(index + 1, float(prediction.scores[index]), top, left, mask)
          for index, (top, left, mask) in enumerate(crops)], pixels, scale, stain, vectors)
-    return table_rows(columns), feature_lines(columns, outlines)
+    kinds = add_class_columns(columns, classes, prediction.classes,
+                              prediction.class_probabilities)
+    rows = class_rows(table_rows(columns), classes, prediction.classes)
+    return rows, feature_lines(columns, outlines, kinds)

@@ -77,9 +77,16 @@ def check_categories(categories, path: str | Path) -> list[dict]:
     return [checked[key] for key in sorted(checked)]
 
 
-def read_class_table(path: Path) -> dict[int, str]:
+def read_class_table(path: Path, required: bool = True) -> dict[int, str]:
     """A class table beside a label image: CSV with ``label`` (integer >= 1, unique) and
     ``class`` (a class name) columns; other columns are ignored.
+
+    Parameters
+    ----------
+    path : Path
+    required : bool
+        False accepts a table without a ``class`` column (a score table of one class),
+        read as no classes.
 
     Returns
     -------
@@ -93,6 +100,8 @@ def read_class_table(path: Path) -> dict[int, str]:
                 raise DatasetError(path, "is empty: a class table needs label and class "
                                    "columns")
             missing = {"label", "class"} - {(f or "").strip() for f in reader.fieldnames}
+            if missing == {"class"} and not required:
+                return {}
             if missing:
                 raise DatasetError(path, "not a class table: no "
                                    f"{' or '.join(sorted(missing))} column")

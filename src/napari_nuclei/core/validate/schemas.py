@@ -131,8 +131,12 @@ def submission_entries_of(data, path: Path) -> list:
 
 
 def check_detection(entry, image_sizes: dict[int, tuple[int, int]],
-                    unknown_images_ok: bool = False) -> bool:
+                    unknown_images_ok: bool = False,
+                    category_ids: tuple[int, ...] = (1,)) -> bool:
     """Check one submission entry; returns whether its image is known.
+
+    ``category_ids`` are the classes an entry may name (the one default class, 1,
+    unless the run or the ground truth has others).
 
     Raises
     ------
@@ -150,8 +154,10 @@ def check_detection(entry, image_sizes: dict[int, tuple[int, int]],
         raise InvalidValue(f"image_id is the string {image_id!r}; image ids are integers "
                            "(the ids of test_img_ids.json)")
     fields.identifier(image_id, "image_id")
-    if fields.integer(entry["category_id"], "category_id") != 1:
-        raise InvalidValue(f"category_id must be 1, not {entry['category_id']}")
+    if fields.integer(entry["category_id"], "category_id") not in category_ids:
+        allowed = (f"be {category_ids[0]}" if len(category_ids) == 1
+                   else f"be one of {', '.join(map(str, category_ids))}")
+        raise InvalidValue(f"category_id must {allowed}, not {entry['category_id']}")
     fields.number(entry["score"], "score", minimum=0, maximum=1)
     fields.box(entry["bbox"])
     known = image_id in image_sizes
@@ -166,7 +172,8 @@ def check_detection(entry, image_sizes: dict[int, tuple[int, int]],
 
 
 def check_submission(entries, image_sizes: dict[int, tuple[int, int]], path: str | Path,
-                     unknown_images_ok: bool = False) -> list:
+                     unknown_images_ok: bool = False,
+                     category_ids: tuple[int, ...] = (1,)) -> list:
     """Check every entry of a submission list.
 
     Parameters
@@ -179,6 +186,8 @@ def check_submission(entries, image_sizes: dict[int, tuple[int, int]], path: str
         The file, named in errors.
     unknown_images_ok : bool
         Accept (well-formed) entries of images outside ``image_sizes``.
+    category_ids : tuple of int
+        The classes entries may name (:func:`check_detection`).
 
     Returns
     -------
@@ -191,7 +200,7 @@ def check_submission(entries, image_sizes: dict[int, tuple[int, int]], path: str
     known = []
     for number, entry in enumerate(entries):
         with in_file(path, f"entry {number}"):
-            if check_detection(entry, image_sizes, unknown_images_ok):
+            if check_detection(entry, image_sizes, unknown_images_ok, tuple(category_ids)):
                 known.append(entry)
     return known
 

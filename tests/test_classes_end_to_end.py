@@ -1,0 +1,136 @@
+"""Nucleus classes from every input layout, through training and prediction, into every
+output, on a generated two-class set."""
+
+from __future__ import annotations
+
+import csv
+import json
+
+import numpy as np
+import pytest
+from class_helpers import (
+    class_image,
+    classes_per_nucleus,
+    write_coco_classes,
+    write_dsb_classes,
+    write_label_classes,
+)
+
+from napari_nuclei.cli import main
+from napari_nuclei.core.convert import iter_conversion
+from napari_nuclei.core.dataset import open_dataset
+from napari_nuclei.core.errors import DatasetError
+from napari_nuclei.core.jobs import drain
+
+
+def _coco_of(path):
+    dataset = open_dataset(path)
+    return dataset, drain(iter_conversion(dataset)).coco
+
+
+def test_every_layout_gives_the_same_classes_to_the_same_nuclei(tmp_path):
+    dsb, from_dsb = _coco_of(write_dsb_classes(tmp_path / "dsb"))
+    labels, from_labels = _coco_of(write_label_classes(tmp_path / "labels"))
+    coco, from_coco = _coco_of(write_coco_classes(tmp_path / "coco"))
+    assert dsb.classes.names == labels.classes.names == ("lymphocyte", "tumor")
+    # COCO keeps its own ids, in id order.
+    assert coco.classes.ids == (3, 7) and coco.classes.names == ("lymphocyte", "tumor")
+    expected = sorted((index + 1, int((class_image(index)[1] == label).sum()), name)
+                      for index in range(3) for label, name in class_image(index)[2].items())
+    assert classes_per_nucleus(from_dsb) == classes_per_nucleus(from_labels) == expected
+    assert classes_per_nucleus(from_coco) == expected
+    assert {c["name"] for c in from_dsb["categories"]} == {"lymphocyte", "tumor"}
+
+
+def test_one_class_data_stays_the_one_nucleus_category(dsb_root):
+    dataset, coco = _coco_of(dsb_root)
+    assert dataset.classes.is_default
+    assert coco["categories"] == [{"id": 1, "name": "nucleus"}]
+    assert {a["category_id"] for a in coco["annotations"]} == {1}
+
+
+def test_class_layout_mistakes_are_one_line_naming_the_file(tmp_path):
+    root = write_dsb_classes(tmp_path / "dsb")
+    stray = root / "train" / "img1" / "masks" / "stray.png"
+    stray.write_bytes((root / "train" / "img1" / "masks" / "tumor").glob("*.png")
+                      .__next__().read_bytes())
+    with pytest.raises(DatasetError, match="mixes mask files and class folders"):
+        open_dataset(root)
+
+    folder = write_label_classes(tmp_path / "labels")
+    table = folder / "img1_classes.csv"
+    table.write_text("label,class\n1,tumor\n")
+    with pytest.raises(DatasetError, match=r"img1_classes.csv: gives no class to label"):
+        drain(iter_conversion(open_dataset(folder)))
+    table.unlink()
+    with pytest.raises(DatasetError, match="has no class table img1_classes.csv"):
+        open_dataset(folder)
+
+    path = write_coco_classes(tmp_path / "coco")
+    document = json.loads(path.read_text())
+    document["annotations"][4]["category_id"] = 99
+    path.write_text(json.dumps(document))
+    with pytest.raises(DatasetError, match=r"annotation 4: category_id 99 is not one of the "
+                       r"file's categories \(3, 7\)"):
+        open_dataset(path)
+
+
+@pytest.fixture(scope="module")
+def class_run(tmp_path_factory):
+    """A tiny two-class run on the generated set, through the CLI."""
+    pytest.importorskip("detectron2")
+    base = tmp_path_factory.mktemp("classes")
+    data = write_dsb_classes(base / "dsb", count=3)
+    run_dir = base / "run"
+    status = main(["train", "--data", str(data), "--out", str(run_dir), "--preset", "tiny",
+                   "--iters", "4", "--checkpoint-period", "2", "--eval-period", "0",
+                   "--device", "cpu", "-q"])
+    assert status == 0
+    return base, run_dir
+
+
+def test_the_run_records_its_classes_and_its_heads_count_them(class_run):
+    from napari_nuclei.core.models import load_model
+    from napari_nuclei.core.runs import read_run
+
+    _, run_dir = class_run
+    settings = json.loads((run_dir / "settings.json").read_text())
+    assert [c["name"] for c in settings["classes"]] == ["lymphocyte", "tumor"]
+    assert read_run(run_dir).classes.names == ("lymphocyte", "tumor")
+    model = load_model(run_dir, device="cpu", score_thresh=0.0)
+    assert model.classes.names == ("lymphocyte", "tumor")
+    assert model.cfg.MODEL.ROI_HEADS.NUM_CLASSES == 2
+    raw = model.infer(np.ascontiguousarray(class_image(0)[0][:, :, ::-1]), resize=False)
+    assert len(raw.scores) > 0
+    assert raw.class_probs.shape == (len(raw.scores), 2)
+    np.testing.assert_allclose(raw.class_probs.sum(axis=1), 1.0, rtol=1e-5)
+    assert set(raw.classes.tolist()) <= {0, 1}
+    np.testing.assert_array_equal(raw.classes, raw.class_probs.argmax(axis=1))
+
+
+def test_predict_hands_in_each_nucleus_with_its_class(class_run):
+    base, run_dir = class_run
+    images = base / "dsb" / "train" / "img0" / "images"
+    out = base / "predicted"
+    status = main(["predict", "--model", str(run_dir), "--images", str(images),
+                   "-o", str(out / "submission.json"), "--labels-dir", str(out / "labels"),
+                   "--measurements", str(out / "nuclei.csv"), "--geojson", str(out / "geo"),
+                   "--score-thresh", "0.05", "--max-dets", "60", "--device", "cpu", "-q"])
+    assert status == 0
+    entries = json.loads((out / "submission.json").read_text())
+    assert entries and {e["category_id"] for e in entries} <= {1, 2}
+    with open(out / "labels" / "img0.csv", newline="") as fh:
+        table = list(csv.DictReader(fh))
+    assert {row["class"] for row in table} <= {"lymphocyte", "tumor"}
+    assert all(0.0 <= float(row["class_probability"]) <= 1.0 for row in table)
+    with open(out / "nuclei.csv", newline="") as fh:
+        measured = list(csv.DictReader(fh))
+    assert [row["class"] for row in measured] == [row["class"] for row in table]
+    features = json.loads((out / "geo" / "img0.geojson").read_text())["features"]
+    assert [f["properties"]["classification"]["name"] for f in features] == [
+        row["class"] for row in table]
+    assert all("class_probability" in f["properties"]["measurements"] for f in features)
+    # The submission's categories follow the table's classes, nucleus for nucleus.
+    by_class = {"lymphocyte": 1, "tumor": 2}
+    assert sorted(e["category_id"] for e in entries) == sorted(
+        by_class[row["class"]] for row in table)
