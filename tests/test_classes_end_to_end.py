@@ -83,8 +83,10 @@ def class_run(tmp_path_factory):
     data = write_dsb_classes(base / "dsb", count=3)
     run_dir = base / "run"
     status = main(["train", "--data", str(data), "--out", str(run_dir), "--preset", "tiny",
-                   "--iters", "4", "--checkpoint-period", "2", "--eval-period", "0",
-                   "--device", "cpu", "-q"])
+                   "--iters", "4", "--checkpoint-period", "2", "--eval-period", "2",
+                   "--val-fraction", "0.34", "--class-balance", "0.5", "--score-thresh", "0.05",
+                   "--device", "cpu",
+                   "-q"])
     assert status == 0
     return base, run_dir
 
@@ -105,7 +107,13 @@ def test_the_run_records_its_classes_and_its_heads_count_them(class_run):
     assert raw.class_probs.shape == (len(raw.scores), 2)
     np.testing.assert_allclose(raw.class_probs.sum(axis=1), 1.0, rtol=1e-5)
     assert set(raw.classes.tolist()) <= {0, 1}
-    np.testing.assert_array_equal(raw.classes, raw.class_probs.argmax(axis=1))
+    # Each nucleus once: no two detections of different classes on the same nucleus.
+    import torch
+    from torchvision.ops import box_iou
+
+    overlap = box_iou(torch.as_tensor(raw.boxes), torch.as_tensor(raw.boxes)).numpy()
+    np.fill_diagonal(overlap, 0.0)
+    assert overlap.max() <= model.cfg.MODEL.ROI_HEADS.NMS_THRESH_TEST + 1e-6
 
 
 def test_predict_hands_in_each_nucleus_with_its_class(class_run):
@@ -134,3 +142,41 @@ def test_predict_hands_in_each_nucleus_with_its_class(class_run):
     by_class = {"lymphocyte": 1, "tumor": 2}
     assert sorted(e["category_id"] for e in entries) == sorted(
         by_class[row["class"]] for row in table)
+
+
+def test_validation_reports_each_class_and_the_plot_draws_it(class_run):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib.figure import Figure
+
+    from napari_nuclei.core.plots import TrainingPlot
+    from napari_nuclei.core.training.reports import (
+        checkpoint_metrics,
+        class_aps,
+        read_metrics,
+    )
+
+    _, run_dir = class_run
+    evaluated = [r for r in read_metrics(run_dir) if r.val_metrics]
+    assert evaluated
+    assert all(set(class_aps(r.val_metrics)) == {"lymphocyte", "tumor"} for r in evaluated)
+    assert all(0.0 <= v <= 1.0 for r in evaluated for v in class_aps(r.val_metrics).values())
+    by_checkpoint = checkpoint_metrics(run_dir)
+    assert set(class_aps(by_checkpoint["model_final.pth"])) == {"lymphocyte", "tumor"}
+    plot = TrainingPlot(Figure())
+    plot.update(read_metrics(run_dir))
+    assert list(plot.class_lines) == ["lymphocyte", "tumor"]
+    assert [t.get_text() for t in plot.lr_legend.get_texts()][-2:] == [
+        "AP lymphocyte", "AP tumor"]
+
+
+def test_class_balance_uses_detectron2s_repeat_factor_sampler(class_run):
+    from napari_nuclei.core.runs import read_run, run_config
+
+    _, run_dir = class_run
+    cfg = run_config(read_run(run_dir))
+    assert cfg.DATALOADER.SAMPLER_TRAIN == "RepeatFactorTrainingSampler"
+    assert cfg.DATALOADER.REPEAT_THRESHOLD == 0.5
+    assert main(["train", "--data", str(run_dir), "--out", str(run_dir.parent / "x"),
+                 "--class-balance", "2", "-q"]) == 2

@@ -36,9 +36,16 @@ class CheckpointList(QWidget):
         training.checkpoints_changed.connect(self._on_checkpoints_changed)
 
     def _on_checkpoints_changed(self) -> None:
+        from ..core.training.reports import class_aps
+
         self.rows.clear()
         for path, ap in self.training.checkpoints:
-            item = QListWidgetItem(path.name + (f"   val AP {ap:.3f}" if ap is not None else ""))
+            per_class = class_aps(self.training.checkpoint_details.get(path.name, {}))
+            text = path.name + (f"   val AP {ap:.3f}" if ap is not None else "")
+            if per_class:
+                text += " (" + ", ".join(f"{name} {value:.3f}"
+                                         for name, value in per_class.items()) + ")"
+            item = QListWidgetItem(text)
             item.setData(_ROLE, (path, ap))
             self.rows.addItem(item)
 

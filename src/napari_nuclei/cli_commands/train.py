@@ -58,6 +58,9 @@ def add_parser(sub) -> None:
     group.add_argument("--keep-checkpoints", type=_keep_count, metavar="N|all",
                        help="periodic checkpoints kept on disk (default 2; the best by "
                        "validation AP, the last and the final model always stay)")
+    group.add_argument("--class-balance", type=float, metavar="T",
+                       help="draw images of rare nucleus classes more often: images of "
+                       "a class found in fewer than this share of images repeat (0: off)")
     group.add_argument("--mpp", type=float, help="pixel size of the training images in "
                        "microns per pixel (whole slides are predicted at this pixel size)")
     dist = p.add_argument_group("several processes or machines (detectron2 launcher)")
@@ -85,7 +88,7 @@ def _keep_count(text: str) -> int:
 _OVERRIDES = ("max_iter", "base_lr", "warmup_iters", "max_size_train", "ims_per_batch",
               "batch_size_per_image", "checkpoint_period", "eval_period", "min_size_test",
               "score_thresh_test", "detections_per_image", "num_workers", "seed",
-              "val_fraction", "weights", "keep_checkpoints", "mpp")
+              "val_fraction", "weights", "keep_checkpoints", "mpp", "class_balance")
 DEFAULT_PRESET = "tiny"
 
 

@@ -18,6 +18,8 @@ _LOSS_NAMES = {"loss_cls": "classification", "loss_box_reg": "box regression",
 CURVE_COLOURS = {"total": "#d62728", "loss_cls": "#1f77b4", "loss_box_reg": "#ff7f0e",
                  "loss_mask": "#9467bd", "loss_rpn_cls": "#17becf", "loss_rpn_loc": "#e377c2",
                  "lr": "#7f7f7f", "ap": "#2ca02c"}
+# Per-class validation AP: colours none of the curves above uses.
+CLASS_CURVE_COLOURS = ("#8c564b", "#bcbd22", "#393b79", "#ad494a", "#637939", "#7b4173")
 LEGEND_POINTS = 9  # legend text size: readable in a narrow dock
 
 
@@ -71,6 +73,9 @@ class TrainingPlot:
         self.lr_axes.set_ylabel("learning rate")
         self.ap_axes.set_ylabel("val mask AP")
         self.lr_axes.set_xlabel("iteration")
+        self.class_lines: dict = {}  # each class's validation AP, once a report has one
+        self._legend_changed = False
+        self._text_colour = text_colour
         self.title = self.loss_axes.set_title("no data")
         for axes in (self.loss_axes, self.lr_axes, self.ap_axes):
             axes.patch.set_alpha(0.0)
@@ -78,6 +83,7 @@ class TrainingPlot:
 
     def set_text_colour(self, colour: str) -> None:
         """Colour the ticks, axis labels, title and legend text (napari's theme)."""
+        self._text_colour = colour
         for axes in (self.loss_axes, self.lr_axes, self.ap_axes):
             axes.tick_params(colors=colour)
             for label in (axes.xaxis.label, axes.yaxis.label):
@@ -90,7 +96,8 @@ class TrainingPlot:
     @property
     def moving_artists(self) -> list:
         """What changes with each report: the lines and the title."""
-        return [self.total, *self.terms.values(), self.lr, self.ap, self.title]
+        return [self.total, *self.terms.values(), self.lr, self.ap,
+                *self.class_lines.values(), self.title]
 
     def set_data(self, reports) -> None:
         """Give the lines and the title the data of ``reports`` (limits unchanged)."""
@@ -103,15 +110,44 @@ class TrainingPlot:
         evaluated = [r for r in reports if r.val_metrics]
         self.ap.set_data([r.iteration for r in evaluated],
                          [r.val_metrics.get("AP", np.nan) for r in evaluated])
+        self._set_class_data(evaluated)
         self.title.set_text(f"iteration {iterations[-1]} of {reports[-1].max_iter}"
                             if reports else "no data")
+
+    def _set_class_data(self, evaluated) -> None:
+        """One dashed line per class's validation AP (runs with several classes)."""
+        from .training.reports import class_aps
+
+        names = list(dict.fromkeys(name for r in evaluated for name in class_aps(r.val_metrics)))
+        added = [name for name in names if name not in self.class_lines]
+        for name in added:
+            colour = CLASS_CURVE_COLOURS[len(self.class_lines) % len(CLASS_CURVE_COLOURS)]
+            self.class_lines[name] = self.ap_axes.plot([], [], "o--", color=colour,
+                                                       markersize=3, linewidth=1,
+                                                       label=f"AP {name}")[0]
+            # Drawn over the saved axes like the other curves (a live plot blits them).
+            self.class_lines[name].set_animated(self.total.get_animated())
+        for name, line in self.class_lines.items():
+            line.set_data([r.iteration for r in evaluated],
+                          [class_aps(r.val_metrics).get(name, np.nan) for r in evaluated])
+        if added:
+            self._legend_changed = True
+            self.lr_legend.remove()
+            self.lr_legend = self.lr_axes.legend(
+                handles=[self.lr, self.ap, *self.class_lines.values()], loc="lower left",
+                fontsize=LEGEND_POINTS, frameon=False, ncol=2, bbox_to_anchor=(0.0, 1.0),
+                borderaxespad=0.2, handlelength=1.2)
+            self.set_text_colour(self._text_colour)
 
     def _tops(self, reports) -> tuple[float, float, float]:
         """Largest loss, learning rate and validation AP in ``reports``."""
         losses = [r.total_loss for r in reports] + [
             v for r in reports for v in r.losses.values()]
         finite = [v for v in losses if np.isfinite(v)] or [1.0]
-        aps = [r.val_metrics.get("AP", 0.0) for r in reports if r.val_metrics]
+        from .training.reports import class_aps
+
+        aps = [value for r in reports if r.val_metrics
+               for value in (r.val_metrics.get("AP", 0.0), *class_aps(r.val_metrics).values())]
         return max(finite), max([r.lr for r in reports] or [1e-3]), max(aps or [0.0])
 
     def fit_limits(self, reports, headroom: float = 1.05, lr_top: float | None = None) -> None:
@@ -129,9 +165,11 @@ class TrainingPlot:
         self.ap_axes.set_ylim(0, max(0.05, top_ap) * max(headroom, 1.15))
 
     def fits(self, reports) -> bool:
-        """Whether the current limits show all of ``reports``."""
+        """Whether the current limits show all of ``reports`` (and no class's curve was
+        added since the last full drawing, which changes the legend)."""
         top_loss, top_lr, top_ap = self._tops(reports)
-        return (top_loss <= self.loss_axes.get_ylim()[1]
+        legend_changed, self._legend_changed = self._legend_changed, False
+        return (not legend_changed and top_loss <= self.loss_axes.get_ylim()[1]
                 and top_lr <= self.lr_axes.get_ylim()[1]
                 and top_ap <= self.ap_axes.get_ylim()[1]
                 and (not reports or reports[-1].max_iter == self.loss_axes.get_xlim()[1]))

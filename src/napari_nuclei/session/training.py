@@ -38,6 +38,8 @@ class TrainingRun:
         self.run_dir: Path | None = None
         self.reports: list = []
         self.checkpoints: list = []
+        # Validation results per checkpoint file name (per-class APs included).
+        self.checkpoint_details: dict = {}
         self._new = False
         self._before: set[str] | None = None  # the folder's entries before a new run
 
@@ -67,11 +69,12 @@ class TrainingRun:
             self._list_checkpoints()
 
     def _list_checkpoints(self) -> None:
-        from ..core.training.reports import checkpoint_rows
+        from ..core.training.reports import checkpoint_metrics, checkpoint_rows
 
         rows = checkpoint_rows(self.run_dir, self.reports) if self.run_dir else []
-        if rows != self.checkpoints:
-            self.checkpoints = rows
+        details = checkpoint_metrics(self.run_dir, self.reports) if self.run_dir else {}
+        if rows != self.checkpoints or details != self.checkpoint_details:
+            self.checkpoints, self.checkpoint_details = rows, details
             self.checkpoints_changed.emit()
 
     def failed(self, line: str) -> str:

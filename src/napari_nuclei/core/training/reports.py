@@ -11,6 +11,8 @@ from ..jobs import Notice as Notice
 from ..validate import parse_json_line
 
 METRICS_NAME = "metrics.jsonl"
+# detectron2's evaluator names each class's mask AP "AP-<class name>".
+CLASS_AP_PREFIX = "AP-"
 
 
 @dataclass(frozen=True)
@@ -117,13 +119,26 @@ def checkpoint_rows(run_dir: str | Path, reports=None) -> list[tuple[Path, float
     list of tuple
         Oldest checkpoint first; ``model_final.pth`` last.
     """
-    reports = read_metrics(run_dir) if reports is None else reports
-    ap_by_name = {}
-    for report in reports:
-        if report.checkpoint and report.val_metrics:
-            ap_by_name[report.checkpoint] = report.val_metrics.get("AP")
-        if report.iteration == report.max_iter and report.val_metrics:
-            ap_by_name["model_final.pth"] = report.val_metrics.get("AP")
+    metrics = checkpoint_metrics(run_dir, reports)
     files = sorted(Path(run_dir).glob("model_*.pth"), key=lambda p: (p.name == "model_final.pth",
                                                                       p.name))
-    return [(path, ap_by_name.get(path.name)) for path in files]
+    return [(path, metrics.get(path.name, {}).get("AP")) for path in files]
+
+
+def checkpoint_metrics(run_dir: str | Path, reports=None) -> dict[str, dict[str, float]]:
+    """The validation results of each checkpoint that has some, by file name (mask AP,
+    AP50, AP75 and, with several classes, ``AP-<class>``)."""
+    reports = read_metrics(run_dir) if reports is None else reports
+    found: dict[str, dict[str, float]] = {}
+    for report in reports:
+        if report.checkpoint and report.val_metrics:
+            found[report.checkpoint] = report.val_metrics
+        if report.iteration == report.max_iter and report.val_metrics:
+            found["model_final.pth"] = report.val_metrics
+    return found
+
+
+def class_aps(val_metrics: dict[str, float]) -> dict[str, float]:
+    """The per-class validation APs of one report, by class name (empty for one class)."""
+    return {key[len(CLASS_AP_PREFIX):]: value for key, value in val_metrics.items()
+            if key.startswith(CLASS_AP_PREFIX)}

@@ -31,11 +31,12 @@ from ..models.maskrcnn.architecture import describe_config
 from ..models.maskrcnn.checkpointer import NucleiCheckpointer
 from ..models.maskrcnn.config import keep_checkpoints
 from .mapper import NucleiMapper
-from .reports import METRICS_NAME, TrainReport
+from .reports import CLASS_AP_PREFIX, METRICS_NAME, TrainReport
 from .run_folder import prune_checkpoints
 
 # Validation metrics of detectron2's COCO evaluator worth reporting, as fractions.
 _VAL_KEYS = ("AP", "AP50", "AP75")
+_CLASS_AP = "segm/" + CLASS_AP_PREFIX
 _ETA_WINDOW = 20
 
 
@@ -47,8 +48,10 @@ class ReportHook(HookBase):
     checkpoint and validation results of the same iteration.
     """
 
-    def __init__(self, metrics_path: Path, checkpoint_period: int):
+    def __init__(self, metrics_path: Path, checkpoint_period: int,
+                 class_names: tuple[str, ...] = ()):
         self.metrics_path = Path(metrics_path)
+        self.class_names = tuple(class_names) if len(class_names) > 1 else ()
         self.checkpoint_period = checkpoint_period
         self.pending: list[TrainReport] = []
         self._times: list[float] = []
@@ -77,15 +80,22 @@ class ReportHook(HookBase):
             if at == iteration
         }
 
-    @staticmethod
-    def _val_metrics(current: dict) -> dict:
+    def _val_metrics(self, current: dict) -> dict:
         # detectron2 reports NaN for every AP when the model predicted nothing: that is 0.
-        return {
+        # With several classes its evaluator also reports each class's AP as "AP-<name>",
+        # unless the model predicted nothing at all: then each class's AP is 0 too.
+        found = {
             key: float(current[f"segm/{key}"]) / 100.0
             if math.isfinite(current[f"segm/{key}"]) else 0.0
             for key in _VAL_KEYS
             if f"segm/{key}" in current
         }
+        if found:
+            found.update({f"{CLASS_AP_PREFIX}{name}": 0.0 for name in self.class_names})
+            found.update({
+                name[len("segm/"):]: (float(value) / 100.0 if math.isfinite(value) else 0.0)
+                for name, value in current.items() if name.startswith(_CLASS_AP)})
+        return found
 
     def _emit(self, report: TrainReport) -> None:
         self._file.write(json.dumps(report.to_json()) + "\n")
@@ -238,12 +248,21 @@ class NucleiTrainer(DefaultTrainer):
         # Reports (metrics.jsonl) replace detectron2's printers and JSON writer.
         return []
 
+    def _validation_classes(self) -> tuple[str, ...]:
+        """The class names of the validation set, as registered with detectron2."""
+        from detectron2.data import MetadataCatalog
+
+        if not self.cfg.DATASETS.TEST:
+            return ()
+        return tuple(MetadataCatalog.get(self.cfg.DATASETS.TEST[0]).get("thing_classes", ()))
+
     def build_hooks(self):
         kept = [h for h in super().build_hooks() if not isinstance(h, hooks.PeriodicWriter)]
         self.report_hook = None
         if comm.is_main_process():
             self.report_hook = ReportHook(
-                Path(self.cfg.OUTPUT_DIR) / METRICS_NAME, self.cfg.SOLVER.CHECKPOINT_PERIOD
+                Path(self.cfg.OUTPUT_DIR) / METRICS_NAME, self.cfg.SOLVER.CHECKPOINT_PERIOD,
+                self._validation_classes(),
             )
             kept.append(self.report_hook)
             kept.append(CheckpointRetention(

@@ -111,6 +111,10 @@ def build_config(
     cfg.DATASETS.TRAIN = tuple(train_datasets)
     cfg.DATASETS.TEST = tuple(test_datasets)
     cfg.DATALOADER.NUM_WORKERS = settings.num_workers
+    if settings.class_balance > 0:
+        # detectron2's own sampler for rare categories, from the dataset dicts' classes.
+        cfg.DATALOADER.SAMPLER_TRAIN = "RepeatFactorTrainingSampler"
+        cfg.DATALOADER.REPEAT_THRESHOLD = float(settings.class_balance)
     cfg.SEED = settings.seed
     for key, value in settings.model_options:
         try:

@@ -68,6 +68,11 @@ class TrainSettings:
     mpp : float or None
         Pixel size of the training images in microns per pixel, when known: whole
         slides are predicted at this pixel size.
+    class_balance : float
+        0 draws training images uniformly. Above 0, images holding rare classes are
+        drawn more often: detectron2's repeat-factor sampling, where a class found in
+        fewer than this fraction of the images repeats them (LVIS's rule, threshold t:
+        each image repeats max(1, sqrt(t / f)) times for its rarest class of frequency f).
     model_options : tuple of (str, object)
         Extra detectron2 config keys, applied last.
     """
@@ -97,6 +102,7 @@ class TrainSettings:
     seed: int = 0
     keep_checkpoints: int = 2
     mpp: float | None = None
+    class_balance: float = 0.0
     model_options: tuple[tuple[str, object], ...] = field(default=())
 
     def to_json(self) -> dict:
@@ -156,6 +162,9 @@ class TrainSettings:
         fraction = self.val_fraction
         if not _is_number(fraction) or not 0.0 <= fraction < 1.0:
             raise OptionError("val_fraction", f"must be at least 0 and below 1 (got {fraction!r})")
+        balance = self.class_balance
+        if not _is_number(balance) or not 0.0 <= balance <= 1.0:
+            raise OptionError("class_balance", f"must be from 0 (off) to 1 (got {balance!r})")
         if self.mpp is not None and (not _is_number(self.mpp) or not math.isfinite(self.mpp)
                                      or self.mpp <= 0):
             raise OptionError("mpp", f"must be a positive number of microns (got {self.mpp!r})")
