@@ -25,12 +25,17 @@ ALLOWED = {
     ("core/folder_lock.py", "read_text"):
         "a lock file's owner, shown as text",
     ("core/engine/check.py", "json.loads"):
+        "the reports the engine check's own child prints on its standard output, not a "
+        "file",
+    ("core/engine/check_cache.py", "json.loads"):
         "the engine check's own verdict cache in the user's cache folder; a damaged or "
         "foreign verdict only makes the check run again",
-    ("core/engine/check.py", "read_text"):
+    ("core/engine/check_cache.py", "read_text"):
         "the engine check's own verdict cache (see above)",
-    ("core/engine/install.py", "read_text"):
-        "package metadata and path files pip installed into this environment",
+    ("core/engine/code_metadata.py", "read_text"):
+        "package metadata pip installed into this environment",
+    ("core/engine/placement.py", "read_text"):
+        "the path file the engine installer wrote into this environment",
     ("core/image_io.py", "tifffile.imread"):
         "the image decoder: validate.image_header has checked the declared size from the "
         "file header before any pixel is decoded",

@@ -144,7 +144,7 @@ def _engine_problem() -> str | None:
 
 
 def _features_needed(args: argparse.Namespace) -> list[str]:
-    """The features (keys of :data:`napari_nuclei.core.engine.status.FEATURES`) whose
+    """The features (keys of :data:`napari_nuclei.core.engine.libraries.FEATURES`) whose
     libraries the command needs with these options."""
     if args.command == "predict-slide":
         features = ["slides"]
@@ -165,7 +165,7 @@ def _library_problem(args: argparse.Namespace) -> str | None:
     features = _features_needed(args)
     if not features:
         return None
-    from .core.engine.status import missing_libraries
+    from .core.engine.libraries import missing_libraries
 
     return missing_libraries(features).line() or None
 
@@ -225,7 +225,7 @@ def main(argv: list[str] | None = None) -> int:
         return args.func(args)
     except ImportError as exc:
         from .core.engine import engine_error_line
-        from .core.engine.status import library_error_line
+        from .core.engine.libraries import library_error_line
 
         if (line := engine_error_line(exc) or library_error_line(exc)) is None:
             raise

@@ -6,7 +6,7 @@ from qtpy.QtCore import Qt
 from qtpy.QtWidgets import QLabel, QProgressBar, QPushButton, QVBoxLayout, QWidget
 
 from ..core.engine import engine_status, install_engine, missing_libraries, verify_engine
-from ..core.engine.status import INSTALLED_WITH_ENGINE
+from ..core.engine.libraries import INSTALLED_WITH_ENGINE
 from .workers import start_job
 
 INSTALL_HOW = "the Install button below"

@@ -21,7 +21,7 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
-from ..core.engine.status import missing_libraries
+from ..core.engine.libraries import missing_libraries
 from ..session.jobs import SAVE, SLIDE, WRITE_BACK
 from ..session.slide_jobs import open_with_outputs, relay_region
 from ..session.slides import SlideEntry, pull_with_table, write_back_with_table

@@ -5,23 +5,12 @@ the libraries of the other features (whole slides, measurements, OpenSlide's for
 the environment lacks."""
 
 from .check import verify_engine
-from .install import (
-    EngineInstallError,
-    EngineInstallResult,
-    EngineStep,
-    install_engine,
-)
-from .status import (
-    EngineCheck,
-    EngineLocation,
-    EngineStatus,
-    MissingLibraries,
-    default_location,
-    engine_error_line,
-    engine_status,
-    library_error_line,
-    missing_libraries,
-)
+from .install import install_engine
+from .install_report import EngineInstallError, EngineInstallResult, EngineStep
+from .libraries import MissingLibraries, library_error_line, missing_libraries
+from .location import EngineLocation, default_location
+from .state import EngineCheck, EngineStatus
+from .status import engine_error_line, engine_status
 
 __all__ = [
     "EngineCheck",

@@ -1,32 +1,37 @@
 """Check the engine by using it: a fresh interpreter imports torch, torchvision and
-detectron2 and runs a tiny Mask R-CNN once (see :mod:`.probe`).
+detectron2 and runs a tiny Mask R-CNN once (see :mod:`.probe`); what it reports is worded
+as a cause and a fix.
 
 Package metadata (:mod:`.status`) cannot tell a working detectron2 from one that raises
 on import, has a syntax error or is an empty folder, nor a torchvision whose compiled
 operators do not load with the installed torch. Running it can, but costs seconds, so the
-verdict is kept on disk under a fingerprint of the engine's files: later calls cost
-milliseconds until something in the engine changes.
+verdict is kept on disk under a fingerprint of the engine's files (:mod:`.check_cache`):
+later calls cost milliseconds until something in the engine changes.
 """
 
 from __future__ import annotations
 
 import contextlib
 import dataclasses
-import hashlib
 import json
-import os
 import re
-import site
 import subprocess
 import sys
-import sysconfig
-import tempfile
 import time
 from pathlib import Path
 
+from .check_cache import (  # noqa: F401  (the cache's names, re-exported)
+    CACHE_ENTRIES,
+    CACHE_ENV,
+    CHECK_FORMAT,
+    cache_dir,
+    cache_file,
+    cached_check,
+    engine_fingerprint,
+    write_cache,
+)
+from .state import EngineCheck, EngineStatus
 from .status import (
-    EngineCheck,
-    EngineStatus,
     engine_status,
     installed_torch,
     python_command,
@@ -34,14 +39,9 @@ from .status import (
     torchvision_fix,
 )
 
-# Raise when the check's meaning changes, so verdicts of the old check are not reused.
-CHECK_FORMAT = 1
 # A cold start of torch from a slow disk can take a minute; a check still running after
 # this long is stopped and reported as hanging.
 CHECK_TIMEOUT_S = 240
-CACHE_ENV = "NAPARI_NUCLEI_CACHE_DIR"
-# Verdicts kept per interpreter: a few engines (tests, a switched torch) each keep theirs.
-CACHE_ENTRIES = 8
 # The symptom of a torchvision built for another torch: its compiled operators do not
 # register, and the first use (torchvision's own import) names a missing operator.
 _MISMATCH = re.compile(r"operator torchvision::\S+ does not exist|"
@@ -66,151 +66,6 @@ except ImportError:
 sys.exit(probe.main(sys.argv[1:]))
 """
 
-
-# --- the fingerprint and the cache ----------------------------------------------------
-
-def _stat(path: Path) -> list:
-    try:
-        st = path.stat()
-    except OSError:
-        return [str(path), None]
-    return [str(path), st.st_mtime_ns, st.st_size]
-
-
-def _tree_digest(folder: Path) -> str:
-    """A digest of the names, times and sizes of the files under ``folder``.
-
-    ``__pycache__`` is left out: importing writes there, which changes nothing that runs.
-    """
-    digest = hashlib.sha256()
-    for root, dirs, files in os.walk(folder):
-        dirs[:] = sorted(d for d in dirs if d != "__pycache__")
-        for name in sorted(files):
-            digest.update(json.dumps(_stat(Path(root) / name)).encode())
-    return digest.hexdigest()
-
-
-def _package_stamp(name: str) -> list:
-    """Where a top-level package is, with the times of the files a reinstall rewrites."""
-    import importlib.util
-
-    try:
-        spec = importlib.util.find_spec(name)
-    except (ImportError, ValueError):
-        return [name, None]
-    if spec is None or not spec.origin:
-        return [name, None]
-    folder = Path(spec.origin).parent
-    files = [Path(spec.origin), folder / "version.py", *sorted(folder.glob("_C*"))]
-    return [name, *(_stat(f) for f in files)]
-
-
-def _site_dirs() -> list[Path]:
-    """The folders packages are installed into: any install or removal changes their time."""
-    paths = sysconfig.get_paths()
-    found = [paths["purelib"], paths["platlib"], *site.getsitepackages()]
-    with contextlib.suppress(Exception):
-        found.append(site.getusersitepackages())
-    return sorted({Path(p) for p in found})
-
-
-def _own_files() -> list[Path]:
-    """This project's files the check runs: a change to them is a change to the check."""
-    here = Path(__file__).resolve().parent
-    training = here.parent / "training"
-    return [here / "probe.py", here / "check.py", training / "config.py",
-            training / "settings.py"]
-
-
-def engine_fingerprint(detectron2_dir: Path | None) -> str:
-    """A digest of everything the check's verdict depends on.
-
-    The interpreter, torch's and torchvision's versions and files, detectron2's folder and
-    the times and sizes of its files, the install folders' times, the path settings and
-    the check's own code. Costs a few milliseconds.
-
-    Parameters
-    ----------
-    detectron2_dir : Path or None
-        The ``detectron2`` package folder the check uses.
-
-    Returns
-    -------
-    str
-    """
-    from ... import __version__
-
-    versions = installed_torch()
-    parts = [
-        CHECK_FORMAT, __version__, sys.executable, sys.version,
-        os.environ.get("PYTHONPATH", ""),
-        {name: str(v) for name, v in versions.items()},
-        _package_stamp("torch"), _package_stamp("torchvision"),
-        str(detectron2_dir), _tree_digest(detectron2_dir) if detectron2_dir else None,
-        [_stat(d) for d in _site_dirs()], [_stat(f) for f in _own_files()],
-    ]
-    return hashlib.sha256(json.dumps(parts, default=str).encode()).hexdigest()
-
-
-def cache_dir() -> Path:
-    """Where verdicts are kept: ``$NAPARI_NUCLEI_CACHE_DIR``, else the user's cache folder."""
-    if os.environ.get(CACHE_ENV):
-        return Path(os.environ[CACHE_ENV])
-    home = Path.home()
-    if sys.platform == "win32":
-        base = Path(os.environ.get("LOCALAPPDATA") or home / "AppData" / "Local")
-    elif sys.platform == "darwin":
-        base = home / "Library" / "Caches"
-    else:
-        base = Path(os.environ.get("XDG_CACHE_HOME") or home / ".cache")
-    return base / "napari-nuclei"
-
-
-def cache_file() -> Path:
-    """This interpreter's verdict file (one per environment, shared by its programs)."""
-    key = hashlib.sha256(sys.executable.encode()).hexdigest()[:16]
-    return cache_dir() / f"engine-check-{key}.json"
-
-
-def _read_entries() -> dict:
-    try:
-        entries = json.loads(cache_file().read_text(encoding="utf-8"))["entries"]
-    except (OSError, ValueError, KeyError, TypeError):
-        return {}
-    return entries if isinstance(entries, dict) else {}
-
-
-def cached_check(fingerprint: str) -> EngineCheck | None:
-    """The verdict kept for ``fingerprint``, or None."""
-    entry = _read_entries().get(fingerprint)
-    if not isinstance(entry, dict):
-        return None
-    try:
-        return dataclasses.replace(EngineCheck(**entry), cached=True)
-    except TypeError:  # written by another version of the check
-        return None
-
-
-def _write_cache(fingerprint: str, check: EngineCheck) -> None:
-    """Keep a verdict; a cache that cannot be written only costs a new check next time."""
-    entries = _read_entries()
-    entries.pop(fingerprint, None)
-    entries[fingerprint] = {**dataclasses.asdict(check), "cached": False}
-    entries = dict(list(entries.items())[-CACHE_ENTRIES:])
-    path = cache_file()
-    with contextlib.suppress(OSError):
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, partial = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".partial")
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as stream:
-                json.dump({"entries": entries}, stream)
-            os.replace(partial, path)
-        finally:
-            with contextlib.suppress(OSError):
-                os.unlink(partial)
-
-
-# --- running the child and wording its verdict ------------------------------------------
 
 def _child_command(detectron2_dir: Path) -> list[str]:
     root = str(Path(__file__).resolve().parents[3])
@@ -453,6 +308,6 @@ def verify_engine(status: EngineStatus | None = None, *, use_cache: bool = True,
     if lasting:
         # Taken after the run: the first import may have created a cache folder beside
         # the packages, which the next fingerprint must not count as a change.
-        _write_cache(engine_fingerprint(status.detectron2_dir), check)
+        write_cache(engine_fingerprint(status.detectron2_dir), check)
     return dataclasses.replace(status, check=check)
 
