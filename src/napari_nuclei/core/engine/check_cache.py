@@ -76,9 +76,9 @@ def _site_dirs() -> list[Path]:
 def _own_files() -> list[Path]:
     """This project's files the check runs: a change to them is a change to the check."""
     here = Path(__file__).resolve().parent
-    training = here.parent / "training"
+    maskrcnn = here.parent / "models" / "maskrcnn"
     return [here / "probe.py", here / "check.py", here / "check_cache.py",
-            training / "config.py", training / "settings.py"]
+            maskrcnn / "config.py", maskrcnn / "presets.py"]
 
 
 def engine_fingerprint(detectron2_dir: Path | None) -> str:
