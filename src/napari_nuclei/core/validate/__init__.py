@@ -33,18 +33,18 @@ Modules
     Saved dock sessions: ``session.json`` (:func:`read_session_file`, at most
     ``MAX_SESSION_IMAGES`` images, plain names, files inside the folder and reached
     through no link) and its predictions (:func:`read_prediction_arrays`).
+``session_paths``, ``session_slides``
+    A session's names and paths; its ``slides`` entries.
+``prediction_arrays``
+    A session's ``predictions/<name>.npz`` files, every declared size checked first.
 """
 
 from .arrays import load_arrays
 from .fields import InvalidValue, in_file
 from .json_input import load_json, parse_json_line
 from .limits import add_limit_options, apply_limit_options, check_pixels, max_pixels
-from .session import (
-    MAX_SESSION_IMAGES,
-    check_session,
-    read_prediction_arrays,
-    read_session_file,
-)
+from .prediction_arrays import read_prediction_arrays
+from .session import MAX_SESSION_IMAGES, check_session, read_session_file
 
 __all__ = [
     "MAX_SESSION_IMAGES",
