@@ -10,6 +10,7 @@ from ..core.validate import add_limit_options
 
 _SHOWN = ("AP", "AP50", "AP75", "AP@cap", "AP50@cap", "AP75@cap", "AJI", "precision",
           "recall", "F1", "PQ")
+_CLASS_SHOWN = ("AP", "AP50", "PQ", "F_c")
 
 
 def add_parsers(sub) -> None:
@@ -19,7 +20,8 @@ def add_parsers(sub) -> None:
         description="COCO mask AP as stock pycocotools COCOeval computes it (100 detections "
         "per image, as the competition's scorer) and with the cap raised above the nuclei "
         "count, plus AJI, precision/recall/F1 at IoU 0.5 and panoptic quality; per image and "
-        "overall.")
+        "overall. Ground truth of several classes adds AP, PQ and F_c per class, mPQ, bPQ "
+        "and the class accuracy of matched nuclei.")
     ev.add_argument("--gt", required=True, type=Path,
                     help="ground truth: COCO JSON, DSB folder or label images")
     ev.add_argument("--pred", required=True, type=Path, help="submission JSON")
@@ -56,6 +58,24 @@ def print_metrics(result: dict, out=None) -> None:
               + f"{values['gt_nuclei']:>6}{values['predicted_nuclei']:>6}", file=out)
     print(f"AP: stock COCOeval (100 detections per image); @cap: up to {result['max_dets']}",
           file=out)
+    if "per_class" in result["overall"]:
+        print_class_metrics(result["overall"], out)
+
+
+def _cell(value, width: int = 8) -> str:
+    """A score, or ``-`` where there is nothing to score."""
+    return f"{'-':>{width}}" if value is None else f"{value:>{width}.4f}"
+
+
+def print_class_metrics(overall: dict, out) -> None:
+    """One line per class (over all images), then mPQ, bPQ and class accuracy."""
+    print(f"{'class':<24}{'GT':>6}" + "".join(f"{k:>8}" for k in _CLASS_SHOWN), file=out)
+    for name, values in overall["per_class"].items():
+        print(f"{name[:23]:<24}{values['gt_nuclei']:>6}"
+              + "".join(_cell(values[k]) for k in _CLASS_SHOWN), file=out)
+    print(f"mPQ {_cell(overall['mPQ'], 0)}  bPQ {_cell(overall['bPQ'], 0)}  class accuracy "
+          f"{_cell(overall['class_accuracy'], 0)}  (PQ per class over all images; F_d is F1)",
+          file=out)
 
 
 def run_evaluate(args: argparse.Namespace) -> int:
@@ -64,12 +84,16 @@ def run_evaluate(args: argparse.Namespace) -> int:
     from ..core.errors import InputError
     from ..core.ground_truth import load_ground_truth
     from ..core.metrics import evaluate
+    from ..core.nucleus_classes import ClassSet
     from ..core.submission import read_submission, validate_submission
 
     gt = load_ground_truth(args.gt, args.test_ids)
     detections = read_submission(args.pred)
     sizes = {im["id"]: (im["height"], im["width"]) for im in gt["images"]}
-    known = validate_submission(detections, sizes, args.pred, unknown_images_ok=True)
+    # Detections may name the ground truth's classes (only 1 for the default class).
+    category_ids = ClassSet.from_categories(gt.get("categories") or [], args.gt).ids
+    known = validate_submission(detections, sizes, args.pred, unknown_images_ok=True,
+                                category_ids=category_ids)
     if detections and not known:
         raise InputError(args.pred, "none of its image ids is an image of the ground truth "
                          f"{args.gt} (pass --test-ids to match images by file name)")
