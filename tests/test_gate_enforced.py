@@ -42,7 +42,7 @@ ALLOWED = {
     ("core/runs.py", "read_text"):
         "last_checkpoint: one file name, refused unless it is a plain name of a file in "
         "the run folder",
-    ("core/slide/reader.py", "open-read"):
+    ("core/slide/readers/tiffslide.py", "open-read"):
         "the slide file handed to tiffslide; its declared size is checked from the header "
         "before any level is read",
     ("core/slide/array_slides.py", "tifffile.TiffFile"):

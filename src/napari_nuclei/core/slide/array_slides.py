@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from .pixels import spatial_index
-from .reader import Level, Slide, SlideError, positive_number
+from .readers import Level, Slide, SlideError, positive_number
 
 
 class ArraySlide(Slide):

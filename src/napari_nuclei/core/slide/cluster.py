@@ -54,7 +54,7 @@ class ModelPlugin(WorkerPlugin):
 
     def slide(self, path: str):
         """The slide at ``path``, opened once per worker."""
-        from .reader import open_slide
+        from .readers import open_slide
 
         if path not in self._slides:
             self._slides[path] = open_slide(path)

@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import InputError
-from .reader import Slide
+from .readers import Slide
 
 TISSUE_MPP = 8.0  # microns per overview pixel when the slide's pixel size is known
 UNKNOWN_MPP_DOWNSAMPLE = 32.0

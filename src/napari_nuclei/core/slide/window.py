@@ -156,7 +156,7 @@ def pull_window(out_dir: str | Path, x: int, y: int, width: int, height: int,
         Not a finished output folder, a region outside the slide or too large, or a
         slide that cannot be read.
     """
-    from .reader import open_slide
+    from .readers import open_slide
     from .work import read_tile
 
     output = open_output(out_dir)
