@@ -142,7 +142,8 @@ class SlideOutput:
             shutil.rmtree(staging)
         staging.mkdir()
         np.save(staging / "labels.npy", edit.labels, allow_pickle=False)
-        write_table_part(staging / "rows.arrow", edit.columns, self.plan.stain)
+        write_table_part(staging / "rows.arrow", edit.columns, self.plan.stain,
+                         self.plan.class_set)
         write_features_part(staging / "features.geojsonl", edit.features)
         write_json_atomic(staging / "edit.json", {
             "top": edit.top, "left": edit.left, "drop_ids": edit.drop_ids,
@@ -242,7 +243,7 @@ def _rewrite_table(output: SlideOutput, replaced: set[int], pending: Path) -> No
 
     # Both parts in the engine's part format (Arrow IPC), which assemble_table streams.
     kept = pending / "kept.arrow"
-    schema = table_schema(output.plan.stain)
+    schema = table_schema(output.plan.stain, output.plan.class_set)
     drop = pa.array(sorted(replaced), pa.uint32())
     with atomic_path(kept) as tmp, pa.OSFile(str(tmp), "wb") as sink, \
             pa.ipc.new_file(sink, schema) as writer:
@@ -253,7 +254,7 @@ def _rewrite_table(output: SlideOutput, replaced: set[int], pending: Path) -> No
     assemble_table([kept, pending / "rows.arrow"], plan.stain, output.table_path,
                    output.csv_path,
                    table_metadata(plan.mpp, plan.stain, plan.model, plan.checkpoint,
-                                  plan.vectors))
+                                  plan.vectors), plan.class_set)
 
 
 def _feature_id(line: str) -> int:

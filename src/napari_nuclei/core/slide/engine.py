@@ -133,6 +133,7 @@ class ModelFacts:
     mpp: float | None
     score_thresh: float | None = None
     weights_sha256: str = ""
+    classes: tuple = ()  # ClassSet.to_json() of a model of several classes
 
     @classmethod
     def of(cls, model) -> ModelFacts:
@@ -145,7 +146,14 @@ class ModelFacts:
                    largest_training_nucleus(run_dir) if run_dir else None,
                    run_training_mpp(run_dir),
                    float(score) if isinstance(score, int | float) else None,
-                   file_digest(weights) if weights is not None else "")
+                   file_digest(weights) if weights is not None else "",
+                   _classes_of(model))
+
+
+def _classes_of(model) -> tuple:
+    """A model's classes as a plan records them (empty for one class)."""
+    classes = model.classes
+    return tuple(classes.to_json()) if len(classes) > 1 else ()
 
 
 @functools.lru_cache(maxsize=16)
@@ -268,7 +276,7 @@ def start_job(facts: ModelFacts, slide_path: Path, out_dir: Path,
                           dataclasses.astuple(options.outputs),
                           _regions_digest(options.region, options.regions),
                           measured_on=MEASURED_ON_LABELS, ngff=options.ngff,
-                          stain_vectors=options.stain_vectors)
+                          stain_vectors=options.stain_vectors, classes=facts.classes)
         cores = draft.cores_level0()
         chosen = [overview.covers(*core) for core in cores]
         plan = SlidePlan(**{**draft.__dict__, "selected": tuple(np.flatnonzero(chosen).tolist())})
@@ -394,14 +402,17 @@ SUMMARY_COLUMNS = ("slide", "output", "tissue_mm2", "tiles", "tiles_predicted",
 
 
 def write_summary(path: Path, results: list[SlideResult]) -> Path:
-    """The cohort summary: one CSV row per slide."""
+    """The cohort summary: one CSV row per slide, and with a model of several classes a
+    ``nuclei_<class>`` column per class."""
+    names = list(dict.fromkeys(name for r in results for name in r.nuclei_per_class))
     with atomic_path(path) as tmp:
         with open(tmp, "w", newline="", encoding="utf-8") as fh:
             writer = csv.writer(fh)
-            writer.writerow(SUMMARY_COLUMNS)
+            writer.writerow([*SUMMARY_COLUMNS, *(f"nuclei_{name}" for name in names)])
             for r in results:
                 writer.writerow([r.slide, str(r.out_dir),
                                  "" if r.tissue_mm2 is None else f"{r.tissue_mm2:.4f}",
                                  r.tiles, r.predicted, f"{r.skipped_share:.4f}", r.nuclei,
-                                 r.wider_than_overlap, r.seconds])
+                                 r.wider_than_overlap, r.seconds,
+                                 *(r.nuclei_per_class.get(name, "") for name in names)])
     return path

@@ -71,6 +71,8 @@ class SlideResult:
         Wall time of the run that finished the job.
     outputs : dict
         Name to path of each output.
+    nuclei_per_class : dict
+        Nuclei of each class, by name, for a model of several classes (else empty).
     """
 
     slide: str
@@ -83,6 +85,7 @@ class SlideResult:
     tissue_mm2: float | None
     seconds: float
     outputs: dict = field(default_factory=dict)
+    nuclei_per_class: dict = field(default_factory=dict)
 
     @property
     def skipped_share(self) -> float:
@@ -198,7 +201,9 @@ def check_output_root(output: Path, summary_name: str, summary_header: str,
                 first = fh.readline().strip()
         except (OSError, UnicodeDecodeError):
             first = None
-        if first != summary_header:
+        # A summary of a model of several classes has a column per class after these.
+        if first is None or not (first == summary_header
+                                 or first.startswith(summary_header + ",")):
             raise InputError(summary, "exists and is not a summary of slides: it would be "
                              "replaced; choose another output folder or use --overwrite")
 
@@ -311,9 +316,10 @@ class SlideJob:
         parts = sorted((self.job_dir / PARTS).glob("*.arrow"))
         table = self.out_dir / TABLE_NAME
         csv = self.out_dir / CSV_NAME if outputs.csv else None
+        classes = self.plan.class_set
         nuclei = assemble_table(parts, self.plan.stain, table, csv, table_metadata(
             self.plan.mpp, self.plan.stain, self.plan.model, self.plan.checkpoint,
-            self.plan.vectors))
+            self.plan.vectors), classes)
         written = {"labels": str(self.labels.path), "table": str(table)}
         if csv:
             written["csv"] = str(csv)
@@ -327,7 +333,8 @@ class SlideJob:
         wider = sum(len(self.cache.final(i)) for i in self.plan.selected)
         result = SlideResult(self.plan.slide, self.out_dir, self.plan.rows * self.plan.cols,
                              len(self.plan.selected), nuclei, wider, capped, tissue_mm2,
-                             round(time.perf_counter() - started, 2), written)
+                             round(time.perf_counter() - started, 2), written,
+                             count_classes(table, classes))
         write_json_atomic(self.complete_path, result.to_json(), indent=1)
         return result
 
@@ -336,6 +343,20 @@ class SlideJob:
         for index in self.plan.selected:
             capped += bool(load_arrays(self.job_dir / RECORDS / f"{index:07d}.npz")["hit_cap"])
         return capped
+
+
+def count_classes(table: Path, classes) -> dict[str, int]:
+    """Nuclei of each class in a finished table (empty for a model of one class)."""
+    if classes is None:
+        return {}
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
+    counts = dict.fromkeys(classes.names, 0)
+    for entry in pc.value_counts(pq.read_table(table, columns=["class"])["class"]).to_pylist():
+        if entry["values"] is not None:
+            counts[entry["values"]] = int(entry["counts"])
+    return counts
 
 
 def load_result(out_dir: Path) -> SlideResult | None:

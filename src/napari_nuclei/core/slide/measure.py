@@ -105,10 +105,13 @@ def stain_densities(rgb: np.ndarray, vectors=HE_DEFAULT_VECTORS,
     return (od @ _deconvolution_matrix(vectors))[..., :2]
 
 
-def table_columns(stain: str) -> tuple[str, ...]:
-    """The nucleus table's columns for a stain (``he`` or ``intensity``)."""
+def table_columns(stain: str, classes=None) -> tuple[str, ...]:
+    """The nucleus table's columns for a stain (``he`` or ``intensity``), and the
+    :data:`CLASS_COLUMNS` last for a model of several classes."""
+    classed = classes is not None and len(classes) > 1
     return (BASE_COLUMNS + SHAPE_COLUMNS + LENGTH_UM_COLUMNS
-            + (HE_COLUMNS if stain == "he" else INTENSITY_COLUMNS))
+            + (HE_COLUMNS if stain == "he" else INTENSITY_COLUMNS)
+            + (CLASS_COLUMNS if classed else ()))
 
 
 @dataclass(frozen=True)
@@ -285,6 +288,9 @@ _FEATURE_CLASS = ',"properties":{"objectType":"detection","classification":'
 _FEATURE_MEASUREMENTS = ',"measurements":{'
 _FEATURE_MIDDLE = (_FEATURE_CLASS + json.dumps(NUCLEUS_CLASS, separators=(",", ":"))
                    + _FEATURE_MEASUREMENTS)
+# A nucleus drawn by hand in a run with classes has none until someone gives it one.
+_FEATURE_UNCLASSIFIED = ',"properties":{"objectType":"detection"' + _FEATURE_MEASUREMENTS
+CLASS_COLUMNS = ("class", "class_probability")
 _FEATURE_END = "}}}"
 
 
@@ -301,9 +307,10 @@ def feature_lines(columns: dict[str, np.ndarray], outlines: Sequence[str],
     columns : dict of numpy.ndarray
     outlines : sequence of str
         From :func:`measure_nuclei`.
-    classifications : sequence of dict, optional
-        QuPath's ``{"name", "color"}`` of each nucleus' class; by default every nucleus
-        is of the one default class.
+    classifications : sequence of dict or None, optional
+        QuPath's ``{"name", "color"}`` of each nucleus' class (None: unclassified); by
+        default every nucleus is of the one default class. Columns that are not numbers
+        (the class name) are left out of the measurements.
 
     Returns
     -------
@@ -311,6 +318,8 @@ def feature_lines(columns: dict[str, np.ndarray], outlines: Sequence[str],
     """
     pieces = []
     for name, values in columns.items():
+        if values.dtype.kind not in "biuf":
+            continue
         prefix = json.dumps(name) + ":"
         # json writes Python floats and ints as repr does.
         texts = [prefix + text for text in map(repr, values.tolist())]
@@ -323,33 +332,37 @@ def feature_lines(columns: dict[str, np.ndarray], outlines: Sequence[str],
         middles = [_FEATURE_MIDDLE] * len(measurements)
     else:
         texts: dict[str, str] = {}
-        middles = [texts.setdefault(entry["name"], _FEATURE_CLASS + json.dumps(
-            entry, separators=(",", ":")) + _FEATURE_MEASUREMENTS) for entry in classifications]
+        middles = [_FEATURE_UNCLASSIFIED if entry is None else texts.setdefault(
+            entry["name"], _FEATURE_CLASS + json.dumps(entry, separators=(",", ":"))
+            + _FEATURE_MEASUREMENTS) for entry in classifications]
     return [_FEATURE_START + outline + middle + values + _FEATURE_END
             for outline, middle, values in zip(outlines, middles, measurements, strict=True)]
 
 
-def add_class_columns(columns: dict[str, np.ndarray], classes, class_indices,
-                      probabilities) -> list[dict] | None:
-    """With several nucleus classes, put each nucleus' class probability among the
-    measurements and return QuPath's classification of each (None for one class).
+def classify_columns(columns: dict[str, np.ndarray], classes,
+                     kinds: Sequence[tuple[int, float]]) -> list[dict | None] | None:
+    """With several nucleus classes, add the :data:`CLASS_COLUMNS` (each nucleus' class
+    name and its probability) to a tile's columns, and return QuPath's classification of
+    each nucleus; for one class (``classes`` None or of one class) nothing changes.
 
-    The class name itself is not a number, so it is the Feature's classification and the
-    table's ``class`` column (:func:`class_rows`), not a measurement.
+    Parameters
+    ----------
+    columns : dict of numpy.ndarray
+        From :func:`measure_nuclei`, changed in place.
+    classes : ClassSet or None
+    kinds : sequence of (int, float)
+        Class index and probability per nucleus; index -1 for a nucleus without a class
+        (drawn by hand): no name, a NaN probability, no classification.
     """
     if classes is None or len(classes) < 2:
         return None
-    columns["class_probability"] = np.asarray(probabilities, np.float64)
-    return [classes.qupath_class(index) for index in np.asarray(class_indices).tolist()]
-
-
-def class_rows(rows: list[dict], classes, class_indices) -> list[dict]:
-    """Table rows with the ``class`` name after the id (several classes only)."""
-    if classes is None or len(classes) < 2:
-        return rows
-    names = [classes.name_of(index) for index in np.asarray(class_indices).tolist()]
-    return [{"id": row["id"], "class": name, **row} for row, name in zip(rows, names,
-                                                                          strict=True)]
+    indices = [int(index) for index, _ in kinds]
+    columns["class"] = np.array([classes.name_of(i) if i >= 0 else None for i in indices],
+                                dtype=object)
+    columns["class_probability"] = np.array(
+        [float(p) if i >= 0 else np.nan for i, (_, p) in zip(indices, kinds, strict=True)],
+        np.float64)
+    return [classes.qupath_class(i) if i >= 0 else None for i in indices]
 
 
 def measure_prediction(prediction, image: np.ndarray, mpp: float | None = None,
@@ -391,7 +404,6 @@ def measure_prediction(prediction, image: np.ndarray, mpp: float | None = None,
     columns, outlines = measure_nuclei(
         [(index + 1, float(prediction.scores[index]), top, left, mask)
          for index, (top, left, mask) in enumerate(crops)], pixels, scale, stain, vectors)
-    kinds = add_class_columns(columns, classes, prediction.classes,
-                              prediction.class_probabilities)
-    rows = class_rows(table_rows(columns), classes, prediction.classes)
-    return rows, feature_lines(columns, outlines, kinds)
+    classifications = classify_columns(columns, classes, list(zip(
+        prediction.classes.tolist(), prediction.class_probabilities.tolist(), strict=True)))
+    return table_rows(columns), feature_lines(columns, outlines, classifications)

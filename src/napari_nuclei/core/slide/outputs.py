@@ -213,25 +213,28 @@ class _IdCollector:
         return label_colours(np.fromiter(self.ids, np.uint64, len(self.ids)))
 
 
-def write_table_part(path: Path, columns: dict[str, np.ndarray], stain: str) -> Path:
-    """Write one tile's table columns (from ``measure_nuclei``) as an Arrow IPC file
-    (atomically; read back by :func:`assemble_table`)."""
+def write_table_part(path: Path, columns: dict[str, np.ndarray], stain: str,
+                     classes=None) -> Path:
+    """Write one tile's table columns (from ``measure_nuclei``, and ``classify_columns``
+    with ``classes``) as an Arrow IPC file (atomically; read back by
+    :func:`assemble_table`)."""
     import pyarrow as pa
 
-    table = pa.table([columns[name] for name in table_columns(stain)],
-                     schema=table_schema(stain))
+    table = pa.table([columns[name] for name in table_columns(stain, classes)],
+                     schema=table_schema(stain, classes))
     with atomic_path(path, clean_stale=False) as tmp:
         with pa.OSFile(str(tmp), "wb") as sink, pa.ipc.new_file(sink, table.schema) as writer:
             writer.write_table(table)
     return path
 
 
-def table_schema(stain: str):
-    """Column types of the nucleus table."""
+def table_schema(stain: str, classes=None):
+    """Column types of the nucleus table (with a model's ``classes``, its class names)."""
     import pyarrow as pa
 
-    return pa.schema([(name, pa.uint32() if name == "id" else pa.float64())
-                      for name in table_columns(stain)])
+    kinds = {"id": pa.uint32(), "class": pa.string()}
+    return pa.schema([(name, kinds.get(name, pa.float64()))
+                      for name in table_columns(stain, classes)])
 
 
 def write_features_part(path: Path, lines: Iterable[str]) -> Path:
@@ -276,14 +279,14 @@ def table_metadata(mpp: float | None, stain: str, model: str = "",
 
 
 def assemble_table(parts: list[Path], stain: str, path: Path, csv_path: Path | None,
-                   metadata: dict[bytes, bytes] | None = None) -> int:
+                   metadata: dict[bytes, bytes] | None = None, classes=None) -> int:
     """Stream the table parts (in order) into one Parquet file (with ``metadata`` in its
     schema, :func:`table_metadata`), and a CSV when asked."""
     import pyarrow as pa
     import pyarrow.csv as pcsv
     import pyarrow.parquet as pq
 
-    schema = table_schema(stain)
+    schema = table_schema(stain, classes)
     if metadata:
         schema = schema.with_metadata(metadata)
     rows = 0

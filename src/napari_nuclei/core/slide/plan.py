@@ -70,6 +70,10 @@ class SlidePlan:
         The NGFF version of the labels: ``0.5`` (zarr 3) or ``0.4`` (zarr 2, for readers
         that do not read 0.5 yet). Jobs saved before the field existed wrote 0.5, its
         default, so they still match.
+    classes : tuple of dict
+        The model's nucleus classes (:meth:`ClassSet.to_json`) when it has several;
+        empty for one class, so that one-class jobs saved before the field existed
+        still match.
 
     Everything that changes the result is a field, so that a finished job is reused only
     for the same slide, model and settings (a plan saved before a field existed has its
@@ -97,6 +101,17 @@ class SlidePlan:
     measured_on: str = ""
     stain_vectors: tuple[float, ...] = ()
     ngff: str = DEFAULT_NGFF
+    classes: tuple = ()
+
+    @property
+    def class_set(self):
+        """The model's classes when it has several (None for one class: a job's files
+        are then as they were before classes existed)."""
+        from ..nucleus_classes import ClassSet
+
+        if len(self.classes) < 2:
+            return None
+        return ClassSet.from_json(list(self.classes), "plan.json")
 
     @property
     def height(self) -> int:
@@ -152,7 +167,7 @@ class SlidePlan:
     def from_json(cls, data: dict) -> SlidePlan:
         values = {f.name: data[f.name] for f in dataclasses.fields(cls) if f.name in data}
         values["selected"] = tuple(values["selected"])
-        for name in ("outputs", "stain_vectors"):
+        for name in ("outputs", "stain_vectors", "classes"):
             if name in values:
                 values[name] = tuple(values[name])
         return cls(**values)

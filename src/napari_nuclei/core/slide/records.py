@@ -20,13 +20,16 @@ from ..validate import load_arrays
 
 @dataclass
 class Nucleus:
-    """A kept nucleus: its slide-wide id, score and tight mask crop (prediction pixels)."""
+    """A kept nucleus: its slide-wide id, score and tight mask crop (prediction pixels),
+    and its class (index in the model's classes) with that class's probability."""
 
     id: int
     score: float
     top: int
     left: int
     mask: np.ndarray
+    class_index: int = 0
+    class_probability: float = 1.0
 
 
 @dataclass
@@ -74,6 +77,9 @@ def save_nuclei(path: Path, nuclei: list[Nucleus], **arrays) -> Path:
             np.savez(fh, ids=np.array([n.id for n in nuclei], np.uint32).reshape(-1),
                      scores=np.array([n.score for n in nuclei], np.float32).reshape(-1),
                      corners=np.array([(n.top, n.left) for n in nuclei], np.int64).reshape(-1, 2),
+                     classes=np.array([n.class_index for n in nuclei], np.int16).reshape(-1),
+                     class_probs=np.array([n.class_probability for n in nuclei],
+                                          np.float32).reshape(-1),
                      shapes=shapes, bits=bits, **arrays)
     return path
 
@@ -83,9 +89,20 @@ def load_nuclei(path: Path) -> tuple[list[Nucleus], dict]:
     arrays = load_arrays(path)
     masks = _unpack(arrays.pop("shapes"), arrays.pop("bits"))
     ids, scores, corners = arrays.pop("ids"), arrays.pop("scores"), arrays.pop("corners")
-    nuclei = [Nucleus(int(i), float(s), int(t), int(left), m)
-              for i, s, (t, left), m in zip(ids, scores, corners, masks, strict=True)]
+    classes, probabilities = _classes(arrays, "classes", "class_probs", len(ids))
+    nuclei = [Nucleus(int(i), float(s), int(t), int(left), m, int(c), float(p))
+              for i, s, (t, left), m, c, p in zip(ids, scores, corners, masks, classes,
+                                                  probabilities, strict=True)]
     return nuclei, arrays
+
+
+def _classes(arrays: dict, classes: str, probabilities: str, count: int):
+    """Class indices and probabilities of ``count`` nuclei; records of one-class jobs
+    written before classes existed hold none (class 0, probability 1)."""
+    found = arrays.pop(classes, None), arrays.pop(probabilities, None)
+    if found[0] is None or found[1] is None:
+        return np.zeros(count, np.int64), np.ones(count, np.float32)
+    return found
 
 
 def save_record(path: Path, record: TileRecord) -> Path:
@@ -99,6 +116,9 @@ def save_record(path: Path, record: TileRecord) -> Path:
         cand_corners=np.array([(c.top, c.left) for c in cands], np.int64).reshape(-1, 2),
         cand_whole=np.array([c.whole for c in cands], bool),
         cand_keys=np.array([c.key for c in cands], np.int64).reshape(-1, 2),
+        cand_classes=np.array([c.class_index for c in cands], np.int16).reshape(-1),
+        cand_class_probs=np.array([c.class_probability for c in cands],
+                                  np.float32).reshape(-1),
         cand_shapes=shapes, cand_bits=bits,
     )
 
@@ -108,9 +128,11 @@ def load_record(path: Path) -> TileRecord:
     owned, arrays = load_nuclei(path)
     window = tuple(int(v) for v in arrays["window"])
     masks = _unpack(arrays["cand_shapes"], arrays["cand_bits"])
+    classes, probabilities = _classes(arrays, "cand_classes", "cand_class_probs",
+                                      len(masks))
     candidates = [Candidate(int(top), int(left), mask, float(score), bool(whole), window,
-                            (int(key[0]), int(key[1])))
-                  for score, (top, left), whole, key, mask in zip(
+                            (int(key[0]), int(key[1])), int(kind), float(probability))
+                  for score, (top, left), whole, key, mask, kind, probability in zip(
                       arrays["cand_scores"], arrays["cand_corners"], arrays["cand_whole"],
-                      arrays["cand_keys"], masks, strict=True)]
+                      arrays["cand_keys"], masks, classes, probabilities, strict=True)]
     return TileRecord(window, owned, candidates, bool(arrays["hit_cap"]))

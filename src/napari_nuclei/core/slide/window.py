@@ -34,7 +34,7 @@ import numpy as np
 
 from ..errors import InputError
 from .edits import EditPlan, SlideOutput, apply_pending, open_output
-from .measure import Scale, feature_lines, measure_nuclei
+from .measure import Scale, classify_columns, feature_lines, measure_nuclei
 from .output_lock import hold_output
 from .window_autosave import discard_autosave
 
@@ -310,7 +310,9 @@ def _write_back(window: SlideWindow, final: np.ndarray) -> WriteBack:
     result.changed = sorted((seen & touched) - {0})
     result.added = sorted(i for i, _, _ in pieces if i not in before)
     result.labels = final
-    scores = {int(r["id"]): float(r["score"]) for r in output.rows_of(result.changed)}
+    rows = output.rows_of(result.changed)
+    scores = {int(r["id"]): float(r["score"]) for r in rows}
+    kinds = _kinds_of(rows, output.plan.class_set)
     scale = Scale(window.factor, output.plan.mpp)
     remeasure = set(result.changed) | set(result.added)
     # The engine's tile measurements, so edited nuclei get the same columns and outlines.
@@ -320,7 +322,10 @@ def _write_back(window: SlideWindow, final: np.ndarray) -> WriteBack:
     crops = [window.image[box] for nucleus_id, box, _ in pieces if nucleus_id in remeasure]
     columns, outlines = measure_nuclei(nuclei, crops, scale, output.plan.stain,
                                        output.plan.vectors)
-    features = feature_lines(columns, outlines)
+    # A changed nucleus keeps its class; one drawn by hand has none until given one.
+    classifications = classify_columns(columns, output.plan.class_set,
+                                       [kinds.get(n[0], (-1, np.nan)) for n in nuclei])
+    features = feature_lines(columns, outlines, classifications)
     if result.count == 0 and result.restored_pixels == 0:
         discard_autosave(window)
         return result
@@ -336,3 +341,17 @@ def _write_back(window: SlideWindow, final: np.ndarray) -> WriteBack:
     window.original = final.copy()
     window.labels = final.copy()
     return result
+
+
+def _kinds_of(rows: list[dict], classes) -> dict[int, tuple[int, float]]:
+    """Class index and probability of each nucleus of the table ``rows`` (none for a
+    model of one class, or a nucleus without a class)."""
+    if classes is None:
+        return {}
+    kinds = {}
+    for row in rows:
+        name = row.get("class")
+        if name is not None:
+            kinds[int(row["id"])] = (classes.index_of_name(name),
+                                     float(row.get("class_probability", np.nan)))
+    return kinds

@@ -27,7 +27,7 @@ import numpy as np
 from ..normalize import to_model_input
 from ..predict.resolve import own_pixels, paint_nuclei
 from ..predict.stitch import settle_candidates, split_detections, tile_bounds
-from .measure import Scale, feature_lines, measure_nuclei
+from .measure import Scale, classify_columns, feature_lines, measure_nuclei
 from .outputs import LabelsStore, write_features_part, write_table_part
 from .plan import SlidePlan
 from .reader import Slide
@@ -66,8 +66,9 @@ def _scale(plan: SlidePlan) -> Scale:
     return Scale(plan.factor, plan.mpp)
 
 
-def _write_parts(job_dir: Path, index: int, nuclei, pixels, plan) -> None:
-    """Write the table rows and GeoJSON features of the nuclei a tile holds.
+def _write_parts(job_dir: Path, index: int, nuclei, pixels, plan, kinds) -> None:
+    """Write the table rows and GeoJSON features of the nuclei a tile holds
+    (``kinds``: the class index and probability of each).
 
     Tiles without nuclei write nothing: the outputs are assembled from the parts there
     are, and whether a tile is measured is told by its marker.
@@ -76,9 +77,11 @@ def _write_parts(job_dir: Path, index: int, nuclei, pixels, plan) -> None:
         return
     columns, outlines = measure_nuclei(nuclei, pixels, _scale(plan), plan.stain,
                                        plan.vectors)
+    classifications = classify_columns(columns, plan.class_set, kinds)
     parts = job_dir / PARTS
-    write_features_part(parts / f"{index:07d}.geojsonl", feature_lines(columns, outlines))
-    write_table_part(parts / f"{index:07d}.arrow", columns, plan.stain)
+    write_features_part(parts / f"{index:07d}.geojsonl",
+                        feature_lines(columns, outlines, classifications))
+    write_table_part(parts / f"{index:07d}.arrow", columns, plan.stain, plan.class_set)
 
 
 def read_window(slide: Slide, plan: SlidePlan, index: int) -> np.ndarray:
@@ -141,7 +144,8 @@ def _keep_tile(plan: SlidePlan, job_dir: Path, index: int, rgb: np.ndarray, raw,
     painted (:func:`measure_tile`)."""
     window = plan.tile_at(index)
     found = split_detections(window, index, raw, *rgb.shape[:2])
-    owned = [Nucleus(0, score, top, left, mask) for score, top, left, mask, *_ in found.owned]
+    owned = [Nucleus(0, score, top, left, mask, kind, probability)
+             for score, top, left, mask, kind, probability in found.owned]
     inside = inside_regions(job_regions(job_dir), plan.factor, owned)
     owned = [n for n, keep in zip(owned, inside, strict=True) if keep]
     for k, nucleus in enumerate(owned):
@@ -209,8 +213,8 @@ def finalize_tile(cache: RecordCache, index: int) -> int:
     inside = inside_regions(job_regions(job_dir), plan.factor, kept)
     kept = [k for k, keep in zip(kept, inside, strict=True) if keep]
     base = index * plan.ids_per_tile + len(record.owned)
-    nuclei = [Nucleus(base + k + 1, c.score, c.top, c.left, c.mask)
-              for k, c in enumerate(kept)]
+    nuclei = [Nucleus(base + k + 1, c.score, c.top, c.left, c.mask, c.class_index,
+                      c.class_probability) for k, c in enumerate(kept)]
     save_nuclei(job_dir / FINAL / f"{index:07d}.npz", nuclei)
     cache.written_final(index, nuclei)
     return len(nuclei)
@@ -273,7 +277,7 @@ def measure_tile(cache: RecordCache, labels: LabelsStore,
     index : int
     """
     nuclei = held_nuclei(cache, index)
-    kept, pixels = [], []
+    kept, pixels, kinds = [], [], []
     # A tile's nuclei lie in its window, bar a few merged from cut views: one read of
     # the labels and pixels for those in the window, one for each of the others.
     window = cache.plan.tile_at(index)
@@ -292,9 +296,10 @@ def measure_tile(cache: RecordCache, labels: LabelsStore,
                 continue
             y, x, mask = own
             kept.append((n.id, n.score, y, x, mask))
+            kinds.append((n.class_index, n.class_probability))
             pixels.append(rgb[y - top : y - top + mask.shape[0],
                               x - left : x - left + mask.shape[1]])
-    _write_parts(cache.job_dir, index, kept, pixels, cache.plan)
+    _write_parts(cache.job_dir, index, kept, pixels, cache.plan, kinds)
     marker = cache.job_dir / MEASURED / f"{index:07d}"
     marker.parent.mkdir(parents=True, exist_ok=True)
     marker.touch()
