@@ -93,3 +93,30 @@ def classes_per_nucleus(coco: dict) -> list[tuple[int, int, str]]:
     names = {c["id"]: c["name"] for c in coco["categories"]}
     return sorted((a["image_id"], int(a["area"]), names[a["category_id"]])
                   for a in coco["annotations"])
+
+
+def write_geojson_classes(folder: Path, count: int = 3) -> Path:
+    """Images and ``<name>.geojson`` of their nuclei, as this project writes QuPath
+    detections (outlines along pixel edges, a classification per class)."""
+    from napari_nuclei.core.nucleus_classes import ClassSet
+    from napari_nuclei.core.predict.instances import Prediction
+    from napari_nuclei.core.slide.measure import measure_prediction
+
+    classes = ClassSet.from_names(sorted(CLASSES))
+    folder.mkdir(parents=True, exist_ok=True)
+    for index in range(count):
+        image, labels, names = class_image(index)
+        write_png(folder / f"img{index}.png", image)
+        crops, kinds = [], []
+        for label, name in names.items():
+            rows, cols = np.nonzero(labels == label)
+            top, left = rows.min(), cols.min()
+            crops.append((int(top), int(left),
+                          labels[top : rows.max() + 1, left : cols.max() + 1] == label))
+            kinds.append(classes.index_of_name(name))
+        prediction = Prediction.from_unsorted(*SHAPE, [0.9] * len(crops), crops,
+                                              classes=kinds)
+        _, lines = measure_prediction(prediction, image, classes=classes)
+        (folder / f"img{index}.geojson").write_text(
+            '{"type":"FeatureCollection","features":[' + ",".join(lines) + "]}")
+    return folder

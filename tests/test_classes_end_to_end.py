@@ -180,3 +180,57 @@ def test_class_balance_uses_detectron2s_repeat_factor_sampler(class_run):
     assert cfg.DATALOADER.REPEAT_THRESHOLD == 0.5
     assert main(["train", "--data", str(run_dir), "--out", str(run_dir.parent / "x"),
                  "--class-balance", "2", "-q"]) == 2
+
+
+def test_qupath_geojson_written_here_reads_back_as_the_same_classed_nuclei(tmp_path):
+    from class_helpers import write_geojson_classes
+
+    dataset, coco = _coco_of(write_geojson_classes(tmp_path / "geo"))
+    assert dataset.layout == "geojson" and dataset.classes.names == ("lymphocyte", "tumor")
+    expected = sorted((index + 1, int((class_image(index)[1] == label).sum()), name)
+                      for index in range(3) for label, name in class_image(index)[2].items())
+    # Outlines along pixel edges give back each mask exactly (areas are pixel counts).
+    assert classes_per_nucleus(coco) == expected
+
+
+def test_qupath_objects_that_are_nuclei_and_those_that_are_not(tmp_path):
+    from conftest import write_png
+
+    square = [[[10, 10], [20, 10], [20, 20], [10, 20], [10, 10]]]
+    holed = [[[30, 30], [50, 30], [50, 50], [30, 50], [30, 30]],
+             [[35, 35], [45, 35], [45, 45], [35, 45], [35, 35]]]
+    features = [
+        {"type": "Feature", "geometry": {"type": "Polygon", "coordinates": square},
+         "properties": {"objectType": "annotation", "classification": "Tumor"}},
+        {"type": "Feature", "geometry": {"type": "Polygon", "coordinates": holed},
+         "properties": {"objectType": "detection",
+                        "classification": {"name": "Immune cells", "color": [1, 2, 3]}}},
+        # A cell: its nucleus, not its cell outline.
+        {"type": "Feature", "geometry": {"type": "Polygon", "coordinates": [
+            [[0, 50], [30, 50], [30, 63], [0, 63], [0, 50]]]},
+         "properties": {"objectType": "cell", "classification": {"name": "Tumor"},
+                        "nucleusGeometry": {"type": "Polygon", "coordinates": [
+                            [[5, 55], [9, 55], [9, 59], [5, 59], [5, 55]]]}}},
+        # A region around the tissue, unclassified: not a nucleus.
+        {"type": "Feature", "geometry": {"type": "Polygon", "coordinates": [
+            [[0, 0], [64, 0], [64, 64], [0, 64], [0, 0]]]},
+         "properties": {"objectType": "annotation"}},
+    ]
+    write_png(tmp_path / "a.png", np.zeros((64, 64, 3), np.uint8))
+    (tmp_path / "a.geojson").write_text(json.dumps(
+        {"type": "FeatureCollection", "features": features}))
+    dataset, coco = _coco_of(tmp_path)
+    assert dataset.classes.names == ("Immune cells", "Tumor")
+    assert dataset.classes.classes[0].color == (160, 90, 160)  # QuPath's own colour
+    assert classes_per_nucleus(coco) == [(1, 16, "Tumor"), (1, 100, "Tumor"),
+                                         (1, 300, "Immune cells")]
+    features[1]["geometry"] = {"type": "LineString", "coordinates": [[0, 0], [5, 5]]}
+    (tmp_path / "a.geojson").write_text(json.dumps(features))
+    with pytest.raises(DatasetError, match=r"a.geojson: feature 1: geometry is the string "
+                       r"'LineString', not a Polygon"):
+        open_dataset(tmp_path)
+    features[1]["geometry"] = {"type": "Polygon", "coordinates": square}
+    del features[1]["properties"]["classification"]
+    (tmp_path / "a.geojson").write_text(json.dumps(features))
+    with pytest.raises(DatasetError, match="feature 1 is an unclassified nucleus"):
+        open_dataset(tmp_path)

@@ -121,7 +121,35 @@ def annotate_image(record: ImageRecord) -> ImageAnnotations:
                                 categories=_label_categories(record, [v for v, _ in found]))
     if record.annotations:
         return _annotate_coco(record, height, width)
+    if record.geojson_path is not None:
+        return _annotate_geojson(record, height, width)
     return ImageAnnotations(height, width, [])
+
+
+def _annotate_geojson(record: ImageRecord, height: int, width: int) -> ImageAnnotations:
+    from .qupath_input import nucleus_crop
+    from .validate.geojson import read_qupath_nuclei
+
+    nuclei = read_qupath_nuclei(record.geojson_path)
+    categories = record.geojson_categories or (DEFAULT_CATEGORY,) * len(nuclei)
+    if len(categories) != len(nuclei):
+        raise DatasetError(record.geojson_path, "changed while it was read: open the "
+                           "dataset again")
+    result = ImageAnnotations(height, width, [])
+    covered = np.zeros((height, width), dtype=bool)
+    for number, (nucleus, category) in enumerate(zip(nuclei, categories, strict=True)):
+        crop = nucleus_crop(nucleus, height, width)
+        if crop is None:  # outside the image, or thinner than a pixel
+            result.empty_files.append(f"{record.geojson_path.name} feature {number}")
+            continue
+        top, left, mask = crop
+        seen = covered[top : top + mask.shape[0], left : left + mask.shape[1]]
+        if np.any(seen & mask):
+            result.overlapping += 1
+        seen |= mask
+        result.rles.append(rle_utils.encode_box_mask(mask, top, left, height, width))
+        result.categories.append(category)
+    return result
 
 
 def _check_size(path: Path, shape, image_path: Path, height: int, width: int) -> None:

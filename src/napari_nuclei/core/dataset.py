@@ -18,6 +18,10 @@ Layouts
 ``coco``
     A COCO instances JSON; images are found relative to an image root (by default the
     JSON's folder). Its ``categories`` are the nucleus classes (any ids and names).
+``geojson``
+    A folder of images with nuclei outlined in QuPath: ``<name>.geojson`` beside
+    ``<name>.png`` (QuPath's *Export objects as GeoJSON*: detections, and annotations
+    with a classification; each ``classification`` a nucleus class).
 ``images``
     A plain folder of images without annotations.
 
@@ -40,6 +44,7 @@ from pathlib import Path
 from .errors import DatasetError
 from .image_io import IMAGE_SUFFIXES, image_size, is_image_file, list_image_files
 from .nucleus_classes import ClassSet, merged_names
+from .qupath_input import geojson_beside, qupath_class_names
 from .validate import in_file, load_json
 from .validate.classes import class_name, read_class_table
 from .validate.fields import InvalidValue
@@ -84,6 +89,11 @@ class ImageRecord:
         empty: every nucleus is of the dataset's one class.
     class_table : Path or None
         The class table those pairs were read from (named in errors).
+    geojson_path : Path or None
+        QuPath GeoJSON outlining the image's nuclei (``geojson`` layout).
+    geojson_categories : tuple of int
+        COCO category id of each nucleus of that file, in file order; empty: every
+        nucleus is of the dataset's one class.
     """
 
     image_id: int
@@ -98,6 +108,8 @@ class ImageRecord:
     mask_categories: tuple[int, ...] = ()
     label_categories: tuple[tuple[int, int], ...] = ()
     class_table: Path | None = None
+    geojson_path: Path | None = None
+    geojson_categories: tuple[int, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -114,7 +126,7 @@ class Dataset:
     @property
     def annotated(self) -> bool:
         """True when the layout carries nuclei annotations."""
-        return self.layout in ("dsb", "labels", "coco")
+        return self.layout in ("dsb", "labels", "coco", "geojson")
 
     def __len__(self) -> int:
         return len(self.records)
@@ -160,6 +172,8 @@ def open_dataset(path: str | Path, image_root: str | Path | None = None) -> Data
     subdirs = _sample_dirs(path)
     if any((d / "images").is_dir() or (d / "masks").is_dir() for d in subdirs):
         return _open_dsb(path, root=path)
+    if any(geojson_beside(p).is_file() for p in list_image_files(path)):
+        return _open_geojson(path)
     if (path / "labels").is_dir() or any(
         p.stem.endswith(LABEL_SUFFIX) for p in list_image_files(path)
     ):
@@ -374,6 +388,32 @@ def _open_labels(folder: Path) -> Dataset:
                 for label, name in sorted(tables[r.image_id][1].items())))
         for r in records]
     return Dataset(folder, "labels", tuple(records), tuple(warnings), classes)
+
+
+def _open_geojson(folder: Path) -> Dataset:
+    images = _image_files(folder, folder)
+    found, warnings = [], []
+    for image_id, image_path in enumerate(images, start=1):
+        geojson = geojson_beside(image_path)
+        if not _followed(folder, geojson).is_file():
+            warnings.append(f"{image_path}: no {geojson.name}, counted as having no nuclei")
+            found.append((image_id, image_path, None, []))
+            continue
+        found.append((image_id, image_path, geojson, qupath_class_names(geojson)))
+    named = [n for *_, names in found for n in names if n is not None]
+    classes = ClassSet.from_names(merged_names([named])) if named else ClassSet.default()
+    records = []
+    for image_id, image_path, geojson, names in found:
+        if named and None in names:
+            raise DatasetError(geojson, f"feature {names.index(None)} is an unclassified "
+                               "nucleus, while other nuclei have classes: classify it in "
+                               "QuPath or remove it")
+        categories = (tuple(classes.classes[classes.index_of_name(n)].id for n in names)
+                      if named else ())
+        records.append(ImageRecord(image_id, image_path.stem, image_path,
+                                   _relative(image_path, folder), geojson_path=geojson,
+                                   geojson_categories=categories))
+    return Dataset(folder, "geojson", tuple(records), tuple(warnings), classes)
 
 
 def _find_class_table(image_path: Path, label_path: Path, folder: Path) -> Path | None:
