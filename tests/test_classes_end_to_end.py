@@ -234,3 +234,23 @@ def test_qupath_objects_that_are_nuclei_and_those_that_are_not(tmp_path):
     (tmp_path / "a.geojson").write_text(json.dumps(features))
     with pytest.raises(DatasetError, match="feature 1 is an unclassified nucleus"):
         open_dataset(tmp_path)
+
+
+def test_predict_slide_with_a_two_class_run(class_run, capsys):
+    import pyarrow.parquet as pq
+    from slide_helpers import make_slide
+
+    base, run_dir = class_run
+    slide = make_slide(base / "slide.tif", size=512, seed=3)
+    out = base / "slides"
+    status = main(["predict-slide", str(slide), "--model", str(run_dir), "-o", str(out),
+                   "--tile-size", "256", "--overlap", "32", "--tissue", "none",
+                   "--score-thresh", "0.05", "--device", "cpu", "-q"])
+    assert status == 0
+    table = pq.read_table(out / "slide" / "nuclei.parquet").to_pydict()
+    assert table["id"] and set(table["class"]) <= {"lymphocyte", "tumor"}
+    header, row = (out / "summary.csv").read_text().splitlines()[:2]
+    assert header.endswith(",nuclei_lymphocyte,nuclei_tumor")
+    counts = [int(v) for v in row.split(",")[-2:]]
+    assert counts == [table["class"].count("lymphocyte"), table["class"].count("tumor")]
+    assert "nuclei per class: lymphocyte" in capsys.readouterr().out

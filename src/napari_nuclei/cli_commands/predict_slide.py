@@ -208,6 +208,9 @@ def run(args: argparse.Namespace) -> int:
                   f"{result.out_dir}")
             print(f"  wrote {', '.join(Path(p).name for p in result.outputs.values())} in "
                   f"{result.out_dir}")
+            if result.nuclei_per_class:
+                print("  nuclei per class: " + ", ".join(
+                    f"{name} {count}" for name, count in result.nuclei_per_class.items()))
             if result.wider_than_overlap:
                 print(f"warning: {path.name}: {result.wider_than_overlap} nuclei were seen "
                       "whole by no tile that owns them (wider than the tile overlap) and "
