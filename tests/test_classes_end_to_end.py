@@ -254,3 +254,24 @@ def test_predict_slide_with_a_two_class_run(class_run, capsys):
     counts = [int(v) for v in row.split(",")[-2:]]
     assert counts == [table["class"].count("lymphocyte"), table["class"].count("tumor")]
     assert "nuclei per class: lymphocyte" in capsys.readouterr().out
+
+
+def test_evaluate_scores_the_predicted_classes_against_the_data(class_run, capsys):
+    base, run_dir = class_run
+    sample = base / "dsb" / "train" / "img0"
+    out = base / "scored"
+    assert main(["predict", "--model", str(run_dir), "--images", str(sample / "images"),
+                 "-o", str(out / "submission.json"), "--score-thresh", "0.05",
+                 "--max-dets", "60", "--device", "cpu", "-q"]) == 0
+    assert main(["evaluate", "--gt", str(sample), "--pred", str(out / "submission.json"),
+                 "-o", str(out / "metrics.json")]) == 0
+    overall = json.loads((out / "metrics.json").read_text())["overall"]
+    assert set(overall["per_class"]) == {"lymphocyte", "tumor"}
+    gt_counts = {name: sum(1 for n in class_image(0)[2].values() if n == name)
+                 for name in ("lymphocyte", "tumor")}
+    assert {name: block["gt_nuclei"] for name, block in overall["per_class"].items()} == \
+        gt_counts
+    for key in ("mPQ", "bPQ", "class_accuracy"):
+        assert key in overall
+    printed = capsys.readouterr().out
+    assert "lymphocyte" in printed and "mPQ" in printed
