@@ -52,6 +52,17 @@ class ImageAnnotations:
         if not self.categories:
             self.categories = [DEFAULT_CATEGORY] * len(self.rles)
 
+    def add_crop(self, covered: np.ndarray, top: int, left: int, crop: np.ndarray,
+                 category: int) -> None:
+        """Add one nucleus from its tight crop, counting it as overlapping when it
+        shares pixels with those added before (marked in ``covered``)."""
+        seen = covered[top : top + crop.shape[0], left : left + crop.shape[1]]
+        if np.any(seen & crop):
+            self.overlapping += 1
+        seen |= crop
+        self.rles.append(rle_utils.encode_box_mask(crop, top, left, self.height, self.width))
+        self.categories.append(category)
+
 
 @dataclass
 class Conversion:
@@ -142,13 +153,7 @@ def _annotate_geojson(record: ImageRecord, height: int, width: int) -> ImageAnno
         if crop is None:  # outside the image, or thinner than a pixel
             result.empty_files.append(f"{record.geojson_path.name} feature {number}")
             continue
-        top, left, mask = crop
-        seen = covered[top : top + mask.shape[0], left : left + mask.shape[1]]
-        if np.any(seen & mask):
-            result.overlapping += 1
-        seen |= mask
-        result.rles.append(rle_utils.encode_box_mask(mask, top, left, height, width))
-        result.categories.append(category)
+        result.add_crop(covered, *crop, category)
     return result
 
 
@@ -187,13 +192,7 @@ def _annotate_masks(record: ImageRecord, height: int, width: int) -> ImageAnnota
             result.empty_files.append(str(mask_path))
             continue
         top, left, bottom, right = box
-        crop = mask[top:bottom, left:right]
-        covered_crop = covered[top:bottom, left:right]
-        if np.any(covered_crop & crop):
-            result.overlapping += 1
-        covered_crop |= crop
-        result.rles.append(rle_utils.encode_box_mask(crop, top, left, height, width))
-        result.categories.append(category)
+        result.add_crop(covered, top, left, mask[top:bottom, left:right], category)
     return result
 
 
