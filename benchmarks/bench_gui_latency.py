@@ -156,8 +156,8 @@ def train_in_process(dock, meter, out: Path, seconds: float, data: Path) -> dict
     import gc
 
     from napari_nuclei._qt.workers import start_job
+    from napari_nuclei.core.models.maskrcnn.presets import preset_settings
     from napari_nuclei.core.training.run import iter_training
-    from napari_nuclei.core.training.settings import preset_settings
 
     plot, stop, frozen = dock.train_tab.plot, threading.Event(), []
     plot.set_reports([])
@@ -203,7 +203,7 @@ def predict_child(dock, meter, run_dir: Path, rounds: int) -> list[dict | None]:
 
 def _predict_in_thread(run_dir: Path, checkpoint: Path, paths: list[Path]):
     from napari_nuclei.core.image_io import read_image
-    from napari_nuclei.core.predict.model import load_model
+    from napari_nuclei.core.models import load_model
     from napari_nuclei.core.predict.predictor import predict_image
 
     model = load_model(run_dir, checkpoint=checkpoint, score_thresh=0.05)

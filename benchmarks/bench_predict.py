@@ -68,7 +68,7 @@ class PeakMemory:
 
 
 def _settings(preset: str, device: str):
-    from napari_nuclei.core.training.settings import preset_settings
+    from napari_nuclei.core.models.maskrcnn.presets import preset_settings
 
     return preset_settings(preset, score_thresh_test=0.0, detections_per_image=1000,
                            device=device)
@@ -139,8 +139,8 @@ def side_straightforward(weights: str, preset: str, device: str) -> dict:
 
 def side_ours(weights: str, preset: str, device: str) -> dict:
     from napari_nuclei.core.image_io import read_image
+    from napari_nuclei.core.models import load_model
     from napari_nuclei.core.predict import predictor as predictor_module
-    from napari_nuclei.core.predict.model import load_model
 
     model = load_model(weights, preset=preset, device=device, score_thresh=0.0, max_dets=1000)
     image = read_image(IMAGE)

@@ -54,7 +54,8 @@ def make_model(folder: Path) -> Path:
     from detectron2.modeling import build_model
 
     from napari_nuclei.core.models.maskrcnn.config import build_config
-    from napari_nuclei.core.training.settings import preset_settings, save_settings
+    from napari_nuclei.core.models.maskrcnn.presets import preset_settings
+    from napari_nuclei.core.runs import save_settings
 
     settings = preset_settings("tiny", device="cpu", min_size_test=TILE)
     cfg = build_config(settings, folder)
@@ -69,7 +70,7 @@ def make_model(folder: Path) -> Path:
 
 
 def _load(run_dir: str, device: str):
-    from napari_nuclei.core.predict.model import load_model
+    from napari_nuclei.core.models import load_model
 
     return load_model(run_dir, device=device, score_thresh=SCORE_THRESH, max_dets=MAX_DETS)
 

@@ -76,9 +76,9 @@ def main() -> None:
     import logging
 
     from napari_nuclei.core.jobs import drain
+    from napari_nuclei.core.models.maskrcnn.presets import preset_settings
     from napari_nuclei.core.training import trainer as engine
     from napari_nuclei.core.training.run import prepare_run, run_plan
-    from napari_nuclei.core.training.settings import preset_settings
 
     logging.getLogger("detectron2").setLevel(logging.WARNING)
     settings = preset_settings(args.preset, max_iter=args.iters, min_size_train=(1000,),
