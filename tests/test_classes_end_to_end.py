@@ -275,3 +275,21 @@ def test_evaluate_scores_the_predicted_classes_against_the_data(class_run, capsy
         assert key in overall
     printed = capsys.readouterr().out
     assert "lymphocyte" in printed and "mPQ" in printed
+
+
+def test_a_model_of_classes_is_scored_as_one_class_against_ground_truth_without(tmp_path):
+    from napari_nuclei.core.metrics import evaluate
+
+    _, coco = _coco_of(write_coco_classes(tmp_path / "coco"))
+    entries = [{"image_id": a["image_id"], "category_id": a["category_id"],
+                "bbox": a["bbox"], "score": 0.9, "segmentation": a["segmentation"]}
+               for a in coco["annotations"]]
+    blind = {**coco, "categories": [{"id": 1, "name": "nucleus"}],
+             "annotations": [{**a, "category_id": 1} for a in coco["annotations"]]}
+    scored = evaluate(blind, entries)["overall"]
+    assert scored["AP"] == pytest.approx(1.0) and scored["F1"] == pytest.approx(1.0)
+    assert "per_class" not in scored
+    path = tmp_path / "submission.json"
+    path.write_text(json.dumps(entries))
+    (tmp_path / "gt.json").write_text(json.dumps(blind))
+    assert main(["evaluate", "--gt", str(tmp_path / "gt.json"), "--pred", str(path)]) == 0

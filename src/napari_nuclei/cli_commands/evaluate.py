@@ -90,8 +90,10 @@ def run_evaluate(args: argparse.Namespace) -> int:
     gt = load_ground_truth(args.gt, args.test_ids)
     detections = read_submission(args.pred)
     sizes = {im["id"]: (im["height"], im["width"]) for im in gt["images"]}
-    # Detections may name the ground truth's classes (only 1 for the default class).
-    category_ids = ClassSet.from_categories(gt.get("categories") or [], args.gt).ids
+    # Detections name the ground truth's classes; against ground truth of one class
+    # (which says nothing of classes), a model's classes are scored as one.
+    classes = ClassSet.from_categories(gt.get("categories") or [], args.gt)
+    category_ids = classes.ids if len(classes) > 1 else None
     known = validate_submission(detections, sizes, args.pred, unknown_images_ok=True,
                                 category_ids=category_ids)
     if detections and not known:

@@ -319,6 +319,14 @@ def evaluate(gt: dict, detections: list) -> dict:
     """
     known = {image["id"] for image in gt["images"]}
     detections = [d for d in detections if d["image_id"] in known]
+    # One category (the default nucleus, or files written before classes) keeps the
+    # class-agnostic report exactly as it has always been; a model's classes are then
+    # scored as that one category, since the ground truth says nothing of classes.
+    one_class = len(gt.get("categories") or []) <= 1
+    if one_class:
+        only = (gt.get("categories") or [{"id": 1}])[0]["id"]
+        detections = [d if d.get("category_id") == only else {**d, "category_id": only}
+                      for d in detections]
     by_image: dict[int, list] = {}
     for det in detections:
         by_image.setdefault(det["image_id"], []).append(det)
@@ -331,8 +339,6 @@ def evaluate(gt: dict, detections: list) -> dict:
             gt_counts[ann["image_id"]] = gt_counts.get(ann["image_id"], 0) + 1
     most = max([*gt_counts.values(), *(len(v) for v in by_image.values()), STOCK_MAX_DETS])
     cap = int(np.ceil((most + 1) / 100) * 100)
-    # One category (the default nucleus, or files written before classes) keeps the
-    # class-agnostic report exactly as it has always been.
     categories = gt.get("categories") or []
     scoring = None
     if len(categories) > 1:

@@ -51,11 +51,12 @@ def submission_entries(image_id: int, rles: Iterable[dict], scores: Iterable[flo
 
 def validate_submission(entries, image_sizes: dict[int, tuple[int, int]], where: str | Path,
                         unknown_images_ok: bool = False,
-                        category_ids: tuple[int, ...] = (1,)) -> list:
+                        category_ids: tuple[int, ...] | None = (1,)) -> list:
     """Check a submission before it is written or scored.
 
     Each entry must be an object with the five keys, an integer ``image_id`` (of a known
-    image unless ``unknown_images_ok``), ``category_id`` 1, a ``score`` in [0, 1], a
+    image unless ``unknown_images_ok``), a ``category_id`` of ``category_ids``, a
+    ``score`` in [0, 1], a
     compressed RLE of that image's size whose runs cover it exactly, and a ``bbox``
     equal to the RLE's box (:func:`~.validate.schemas.check_detection`).
 
@@ -69,8 +70,9 @@ def validate_submission(entries, image_sizes: dict[int, tuple[int, int]], where:
         The file being written or read, named in errors.
     unknown_images_ok : bool
         Accept well-formed entries of images outside ``image_sizes`` (not scored).
-    category_ids : tuple of int
-        The classes entries may name (1, the one default class, unless given).
+    category_ids : tuple of int or None
+        The classes entries may name (1, the one default class, unless given; None: any
+        category id).
 
     Returns
     -------
@@ -86,9 +88,9 @@ def validate_submission(entries, image_sizes: dict[int, tuple[int, int]], where:
 
 
 def write_submission(path: str | Path, entries: list, image_sizes,
-                     category_ids: tuple[int, ...] = (1,)) -> Path:
+                     category_ids: tuple[int, ...] | None = (1,)) -> Path:
     """Validate and write a submission atomically (its entries naming ``category_ids``)."""
-    validate_submission(entries, image_sizes, path, category_ids=tuple(category_ids))
+    validate_submission(entries, image_sizes, path, category_ids=category_ids)
     return write_json_atomic(path, entries)
 
 

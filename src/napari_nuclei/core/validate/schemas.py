@@ -132,11 +132,12 @@ def submission_entries_of(data, path: Path) -> list:
 
 def check_detection(entry, image_sizes: dict[int, tuple[int, int]],
                     unknown_images_ok: bool = False,
-                    category_ids: tuple[int, ...] = (1,)) -> bool:
+                    category_ids: tuple[int, ...] | None = (1,)) -> bool:
     """Check one submission entry; returns whether its image is known.
 
     ``category_ids`` are the classes an entry may name (the one default class, 1,
-    unless the run or the ground truth has others).
+    unless the run or the ground truth has others; None: any category id, for scoring
+    against ground truth that has no classes).
 
     Raises
     ------
@@ -154,7 +155,8 @@ def check_detection(entry, image_sizes: dict[int, tuple[int, int]],
         raise InvalidValue(f"image_id is the string {image_id!r}; image ids are integers "
                            "(the ids of test_img_ids.json)")
     fields.identifier(image_id, "image_id")
-    if fields.integer(entry["category_id"], "category_id") not in category_ids:
+    category = fields.identifier(entry["category_id"], "category_id")
+    if category_ids is not None and category not in category_ids:
         allowed = (f"be {category_ids[0]}" if len(category_ids) == 1
                    else f"be one of {', '.join(map(str, category_ids))}")
         raise InvalidValue(f"category_id must {allowed}, not {entry['category_id']}")
@@ -173,7 +175,7 @@ def check_detection(entry, image_sizes: dict[int, tuple[int, int]],
 
 def check_submission(entries, image_sizes: dict[int, tuple[int, int]], path: str | Path,
                      unknown_images_ok: bool = False,
-                     category_ids: tuple[int, ...] = (1,)) -> list:
+                     category_ids: tuple[int, ...] | None = (1,)) -> list:
     """Check every entry of a submission list.
 
     Parameters
@@ -200,7 +202,8 @@ def check_submission(entries, image_sizes: dict[int, tuple[int, int]], path: str
     known = []
     for number, entry in enumerate(entries):
         with in_file(path, f"entry {number}"):
-            if check_detection(entry, image_sizes, unknown_images_ok, tuple(category_ids)):
+            if check_detection(entry, image_sizes, unknown_images_ok,
+                               None if category_ids is None else tuple(category_ids)):
                 known.append(entry)
     return known
 
