@@ -15,14 +15,17 @@ from pathlib import Path
 import numpy as np
 
 from ..core.errors import InputError
+from ..core.nucleus_classes import ClassSet
 from ..core.predict.instances import Prediction
 from .model import ImageState, Session
 from .store import (
     PREDICTIONS_FOLDER,
     SavedImage,
     load_prediction,
+    load_prediction_classes,
     read_session_slides,
     save_prediction,
+    save_prediction_classes,
     session_target,
     write_session,
 )
@@ -52,6 +55,20 @@ class ImageSnapshot:
     prediction_saved: bool = False
     saved_to: Path | None = None
     in_training: tuple | None = None
+    class_set: ClassSet = ClassSet.default()
+    label_classes: dict | None = None  # class index per label value as corrected
+
+    @property
+    def classed(self) -> bool:
+        """The image's model has several classes: they are written and handed in."""
+        return len(self.class_set) > 1
+
+    def class_names(self, labels) -> np.ndarray:
+        """The class name of each of ``labels`` (class 0 for a label never given one)."""
+        names = np.asarray(self.class_set.names, dtype=object)
+        found = self.label_classes or {}
+        return names[[found.get(int(v), 0) for v in np.asarray(labels).tolist()]] \
+            if len(labels) else np.zeros(0, object)
 
 
 def snapshot(image: ImageState) -> ImageSnapshot:
@@ -59,7 +76,8 @@ def snapshot(image: ImageState) -> ImageSnapshot:
     return ImageSnapshot(image.name, image.image_path, image.prediction, image.score_thresh,
                          image.predicted_labels, image.labels.copy(), image.edited,
                          image.shown_scores(), image.generation, image.born,
-                         image.prediction_saved, image.saved_to, image.in_training)
+                         image.prediction_saved, image.saved_to, image.in_training,
+                         image.class_set, dict(image.nucleus_classes.current))
 
 
 # -- autosave and the session on disk ---------------------------------------------------
@@ -127,7 +145,8 @@ def session_snapshot(session: Session) -> SessionSnapshot:
 
 
 def save_corrected(folder: Path, image: ImageSnapshot) -> Path:
-    """Write an image's corrected labels and their table into ``folder``.
+    """Write an image's corrected labels and their table into ``folder`` (with the
+    ``class`` column when the model has several classes).
 
     Returns
     -------
@@ -138,6 +157,8 @@ def save_corrected(folder: Path, image: ImageSnapshot) -> Path:
     from ..core.label_files import write_label_outputs
 
     features = corrected_features(image.labels, image.scores)
+    if image.classed:
+        features["class"] = image.class_names(features["label"])
     return write_label_outputs(folder, image.name, image.labels, features)
 
 
@@ -171,6 +192,9 @@ def save_session(state: SessionSnapshot) -> Saved:
             if not image.prediction_saved or npz.is_symlink() or not npz.is_file():
                 npz.parent.mkdir(parents=True, exist_ok=True)
                 save_prediction(npz, image.prediction)
+                if len(image.class_set) > 1:  # an ImageState or its snapshot
+                    save_prediction_classes(npz.with_suffix(".csv"), image.prediction,
+                                            image.class_set)
                 predicted.append((image.name, image.born))
             if image.name in state.to_save:
                 corrected.mkdir(parents=True, exist_ok=True)
@@ -275,6 +299,7 @@ def restore_session(session: Session, folder: Path) -> list[str]:
         the open session cannot be saved first; ``session`` is then left as it was.
     """
     from ..core.image_io import read_labels
+    from ..core.label_files import read_label_classes
 
     fields, saved, slides, problems = read_session_slides(folder)
     if session.needs_saving():
@@ -282,6 +307,7 @@ def restore_session(session: Session, folder: Path) -> list[str]:
         # (read again: it may have been saved into this very folder).
         apply_saved(session, save_session(session_snapshot(session)))
         fields, saved, slides, problems = read_session_slides(folder)
+    classes = saved_classes(fields.get("run_dir"), saved)
     images = []
     for item in saved:
         try:
@@ -289,13 +315,13 @@ def restore_session(session: Session, folder: Path) -> list[str]:
             # The corrected labels are the image's size: a prediction of another is not its.
             prediction = load_prediction(item.prediction,
                                          None if labels is None else labels.shape)
+            prediction = load_prediction_classes(item.prediction.with_suffix(".csv"),
+                                                 prediction, classes)
             image = ImageState.predicted(item.name, item.image_path, prediction,
-                                         item.score_thresh)
+                                         item.score_thresh, classes)
             image.prediction_saved = True
             if labels is not None:
-                image.labels = labels
-                image.tracker.reset(labels)
-                image.saved_to = item.labels
+                image.restored(labels, item.labels, read_label_classes(item.labels))
         except InputError as exc:  # one image's broken files do not stop the others
             problems.append(f"{item.name}: {exc}")
             continue
@@ -307,7 +333,7 @@ def restore_session(session: Session, folder: Path) -> list[str]:
                             f"read ({exc.strerror or exc})")
             continue
         images.append(image)
-    session.restore(Path(folder), fields, images)
+    session.restore(Path(folder), fields, images, classes)
     # Opened one by one in workers by the Slides section; listed now, they are the
     # session's, and saved as such until they are open.
     session.slides.restore(slides)
@@ -315,6 +341,28 @@ def restore_session(session: Session, folder: Path) -> list[str]:
         rest = len(problems) - MAX_NAMED_PROBLEMS
         problems = [*problems[:MAX_NAMED_PROBLEMS], f"and {rest:,} more images"]
     return problems
+
+
+def saved_classes(run_dir: Path | None, saved: list) -> ClassSet:
+    """The classes of a saved session: its run's, or (the run folder gone) those its
+    tables name, in sorted order; the one default class when neither has any."""
+    from ..core.nucleus_classes import merged_names
+    from ..core.validate.classes import read_class_table
+    from .image_classes import run_classes
+
+    found = run_classes(run_dir)
+    if found is not None:
+        return found
+    names = []
+    for item in saved:
+        for table in (item.prediction.with_suffix(".csv"),
+                      item.labels.with_suffix(".csv") if item.labels else None):
+            if table is not None and table.is_file() and not table.is_symlink():
+                try:
+                    names.append(read_class_table(table, required=False).values())
+                except InputError:
+                    continue  # said when its image is restored
+    return ClassSet.from_names(merged_names(names))
 
 
 def iter_prepared(reports, score_thresh: float):
@@ -356,7 +404,8 @@ def image_entries(image_id: int, image: ImageSnapshot) -> list[dict]:
     from ..core.export import image_entries as entries_of
 
     return entries_of(image_id, image.prediction, image.score_thresh,
-                      image.labels if image.edited else None, image.scores)
+                      image.labels if image.edited else None, image.scores,
+                      classes=image.class_set, label_classes=image.label_classes)
 
 
 def test_folder_submission(test_dir: Path, images: list[ImageSnapshot],
@@ -367,13 +416,29 @@ def test_folder_submission(test_dir: Path, images: list[ImageSnapshot],
     -------
     tuple
         ``(entries, image sizes by id, names of test images not predicted)``.
+
+    Raises
+    ------
+    InputError
+        When the images were predicted by models of different classes: one file
+        cannot hand in both.
     """
+    entries, sizes, missing, _ = _test_submission(test_dir, images, test_ids)
+    return entries, sizes, missing
+
+
+def _test_submission(test_dir: Path, images: list[ImageSnapshot], test_ids=None):
     from ..core.dataset import open_dataset
     from ..core.submission import image_ids_by_name
 
     dataset = open_dataset(test_dir)
     ids = image_ids_by_name(dataset, test_ids)
     by_name = {image.name: image for image in images}
+    handed = [by_name[r.name] for r in dataset.records if r.name in by_name]
+    sets = {image.class_set for image in handed}
+    if len(sets) > 1:
+        raise InputError(test_dir, "its images were predicted by models of different "
+                         "classes; predict them again with one model")
     entries, sizes, missing = [], {}, []
     for record in dataset.records:
         image = by_name.get(record.name)
@@ -383,15 +448,16 @@ def test_folder_submission(test_dir: Path, images: list[ImageSnapshot],
         image_id = ids[Path(record.file_name).name]
         sizes[image_id] = (image.prediction.height, image.prediction.width)
         entries += image_entries(image_id, image)
-    return entries, sizes, missing
+    return entries, sizes, missing, (sets.pop() if sets else ClassSet.default())
 
 
 def write_test_submission(path: Path, test_dir: Path, images: list[ImageSnapshot]) -> str:
-    """Validate and write the submission of the test folder; returns a one-line summary."""
+    """Validate and write the submission of the test folder (each nucleus' category its
+    class, as corrected); returns a one-line summary."""
     from ..core.submission import write_submission
 
-    entries, sizes, missing = test_folder_submission(test_dir, images)
-    write_submission(path, entries, sizes)
+    entries, sizes, missing, classes = _test_submission(test_dir, images)
+    write_submission(path, entries, sizes, classes.ids)
     note = f"; not predicted yet: {', '.join(missing)}" if missing else ""
     return f"Wrote {path}: {len(entries)} nuclei in {len(sizes)} images{note}"
 

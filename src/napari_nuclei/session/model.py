@@ -23,10 +23,12 @@ from pathlib import Path
 import numpy as np
 from psygnal import Signal, evented
 
-from ..core.corrections import EditCounts, EditTracker
+from ..core.corrections import EditTracker
 from ..core.errors import InputError
+from ..core.nucleus_classes import ClassSet
 from ..core.predict.instances import Prediction
 from ..core.predict.outputs import layer_features
+from .image_classes import ImageClasses, ImageEdits, covering, present_labels, run_classes
 from .jobs import Jobs
 from .notices import Notices
 from .slides import SlideSession
@@ -80,6 +82,9 @@ class ImageState:
     in_training : tuple or None
         ``(sample folder, generation)`` of the corrections last added to the training
         set.
+    nucleus_classes : ImageClasses
+        The class of each label, as predicted and as corrected (one default class
+        unless given).
     """
 
     name: str
@@ -92,34 +97,90 @@ class ImageState:
     dirty: bool = False
     prediction_saved: bool = False
     in_training: tuple | None = None
+    nucleus_classes: ImageClasses | None = None
     generation: int = field(init=False)  # so an autosave knows whether it is still current
     born: int = field(init=False)
     tracker: EditTracker = field(init=False)
     _features: dict | None = field(init=False, default=None, repr=False)
+    _present: tuple | None = field(init=False, default=None, repr=False)
 
     def __post_init__(self):
         self.generation = self.born = next(_STAMPS)
         self.tracker = EditTracker(self.predicted_labels, self.labels)
+        if self.nucleus_classes is None:
+            self.nucleus_classes = ImageClasses(ClassSet.default(), {})
 
     @classmethod
     def predicted(cls, name: str, image_path: Path | None, prediction: Prediction,
-                  score_thresh: float) -> ImageState:
-        """A fresh prediction shown at ``score_thresh`` with no correction yet."""
-        labels = prediction.above(score_thresh).labels()
-        return cls(name, image_path, prediction, score_thresh, labels, labels.copy())
+                  score_thresh: float, classes: ClassSet | None = None) -> ImageState:
+        """A fresh prediction shown at ``score_thresh`` with no correction yet; each
+        nucleus of the class predicted (in ``classes``, the model's)."""
+        shown = prediction.above(score_thresh)
+        labels = shown.labels()
+        classes = covering(classes or ClassSet.default(),
+                           int(prediction.classes.max()) + 1 if len(prediction) else 0)
+        return cls(name, image_path, prediction, score_thresh, labels, labels.copy(),
+                   nucleus_classes=ImageClasses.of_prediction(classes, shown.classes))
+
+    def use_classes(self, classes: ClassSet) -> None:
+        """Name the predicted class indices after ``classes`` (the model's), before any
+        class was changed."""
+        mine = self.nucleus_classes
+        wanted = covering(classes, max(mine.predicted.values(), default=-1) + 1)
+        if wanted != mine.classes:
+            self.nucleus_classes = ImageClasses(wanted, mine.predicted)
 
     def share(self, labels: np.ndarray) -> None:
         """Use ``labels`` (the same pixels, in the array a layer paints into) from now on."""
         self.labels = labels
         self.tracker.current = labels
 
+    def restored(self, labels: np.ndarray, saved_to: Path, names: dict[int, str]) -> None:
+        """Show corrected labels read back from ``saved_to`` (with their classes,
+        ``label -> class name`` from its table).
+
+        Raises
+        ------
+        InputError
+            When the table names a class the model does not have.
+        """
+        self.nucleus_classes.restore(names, saved_to.with_suffix(".csv"))
+        self.labels = labels
+        self.tracker.reset(labels)
+        self.saved_to = saved_to
+        self._present = None
+
     @property
-    def edits(self) -> EditCounts:
-        return self.tracker.counts
+    def class_set(self) -> ClassSet:
+        """The classes of the model that predicted the image."""
+        return self.nucleus_classes.classes
+
+    def present(self) -> np.ndarray:
+        """The label values in the labels as corrected (counted once per edit)."""
+        if self._present is None or self._present[0] != self.generation:
+            self._present = (self.generation, present_labels(self.labels))
+        return self._present[1]
+
+    @property
+    def reclassified(self) -> int:
+        """Nuclei shown as predicted whose class was changed (and that are still there)."""
+        changed = self.nucleus_classes.changed()
+        if not changed:  # the common case costs no look at the pixels
+            return 0
+        return int(np.isin(np.fromiter(changed, np.int64), self.present()).sum())
+
+    def class_counts(self) -> dict[str, int]:
+        """Nuclei of each class in the labels as corrected, by class name."""
+        return self.nucleus_classes.counts(self.present())
+
+    @property
+    def edits(self) -> ImageEdits:
+        counts = self.tracker.counts
+        return ImageEdits(counts.added, counts.removed, counts.edited, self.reclassified)
 
     @property
     def edited(self) -> bool:
-        return self.tracker.counts.any
+        return self.tracker.counts.any or self.reclassified > 0
 
     @property
     def nuclei(self) -> int:
@@ -132,8 +193,11 @@ class ImageState:
         """The image's row in the list of predicted images: name, nuclei, corrections
         and whether they are saved."""
         state = "unsaved" if self.dirty else ("saved" if self.saved_to else "")
-        return ROW_SEPARATOR.join([self.name, f"{self.nuclei} nuclei", str(self.edits)]
-                                  + ([state] if state else []))
+        parts = [self.name, f"{self.nuclei} nuclei", str(self.edits)]
+        if self.nucleus_classes.several:
+            parts.append(", ".join(f"{count} {name}"
+                                   for name, count in self.class_counts().items()))
+        return ROW_SEPARATOR.join(parts + ([state] if state else []))
 
     def shown_scores(self) -> dict[int, float]:
         """Predicted score of each nucleus that was shown (hand-drawn labels are absent)."""
@@ -174,6 +238,10 @@ class Session:
     slides : SlideSession
         The slides opened, their predicted regions and the window being corrected
         (saved with the session too).
+    classes : ClassSet
+        The classes of the model in use (read from its run folder when it is chosen).
+    current_class : int
+        The class (its index) nuclei drawn by hand are given.
     """
 
     train_dir: Path | None = None
@@ -184,6 +252,8 @@ class Session:
     checkpoint: Path | None = None
     score_thresh: float = DEFAULT_THRESHOLD
     images: dict = field(default_factory=dict)
+    classes: ClassSet = field(default_factory=ClassSet.default)
+    current_class: int = 0
     notices: Notices = field(default_factory=Notices, repr=False, compare=False)
     jobs: Jobs = field(default_factory=Jobs, repr=False, compare=False)
     slides: SlideSession | None = field(default=None, repr=False, compare=False)
@@ -197,6 +267,14 @@ class Session:
             self.slides = SlideSession(self.output_folder)
         for key in ("train_dir", "test_dir", "gt_dir", "output_dir"):
             getattr(self.events, key).connect(self._on_folder_chosen)
+        self.events.run_dir.connect(self._on_run_chosen)
+
+    def _on_run_chosen(self, run_dir) -> None:
+        # Whoever sets the run (Open run, a finished training, a restore), its classes
+        # follow; a folder that cannot be read is said where it is used.
+        self.classes = run_classes(run_dir) or ClassSet.default()
+        if self.current_class >= len(self.classes):
+            self.current_class = 0
 
     def _on_folder_chosen(self, new, old=None) -> None:
         # A folder chosen (again) has its problems said again: they may be new ones.
@@ -204,7 +282,8 @@ class Session:
             if folder is not None:
                 self.notices.forget(folder)
 
-    def restore(self, folder: Path, fields: dict, images: list[ImageState]) -> None:
+    def restore(self, folder: Path, fields: dict, images: list[ImageState],
+                classes: ClassSet | None = None) -> None:
         """Show a session read from ``folder`` in place of everything shown now.
 
         The images shown now are removed, then every field takes its saved value before
@@ -220,6 +299,8 @@ class Session:
             Saved values of :data:`RESTORED_FIELDS` (missing ones stay as they are).
         images : list of ImageState
             The restored images, in the order they are listed.
+        classes : ClassSet, optional
+            The classes of the restored model (else those its run folder records).
         """
         for name in list(self.images):
             self.images.pop(name)
@@ -235,6 +316,8 @@ class Session:
                     setattr(self, key, values[key])
         for key, old in changed.items():
             getattr(self.events, key).emit(getattr(self, key), old)
+        if classes is not None:
+            self.classes = classes
         for image in images:
             self.images[image.name] = image
             self.image_added.emit(image.name)
@@ -293,7 +376,10 @@ class Session:
         if previous is not None and previous.edited and not replace_edits:
             raise EditedImageError(f"{name} has corrections ({previous.edits})")
         if image is None or image.score_thresh != self.score_thresh:
-            image = ImageState.predicted(name, image_path, prediction, self.score_thresh)
+            image = ImageState.predicted(name, image_path, prediction, self.score_thresh,
+                                         self.classes)
+        else:  # made by a worker, which does not know the model's class names
+            image.use_classes(self.classes)
         self.images[name] = image
         try:
             self._replaced(previous)
@@ -317,7 +403,8 @@ class Session:
         if image.edited:
             raise EditedImageError(f"{name} has corrections ({image.edits}); the threshold "
                                    "applies to uncorrected images only")
-        fresh = ImageState.predicted(name, image.image_path, image.prediction, score_thresh)
+        fresh = ImageState.predicted(name, image.image_path, image.prediction, score_thresh,
+                                     image.class_set)
         fresh.prediction_saved = image.prediction_saved
         self.images[name] = fresh
         try:
@@ -362,27 +449,74 @@ class Session:
 
             set_aside_corrections(self, previous)
 
-    def labels_painted(self, name: str, regions) -> EditCounts:
+    def labels_painted(self, name: str, regions) -> ImageEdits:
         """The labels changed inside ``regions`` (tuples of slices)."""
-        return self._edited(name, self.images[name].tracker.changed(regions))
+        self.images[name].tracker.changed(regions)
+        return self._edited(name)
 
-    def labels_rewritten(self, name: str) -> EditCounts:
+    def labels_rewritten(self, name: str) -> ImageEdits:
         """The labels may have changed where strokes painted before (undo, redo)."""
-        tracker = self.images[name].tracker
-        return self._edited(name, tracker.counts) if tracker.recheck() else tracker.counts
+        image = self.images[name]
+        return self._edited(name) if image.tracker.recheck() else image.edits
 
-    def labels_replaced(self, name: str, labels: np.ndarray) -> EditCounts:
+    def labels_replaced(self, name: str, labels: np.ndarray) -> ImageEdits:
         """The whole label image was replaced by ``labels``."""
         image = self.images[name]
         image.labels = labels
         image.tracker.reset(labels)
-        return self._edited(name, image.tracker.counts)
+        return self._edited(name)
 
-    def _edited(self, name: str, counts: EditCounts) -> EditCounts:
-        self.images[name].dirty = True
-        self.images[name].generation = next(_STAMPS)
+    def _edited(self, name: str) -> ImageEdits:
+        image = self.images[name]
+        # Nuclei drawn by hand are of the class chosen while they were drawn.
+        image.nucleus_classes.give_new(image.tracker.hand_drawn(),
+                                       self._class_for(image, self.current_class))
+        image.dirty = True
+        image.generation = next(_STAMPS)
         self.image_changed.emit(name)
-        return counts
+        return image.edits
+
+    # -- nucleus classes ----------------------------------------------------------------
+    @staticmethod
+    def _class_for(image: ImageState, index: int) -> int:
+        return index if 0 <= index < len(image.class_set) else 0
+
+    def set_class(self, name: str, labels, index: int | None = None) -> int:
+        """Give ``labels`` of an image class ``index`` (the current class unless given):
+        a correction, undone by :meth:`undo_class`. Labels not in the image are left.
+
+        Returns
+        -------
+        int
+            How many nuclei changed class.
+
+        Raises
+        ------
+        ValueError
+            For an index of no class of the image's model.
+        """
+        image = self.images[name]
+        wanted = np.asarray(list(labels), np.int64).reshape(-1)
+        found = wanted[np.isin(wanted, image.present())]
+        changed = image.nucleus_classes.set(found.tolist(),
+                                            self.current_class if index is None else index)
+        if changed:
+            self._edited(name)
+        return changed
+
+    def undo_class(self, name: str) -> bool:
+        """Take back an image's last class change (False when there is none)."""
+        done = self.images[name].nucleus_classes.undo()
+        if done:
+            self._edited(name)
+        return done
+
+    def redo_class(self, name: str) -> bool:
+        """Make an image's class change taken back again (False when there is none)."""
+        done = self.images[name].nucleus_classes.redo()
+        if done:
+            self._edited(name)
+        return done
 
     def unsaved(self) -> list[ImageState]:
         """Images corrected since they were last saved."""

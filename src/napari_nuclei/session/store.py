@@ -1,5 +1,10 @@
 """A session on disk: ``session.json``, ``predictions/<name>.npz`` and ``corrected/``.
 
+With nucleus classes, ``predictions/<name>.csv`` gives each predicted nucleus its class
+(``label,class``, label ``i + 1`` for nucleus ``i`` of the ``.npz``) and
+``corrected/<name>.csv`` has a ``class`` column; both are read back through the class
+table gate (:func:`~napari_nuclei.core.validate.classes.read_class_table`).
+
 Everything is written atomically into the session's output folder, and read back
 through the input gate (:mod:`napari_nuclei.core.validate.session`): JSON through its
 guarded loader, ``.npz`` files without pickle and with every declared size checked
@@ -15,7 +20,8 @@ from pathlib import Path
 import numpy as np
 
 from ..core.atomic import atomic_path, write_json_atomic
-from ..core.errors import InputError
+from ..core.errors import DatasetError, InputError
+from ..core.nucleus_classes import ClassSet
 from ..core.predict.instances import Prediction
 from ..core.validate.fields import InvalidValue
 from ..core.validate.session import (
@@ -70,6 +76,47 @@ def load_prediction(path: Path, size: tuple[int, int] | None = None) -> Predicti
     arrays = read_prediction_arrays(path, size)
     return Prediction(arrays.height, arrays.width, arrays.scores, arrays.crops,
                       arrays.hit_cap)
+
+
+def save_prediction_classes(path: Path, prediction: Prediction, classes: ClassSet) -> Path:
+    """Write the class of each nucleus of a prediction (``label,class``) beside its
+    ``.npz``: the prediction file holds scores and masks only."""
+    import csv
+
+    with atomic_path(path) as tmp, open(tmp, "w", newline="", encoding="utf-8") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(["label", "class"])
+        for index, value in enumerate(prediction.classes.tolist()):
+            writer.writerow([index + 1, classes.name_of(value)])
+    return path
+
+
+def load_prediction_classes(path: Path, prediction: Prediction, classes: ClassSet
+                            ) -> Prediction:
+    """The prediction with the classes its ``<name>.csv`` table gives (unchanged when
+    there is no table: a one-class session).
+
+    Raises
+    ------
+    InputError
+        For a table that is a link, damaged, of other nuclei, or naming a class the
+        model does not have.
+    """
+    from dataclasses import replace
+
+    from ..core.validate.classes import read_class_table
+    from .image_classes import indices_of_names
+
+    if path.is_symlink():
+        raise DatasetError(path, "is a symbolic link; session files must be real files")
+    if not path.is_file():
+        return prediction
+    found = indices_of_names(classes, read_class_table(path), path)
+    if sorted(found) != list(range(1, len(prediction) + 1)):
+        raise DatasetError(path, f"gives classes to {len(found)} nuclei, not to the "
+                           f"{len(prediction)} of its prediction")
+    return replace(prediction, classes=np.array([found[i + 1] for i in range(len(found))],
+                                                np.int64))
 
 
 def session_target(folder: Path, subfolder: str, name: str, suffix: str) -> Path:

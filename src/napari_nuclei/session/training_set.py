@@ -6,6 +6,9 @@ sample; one whose sample holds another image becomes ``<name>_corrected_<n>``; a
 holding the same image (the image was opened from the training set, or added before) is
 replaced only once the user agreed, and is then moved into the training folder's
 ``.replaced/<date>/``. Corrections added before and not edited since are left alone.
+
+With nucleus classes, each nucleus goes into its class's folder (``masks/<class>/``), as
+the data set reader expects them, so that the corrected classes are trained on.
 """
 
 from __future__ import annotations
@@ -176,26 +179,103 @@ def add_to_training(train_dir: Path, test_dir: Path | None, images: list[ImageSn
     TrainingAdded
     """
     from ..core.aside import stamp
-    from ..core.corrections import REPLACED_FOLDER, add_to_training_set
+    from ..core.corrections import REPLACED_FOLDER
 
     plan = training_plan(train_dir, test_dir, images)
     by_name = {image.name: image for image in images}
     when, written, kept, aside = stamp(), [], [], None
     for name, sample in plan.new:
         image = by_name[name]
-        path = add_to_training_set(plan.folder, sample, image.image_path, image.labels)
+        path = write_sample(plan.folder, sample, image)
         written.append((name, path, image.generation))
     for replacement in plan.replaced:
         if replacement.sample not in replace:
             kept.append(replacement.sample)
             continue
         image = by_name[replacement.image]
-        path = add_to_training_set(plan.folder, replacement.sample, image.image_path,
-                                   image.labels, replace=True, when=when)
+        path = write_sample(plan.folder, replacement.sample, image, replace=True, when=when)
         written.append((image.name, path, image.generation))
         aside = plan.folder / REPLACED_FOLDER / when
     return TrainingAdded(tuple(path.name for _, path, _ in written), tuple(kept), aside,
                          plan.tests, plan.no_file, plan.unchanged, tuple(written))
+
+
+def write_sample(folder: Path, sample: str, image: ImageSnapshot, replace: bool = False,
+                 when: str | None = None) -> Path:
+    """Write one corrected image as sample ``sample`` of a DSB training folder: one mask
+    per nucleus, in ``masks/<class>/`` when its model has several classes.
+
+    Built aside and moved into place, as a sample without classes is: a failure leaves
+    nothing half-written, and a sample replaced is moved into ``.replaced/<when>/``.
+
+    Returns
+    -------
+    Path
+        The sample folder.
+
+    Raises
+    ------
+    InputError
+        When the sample exists and ``replace`` is False, or a class name cannot be a
+        folder name.
+    """
+    import shutil
+    import tempfile
+
+    from ..core.aside import move_aside
+    from ..core.corrections import REPLACED_FOLDER, add_to_training_set
+    from ..core.errors import InputError
+    from .image_classes import present_labels
+
+    folder = Path(folder)
+    if not image.classed:
+        return add_to_training_set(folder, sample, image.image_path, image.labels,
+                                   replace=replace, when=when)
+    target = folder / sample
+    if (target.exists() or target.is_symlink()) and not replace:
+        raise InputError(target, "is already in the training set; it is replaced only "
+                         "when asked")
+    members: dict[int, list[int]] = {}
+    for value in present_labels(image.labels).tolist():
+        members.setdefault((image.label_classes or {}).get(value, 0), []).append(value)
+    folders = {index: _class_folder(target, image.class_set.name_of(index))
+               for index in members}
+    folder.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{sample}.", dir=folder))
+    try:
+        built = staging / sample
+        # One sample per class (the nuclei of that class alone), through the one writer
+        # of samples; their masks/ folders become the class folders of one sample.
+        for index, values in sorted(members.items()):
+            part = np.where(np.isin(image.labels, values), image.labels, 0)
+            written = add_to_training_set(staging / f"class-{index}", sample,
+                                          image.image_path, part)
+            if not built.exists():
+                (built / "masks").mkdir(parents=True)
+                (written / "images").rename(built / "images")
+            (written / "masks").rename(built / "masks" / folders[index])
+        if not built.exists():  # no nucleus left: the image alone, with empty masks/
+            built = add_to_training_set(staging, sample, image.image_path, image.labels)
+        aside = None
+        if target.exists() or target.is_symlink():
+            aside = move_aside(target, folder / REPLACED_FOLDER, when)
+        try:
+            built.rename(target)
+        except OSError:
+            if aside is not None:  # the old sample goes back where it was
+                aside.rename(target)
+            raise
+        return target
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def _class_folder(sample: Path, name: str) -> str:
+    from ..core.errors import InputError
+
+    if Path(name).name != name or name in (".", "..") or "\\" in name:
+        raise InputError(sample, f"class {name!r} cannot be a folder name of masks/<class>/")
+    return name
 
 
 def added_message(added: TrainingAdded) -> str:
