@@ -176,7 +176,7 @@ class LiveLabels:
     def __init__(self, out_dir: str | Path):
         import zarr
 
-        from .lazy import CachedPyramid
+        from .label_cache import CachedPyramid
 
         self.out_dir = Path(out_dir)
         try:
