@@ -18,6 +18,7 @@ from qtpy.QtWidgets import (
 from ..core.predict.outputs import LOWEST_SCORE
 from ..session.jobs import PREDICTION
 from .ask import ask_yes_no
+from .class_panel import ClassPanel
 from .image_list import PredictedImageList
 from .image_source import source_in_view
 from .predict_form import PredictForm
@@ -60,6 +61,7 @@ class PredictTab(QWidget):
         self.image_list = PredictedImageList(session, self.layers,
                                              lambda *question: self.ask(*question))
         self.images, self.add_button = self.image_list.rows, self.image_list.add_button
+        self.classes = ClassPanel(viewer, session, self.layers, parent=self)
         for label in (self.model_label, self.hint):
             label.setWordWrap(True)
         buttons, slider = QHBoxLayout(), QHBoxLayout()
@@ -69,7 +71,7 @@ class PredictTab(QWidget):
         slider.addWidget(self.threshold_label)
         layout = QVBoxLayout(self)
         for item in (self.model_label, self.form.native, buttons, slider, self.progress,
-                     self.hint, self.image_list):
+                     self.hint, self.image_list, self.classes):
             (layout.addLayout if isinstance(item, QHBoxLayout) else layout.addWidget)(item)
         self._threshold_timer = QTimer(self, singleShot=True, interval=THRESHOLD_DELAY_MS)
         self._threshold_timer.timeout.connect(self._on_threshold_due)

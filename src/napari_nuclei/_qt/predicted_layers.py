@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from qtpy.QtCore import QObject
+from qtpy.QtCore import QObject, Signal
 
 from ..session.layers import image_fit, labels_fit
 from .autosave import Autosaver
@@ -43,6 +43,8 @@ class PredictedLayers(QObject):
     session : Session
         The session the layers show.
     """
+
+    shown = Signal(str)  # an image's labels are in view (perhaps in a new Labels layer)
 
     def __init__(self, viewer: napari.viewer.Viewer, session: Session, parent=None):
         super().__init__(parent)
@@ -202,6 +204,7 @@ class PredictedLayers(QObject):
             image.share(self.labels_layer.data)  # napari may hold its own copy
         finally:
             self.edits.quiet = False
+        self.shown.emit(name)
 
     def name_of(self, layer) -> str | None:
         """The predicted image a layer shows, if it is the predicted labels or image."""
