@@ -204,3 +204,29 @@ def test_corrected_classes_go_into_the_training_set_in_class_folders(tmp_path):
     session.set_class("slash", [1], 1)
     with pytest.raises(InputError, match="cannot be a folder name"):
         add_to_training(tmp_path / "t2", None, [images_snapshot(session)[-1]])
+
+
+def test_ground_truth_nuclei_are_coloured_and_named_by_class(tmp_path):
+    from class_helpers import class_image, write_dsb_classes
+
+    from napari_nuclei.core.convert import iter_conversion
+    from napari_nuclei.core.jobs import drain
+    from napari_nuclei.session.data import classes_line, ground_truth_layers
+
+    dataset = open_dataset(write_dsb_classes(tmp_path / "dsb", count=1))
+    (_, _, _), (labels, kwargs, kind) = ground_truth_layers(dataset.records[0],
+                                                            dataset.classes)
+    assert kind == "labels"
+    _, truth, names = class_image(0)
+    features = kwargs["features"]
+    for value, name in zip(features["index"], features["class"], strict=True):
+        ys, xs = np.nonzero(labels == value)
+        assert names[int(truth[ys[0], xs[0]])] == name
+        colour = dataset.classes.classes[dataset.classes.index_of_name(name)].color
+        np.testing.assert_allclose(kwargs["colormap"][value][:3], np.array(colour) / 255)
+    assert kwargs["colormap"][0][3] == 0  # the background stays transparent
+    counts = {n: list(names.values()).count(n) for n in ("lymphocyte", "tumor")}
+    assert classes_line(drain(iter_conversion(dataset)).coco) == (
+        f"2 nucleus classes: lymphocyte {counts['lymphocyte']}, tumor {counts['tumor']}")
+    # One class: the layers as they always were.
+    assert classes_line({"categories": [{"id": 1, "name": "nucleus"}]}) is None

@@ -103,7 +103,8 @@ class DataTab(QWidget):
         for label, dataset in self._datasets():
             for record in dataset.records:
                 item = QListWidgetItem(f"{label}: {record.name}")
-                item.setData(256, (record, dataset.annotated))  # 256: Qt.UserRole
+                # 256: Qt.UserRole
+                item.setData(256, (record, dataset.annotated, dataset.classes))
                 self.images.addItem(item)
 
     def _on_open_session(self) -> None:
@@ -143,7 +144,10 @@ class DataTab(QWidget):
 
     def _on_checked(self, conversion, root: Path) -> None:
         self.conversion, self.conversion_root = conversion, root
+        from ..session.data import classes_line
+
         lines = [f"{conversion.n_images} images, {conversion.n_annotations} nuclei."]
+        lines += [line for line in (classes_line(conversion.coco),) if line]
         lines += [f"⚠ {line}" for line in conversion.warning_lines()]
         self.summary.setText("\n".join(lines))
         self.save_button.setEnabled(True)
@@ -164,10 +168,13 @@ class DataTab(QWidget):
 
     def _on_open_image(self, item) -> None:
         from .._layers import record_layer_data
+        from ..session.data import ground_truth_layers
 
-        record, annotated = item.data(256)
+        record, annotated, classes = item.data(256)
         try:
-            layers = record_layer_data(record, annotated)
+            # With several classes, the nuclei are coloured by their class.
+            layers = (ground_truth_layers(record, classes) if annotated
+                      else record_layer_data(record, annotated))
         except Exception as exc:
             self.session.notices.error(one_line(exc), about=record.path)
             return
