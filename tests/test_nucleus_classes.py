@@ -85,3 +85,15 @@ def test_class_table(tmp_path):
     table.write_bytes(b"label,class\n1,\xff\n")
     with pytest.raises(DatasetError, match="not UTF-8"):
         read_class_table(table)
+
+
+def test_default_colours_keep_classes_apart():
+    classes = ClassSet.from_names(["lymphocyte", "tumor", "stroma", "dead", "other"])
+    colours = [c.color for c in classes]
+    assert classes.classes[1].color == (200, 0, 0)  # QuPath's Tumor
+    assert classes.classes[4].color == (255, 200, 0)  # QuPath's Other
+    for i, a in enumerate(colours):
+        for b in colours[i + 1:]:
+            assert sum((x - y) ** 2 for x, y in zip(a, b, strict=True)) ** 0.5 >= 100
+    many = ClassSet.from_names([f"c{i}" for i in range(30)])
+    assert len(many) == 30  # past the palette, colours repeat rather than fail

@@ -56,10 +56,27 @@ class NucleusClass:
     color: tuple[int, int, int]
 
 
-def default_colour(name: str, index: int) -> tuple[int, int, int]:
-    """The colour a class gets when its source names none: QuPath's for its default
-    classes, else the palette's ``index``-th."""
-    return _QUPATH_COLOURS.get(name.strip().casefold(), PALETTE[index % len(PALETTE)])
+# Colours closer than this (Euclidean, in RGB) are hard to tell apart on a picture.
+_DISTINCT = 120.0
+
+
+def default_colours(names, given=None) -> list[tuple[int, int, int]]:
+    """Colours for classes ``names``: ``given[i]`` where not None, else QuPath's own for
+    its default classes, else the first palette colour far from every colour chosen so
+    far (two classes never share a hue by accident, e.g. ``tumor`` and the palette's
+    red)."""
+    given = list(given or [None] * len(names))
+    chosen = [tuple(c) if c is not None else _QUPATH_COLOURS.get(n.strip().casefold())
+              for n, c in zip(names, given, strict=True)]
+    for index, colour in enumerate(chosen):
+        if colour is not None:
+            continue
+        used = [c for c in chosen if c is not None]
+        far = [p for p in PALETTE
+               if all(sum((a - b) ** 2 for a, b in zip(p, u, strict=True)) ** 0.5 >= _DISTINCT
+                      for u in used)]
+        chosen[index] = far[0] if far else PALETTE[index % len(PALETTE)]
+    return chosen
 
 
 @dataclass(frozen=True)
@@ -93,8 +110,8 @@ class ClassSet:
         names = list(names)
         if not names:
             return cls.default()
-        return cls(tuple(NucleusClass(index + 1, name, default_colour(name, index))
-                         for index, name in enumerate(names)))
+        return cls(tuple(NucleusClass(index + 1, name, colour) for index, (name, colour)
+                         in enumerate(zip(names, default_colours(names), strict=True))))
 
     @classmethod
     def from_categories(cls, categories, path: str | Path = "categories") -> ClassSet:
@@ -103,10 +120,10 @@ class ClassSet:
         checked = check_categories(categories, path)
         if not checked:
             return cls.default()
-        return cls(tuple(
-            NucleusClass(entry["id"], entry["name"],
-                         tuple(entry.get("color") or default_colour(entry["name"], index)))
-            for index, entry in enumerate(checked)))
+        colours = default_colours([e["name"] for e in checked],
+                                  [e.get("color") for e in checked])
+        return cls(tuple(NucleusClass(entry["id"], entry["name"], colour)
+                         for entry, colour in zip(checked, colours, strict=True)))
 
     # -- what it says ---------------------------------------------------------------------
     def __len__(self) -> int:
