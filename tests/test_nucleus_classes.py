@@ -97,3 +97,18 @@ def test_default_colours_keep_classes_apart():
             assert sum((x - y) ** 2 for x, y in zip(a, b, strict=True)) ** 0.5 >= 100
     many = ClassSet.from_names([f"c{i}" for i in range(30)])
     assert len(many) == 30  # past the palette, colours repeat rather than fail
+
+
+def test_class_overlay_outlines_each_nucleus_in_its_class_colour():
+    import numpy as np
+
+    from napari_nuclei.core.plots import class_overlay, outlines
+
+    classes = ClassSet.from_names(["lymphocyte", "tumor"])
+    labels = np.zeros((20, 20), np.int32)
+    labels[2:8, 2:8], labels[10:18, 10:18] = 1, 2
+    picture = class_overlay(np.full((20, 20), 128, np.uint8), labels, {1: 1, 2: 0}, classes)
+    edges = outlines(labels)
+    assert (picture[edges & (labels == 1)] == classes.classes[1].color).all()
+    assert (picture[edges & (labels == 2)] == classes.classes[0].color).all()
+    assert (picture[labels == 0] == 128).all()

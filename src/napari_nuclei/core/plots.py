@@ -239,6 +239,33 @@ def overlay(image: np.ndarray, predicted: np.ndarray, truth: np.ndarray | None =
     return rgb
 
 
+def class_overlay(image: np.ndarray, labels: np.ndarray, label_classes: dict[int, int],
+                  classes) -> np.ndarray:
+    """An RGB picture of an image with each nucleus tinted and outlined in its class's
+    colour (``label_classes``: class index per label value; ``classes``: a ClassSet).
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(H, W, 3)`` uint8 RGB.
+    """
+    from .normalize import to_uint8
+
+    rgb = to_uint8(image)
+    if rgb.ndim == 2:
+        rgb = np.repeat(rgb[:, :, None], 3, axis=2)
+    rgb = rgb.astype(np.float32)
+    palette = np.zeros((int(labels.max(initial=0)) + 1, 3), np.float32)
+    for label, index in label_classes.items():
+        if 0 < label < len(palette):
+            palette[label] = classes.classes[index].color
+    inside = labels > 0
+    rgb[inside] = 0.55 * rgb[inside] + 0.45 * palette[labels[inside]]
+    edges = outlines(labels)
+    rgb[edges] = palette[labels[edges]]
+    return np.clip(rgb, 0, 255).astype(np.uint8)
+
+
 def enlarged(rgb: np.ndarray, min_side: int = 768) -> np.ndarray:
     """Small pictures scaled up by a whole factor (nearest neighbour), to be seen."""
     factor = max(1, -(-min_side // max(rgb.shape[:2])))
