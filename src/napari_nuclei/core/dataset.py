@@ -44,13 +44,11 @@ from pathlib import Path
 from .errors import DatasetError
 from .image_io import IMAGE_SUFFIXES, image_size, is_image_file, list_image_files
 from .nucleus_classes import ClassSet, merged_names
-from .qupath_input import geojson_beside, qupath_class_names
+from .qupath_input import geojson_beside
 from .validate import in_file, load_json
-from .validate.classes import class_name, read_class_table
-from .validate.fields import InvalidValue
+from .validate.classes import class_name
 from .validate.paths import check_links, inside
-from .validate.schemas import check_coco, check_test_ids
-from .validate.segmentation import check_segmentation
+from .validate.schemas import check_test_ids
 
 TEST_IDS_NAME = "test_img_ids.json"
 LABEL_SUFFIX = "_labels"
@@ -152,6 +150,8 @@ def open_dataset(path: str | Path, image_root: str | Path | None = None) -> Data
     DatasetError
         When the folder matches no layout or its structure is broken.
     """
+    from .dataset_layouts import open_coco_layout, open_geojson_layout, open_labels_layout
+
     path = Path(path).expanduser().resolve()
     if not path.exists():
         raise DatasetError(path, "no such file or folder")
@@ -159,7 +159,7 @@ def open_dataset(path: str | Path, image_root: str | Path | None = None) -> Data
         if path.name == TEST_IDS_NAME:
             return _open_test(path.parent)
         if path.suffix.lower() == ".json":
-            return _open_coco(path, Path(image_root) if image_root else path.parent)
+            return open_coco_layout(path, Path(image_root) if image_root else path.parent)
         if is_image_file(path):
             return Dataset(path.parent, "images", (_plain_record(1, path, path.parent),))
         raise DatasetError(path, "not a dataset folder, a COCO JSON or an image")
@@ -173,11 +173,11 @@ def open_dataset(path: str | Path, image_root: str | Path | None = None) -> Data
     if any((d / "images").is_dir() or (d / "masks").is_dir() for d in subdirs):
         return _open_dsb(path, root=path)
     if any(geojson_beside(p).is_file() for p in list_image_files(path)):
-        return _open_geojson(path)
+        return open_geojson_layout(path)
     if (path / "labels").is_dir() or any(
         p.stem.endswith(LABEL_SUFFIX) for p in list_image_files(path)
     ):
-        return _open_labels(path)
+        return open_labels_layout(path)
     images = _image_files(path, path)
     if images:
         records = tuple(_plain_record(i, p, path) for i, p in enumerate(images, start=1))
@@ -344,157 +344,3 @@ def check_declared_size(document: Path, where: str, image_path: Path,
             f"but the image is {real[0]}x{real[1]}",
         )
     return real
-
-
-def _open_labels(folder: Path) -> Dataset:
-    labels_dir = _followed(folder, folder / "labels")
-    images = [p for p in _image_files(folder, folder) if not p.stem.endswith(LABEL_SUFFIX)]
-    records = []
-    warnings = []
-    tables: dict[int, tuple[Path, dict[int, str]]] = {}
-    for image_id, image_path in enumerate(images, start=1):
-        label_path = _find_label_file(image_path, folder, labels_dir)
-        if label_path is None:
-            warnings.append(f"{image_path}: no label image, counted as having no nuclei")
-        else:
-            table = _find_class_table(image_path, label_path, folder)
-            if table is not None:
-                tables[image_id] = (table, read_class_table(table))
-        records.append(
-            ImageRecord(
-                image_id,
-                image_path.stem,
-                image_path,
-                _relative(image_path, folder),
-                label_path=label_path,
-            )
-        )
-    if not records:
-        raise DatasetError(folder, "label images found but no images beside them")
-    if not tables:
-        return Dataset(folder, "labels", tuple(records), tuple(warnings))
-    untabled = [r for r in records if r.label_path is not None and r.image_id not in tables]
-    if untabled:
-        raise DatasetError(untabled[0].label_path, "has no class table "
-                           f"{untabled[0].name}{CLASS_TABLE_SUFFIX}, while other label "
-                           "images have one: every labelled image needs its classes")
-    classes = ClassSet.from_names(merged_names([t.values() for _, t in tables.values()]))
-    records = [
-        r if r.image_id not in tables else ImageRecord(
-            r.image_id, r.name, r.path, r.file_name, label_path=r.label_path,
-            class_table=tables[r.image_id][0],
-            label_categories=tuple(
-                (label, classes.classes[classes.index_of_name(name)].id)
-                for label, name in sorted(tables[r.image_id][1].items())))
-        for r in records]
-    return Dataset(folder, "labels", tuple(records), tuple(warnings), classes)
-
-
-def _open_geojson(folder: Path) -> Dataset:
-    images = _image_files(folder, folder)
-    found, warnings = [], []
-    for image_id, image_path in enumerate(images, start=1):
-        geojson = geojson_beside(image_path)
-        if not _followed(folder, geojson).is_file():
-            warnings.append(f"{image_path}: no {geojson.name}, counted as having no nuclei")
-            found.append((image_id, image_path, None, []))
-            continue
-        found.append((image_id, image_path, geojson, qupath_class_names(geojson)))
-    named = [n for *_, names in found for n in names if n is not None]
-    classes = ClassSet.from_names(merged_names([named])) if named else ClassSet.default()
-    records = []
-    for image_id, image_path, geojson, names in found:
-        if named and None in names:
-            raise DatasetError(geojson, f"feature {names.index(None)} is an unclassified "
-                               "nucleus, while other nuclei have classes: classify it in "
-                               "QuPath or remove it")
-        categories = (tuple(classes.classes[classes.index_of_name(n)].id for n in names)
-                      if named else ())
-        records.append(ImageRecord(image_id, image_path.stem, image_path,
-                                   _relative(image_path, folder), geojson_path=geojson,
-                                   geojson_categories=categories))
-    return Dataset(folder, "geojson", tuple(records), tuple(warnings), classes)
-
-
-def _find_class_table(image_path: Path, label_path: Path, folder: Path) -> Path | None:
-    """``<name>_classes.csv`` beside the label image or beside the image."""
-    stem = image_path.stem
-    candidates = [label_path.parent / f"{stem}{CLASS_TABLE_SUFFIX}",
-                  image_path.parent / f"{stem}{CLASS_TABLE_SUFFIX}"]
-    return next((c for c in candidates if _followed(folder, c).is_file()), None)
-
-
-def _find_label_file(image_path: Path, folder: Path, labels_dir: Path) -> Path | None:
-    stem = image_path.stem
-    candidates = [folder / f"{stem}{LABEL_SUFFIX}{s}" for s in _LABEL_FILE_SUFFIXES]
-    candidates += [labels_dir / f"{stem}{s}" for s in _LABEL_FILE_SUFFIXES]
-    candidates += [labels_dir / f"{stem}{LABEL_SUFFIX}{s}" for s in _LABEL_FILE_SUFFIXES]
-    return next((c for c in candidates if _followed(folder, c).is_file()), None)
-
-
-def _open_coco(json_path: Path, image_root: Path) -> Dataset:
-    data = check_coco(load_json(json_path), json_path)
-    declared = data.get("categories") or []
-    classes = ClassSet.from_categories(declared, json_path)
-    by_image: dict[int, list[tuple[int, dict]]] = {}
-    for number, ann in enumerate(data.get("annotations", [])):
-        with in_file(json_path, f"annotation {number}"):
-            ann = {**ann, "category_id": annotation_category(ann, classes, bool(declared))}
-        by_image.setdefault(ann["image_id"], []).append((number, ann))
-    image_root = image_root.expanduser().resolve()
-    records = []
-    for number, image in enumerate(data["images"]):
-        with in_file(json_path, f"image entry {number}"):
-            image_path = inside(image_root, image["file_name"])
-        if not image_path.is_file():
-            raise DatasetError(
-                json_path, f"image {image['file_name']} not found under {image_root}"
-            )
-        height, width = check_declared_size(json_path, f"image entry {number}", image_path,
-                                            image.get("height"), image.get("width"))
-        annotations = by_image.get(image["id"], [])
-        if "height" not in image:  # declared sizes were checked with the document
-            for ann_number, ann in annotations:
-                with in_file(json_path, f"annotation {ann_number}"):
-                    check_segmentation(ann["segmentation"], height, width)
-        records.append(
-            ImageRecord(
-                image["id"],
-                Path(image["file_name"]).stem,
-                image_path,
-                Path(image["file_name"]).as_posix(),
-                annotations=tuple(ann for _, ann in annotations),
-                height=height,
-                width=width,
-            )
-        )
-    warnings = []
-    n_crowd = sum(ann.get("iscrowd", 0) == 1 for ann in data.get("annotations", []))
-    if n_crowd:
-        warnings.append(
-            f"{json_path}: {n_crowd} iscrowd region(s) are COCO ignore regions, not nuclei: "
-            "never trained on; evaluation ignores detections inside them"
-        )
-    return Dataset(image_root, "coco", tuple(records), tuple(warnings), classes)
-
-
-def annotation_category(annotation: dict, classes: ClassSet, declared: bool) -> int:
-    """The category id of a COCO annotation, one of the document's categories.
-
-    A document declaring no categories has one class, whatever its annotations say (as
-    files written before classes existed); without a ``category_id``, an annotation is of
-    the only category.
-    """
-    if not declared:
-        return classes.ids[0]
-    if "category_id" not in annotation:
-        if len(classes) > 1:
-            raise InvalidValue(f"has no category_id, and the file has {len(classes)} "
-                               "categories")
-        return classes.ids[0]
-    category_id = annotation["category_id"]
-    if category_id not in classes.ids:
-        known = ", ".join(str(i) for i in classes.ids)
-        raise InvalidValue(f"category_id {category_id} is not one of the file's categories "
-                           f"({known})")
-    return category_id

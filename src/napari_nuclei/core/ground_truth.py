@@ -44,7 +44,8 @@ def read_coco_ground_truth(path: Path) -> dict:
     the nucleus classes scored.
     """
     from .coco import coco_document, compressed_rle, make_annotation
-    from .dataset import annotation_category, check_declared_size
+    from .dataset import check_declared_size
+    from .dataset_layouts import annotation_category
     from .nucleus_classes import ClassSet
     from .validate import in_file, load_json
     from .validate.paths import inside
