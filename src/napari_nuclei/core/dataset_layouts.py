@@ -33,6 +33,8 @@ from .validate.segmentation import check_segmentation
 
 
 def open_labels_layout(folder: Path) -> Dataset:
+    """A folder of images with a label image each (and ``<name>_classes.csv`` class
+    tables, all or none)."""
     labels_dir = _followed(folder, folder / "labels")
     images = [p for p in _image_files(folder, folder) if not p.stem.endswith(LABEL_SUFFIX)]
     records = []
@@ -77,6 +79,7 @@ def open_labels_layout(folder: Path) -> Dataset:
 
 
 def open_geojson_layout(folder: Path) -> Dataset:
+    """A folder of images with ``<name>.geojson`` QuPath objects beside them."""
     images = _image_files(folder, folder)
     found, warnings = [], []
     for image_id, image_path in enumerate(images, start=1):
@@ -119,6 +122,8 @@ def _find_label_file(image_path: Path, folder: Path, labels_dir: Path) -> Path |
 
 
 def open_coco_layout(json_path: Path, image_root: Path) -> Dataset:
+    """A COCO instances JSON, its images under ``image_root``, its categories the
+    classes."""
     data = check_coco(load_json(json_path), json_path)
     declared = data.get("categories") or []
     classes = ClassSet.from_categories(declared, json_path)
