@@ -230,3 +230,18 @@ def test_ground_truth_nuclei_are_coloured_and_named_by_class(tmp_path):
         f"2 nucleus classes: lymphocyte {counts['lymphocyte']}, tumor {counts['tumor']}")
     # One class: the layers as they always were.
     assert classes_line({"categories": [{"id": 1, "name": "nucleus"}]}) is None
+
+
+def test_classed_and_plain_masks_never_mix_in_one_training_folder(dsb_root, tmp_path):
+    from napari_nuclei.session.training_set import added_message
+
+    image_path = write_png(tmp_path / "images" / "new.png", np.zeros(SHAPE, np.uint8))
+    session = Session()
+    session.classes = CLASSES
+    session.add_prediction("new", image_path, two_class_prediction())
+    session.set_class("new", [1], 1)
+    train = dsb_root / "train"  # plain masks/*.png
+    added = add_to_training(train, None, images_snapshot(session))
+    assert added.added == () and added.other_layout == ("new",)
+    assert "cannot mix" in added_message(added) and not (train / "new").exists()
+    open_dataset(train)  # still a data set

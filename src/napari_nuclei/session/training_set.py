@@ -61,6 +61,10 @@ class TrainingPlan:
         Corrected images with no file behind them (pixels of a layer).
     unchanged : tuple of str
         Samples added from these corrections before, not edited since.
+    other_layout : tuple of str
+        Images whose masks would be laid out otherwise than the folder's samples (in
+        class folders among plain masks, or the reverse): the data set reader refuses
+        such a folder, so they are not added.
     """
 
     folder: Path
@@ -69,6 +73,7 @@ class TrainingPlan:
     tests: tuple = ()
     no_file: tuple = ()
     unchanged: tuple = ()
+    other_layout: tuple = ()
 
     @property
     def aside(self) -> Path:
@@ -90,7 +95,7 @@ class TrainingAdded:
         Samples left as they were, not to be replaced.
     aside : Path or None
         Where the replaced samples were moved (None when none was).
-    tests, no_file, unchanged : tuple of str
+    tests, no_file, unchanged, other_layout : tuple of str
         As in :class:`TrainingPlan`.
     written : tuple
         ``(image, sample folder, generation)`` per sample written.
@@ -103,6 +108,7 @@ class TrainingAdded:
     no_file: tuple = ()
     unchanged: tuple = ()
     written: tuple = ()
+    other_layout: tuple = ()
 
 
 def training_folder(train_dir: Path) -> Path:
@@ -137,7 +143,8 @@ def training_plan(train_dir: Path, test_dir: Path | None,
     from ..core.corrections import plan_sample
 
     folder = training_folder(train_dir)
-    new, replaced, tests, no_file, unchanged = [], [], [], [], []
+    new, replaced, tests, no_file, unchanged, other = [], [], [], [], [], []
+    layout = _masks_layout(folder)
     for image in images:
         if not image.edited:
             continue
@@ -148,6 +155,8 @@ def training_plan(train_dir: Path, test_dir: Path | None,
             no_file.append(image.name)
         elif _is_test(image, test_dir):
             tests.append(image.name)
+        elif layout is not None and layout != image.classed:
+            other.append(image.name)
         else:
             plan = plan_sample(folder, image.name, image.image_path)
             if plan.replaces is None:
@@ -156,7 +165,22 @@ def training_plan(train_dir: Path, test_dir: Path | None,
                 nuclei = int(np.count_nonzero(np.unique(image.labels)))
                 replaced.append(Replacement(image.name, plan.sample, plan.replaces, nuclei))
     return TrainingPlan(folder, tuple(new), tuple(replaced), tuple(tests), tuple(no_file),
-                        tuple(unchanged))
+                        tuple(unchanged), tuple(other))
+
+
+def _masks_layout(folder: Path) -> bool | None:
+    """Whether the samples of a training folder keep their masks in class folders
+    (True), as plain files (False), or it has no mask yet to tell (None)."""
+    if not folder.is_dir():
+        return None
+    for sample in sorted(folder.iterdir()):
+        masks = sample / "masks"
+        if sample.name.startswith(".") or not masks.is_dir():
+            continue
+        for entry in masks.iterdir():
+            if not entry.name.startswith("."):
+                return entry.is_dir()
+    return None
 
 
 def add_to_training(train_dir: Path, test_dir: Path | None, images: list[ImageSnapshot],
@@ -197,7 +221,8 @@ def add_to_training(train_dir: Path, test_dir: Path | None, images: list[ImageSn
         written.append((image.name, path, image.generation))
         aside = plan.folder / REPLACED_FOLDER / when
     return TrainingAdded(tuple(path.name for _, path, _ in written), tuple(kept), aside,
-                         plan.tests, plan.no_file, plan.unchanged, tuple(written))
+                         plan.tests, plan.no_file, plan.unchanged, tuple(written),
+                         plan.other_layout)
 
 
 def write_sample(folder: Path, sample: str, image: ImageSnapshot, replace: bool = False,
@@ -299,6 +324,10 @@ def added_message(added: TrainingAdded) -> str:
     if added.tests:
         refused.append(f"test images are never added (training on them would leak the test "
                        f"set): {', '.join(added.tests)}")
+    if added.other_layout:
+        refused.append("their model's classes do not match the training folder's masks "
+                       "(class folders masks/<class>/ and plain mask files cannot mix in "
+                       f"one data set): {', '.join(added.other_layout)}")
     if added.no_file:
         refused.append(f"images with no file behind them cannot be added: "
                        f"{', '.join(added.no_file)}")
