@@ -16,8 +16,9 @@ from slide_helpers import BlobModel, make_slide
 from napari_nuclei.core.jobs import drain
 from napari_nuclei.core.models import RawDetections
 from napari_nuclei.core.nucleus_classes import ClassSet
-from napari_nuclei.core.slide.engine import SlideOptions, iter_predict_slide, write_summary
+from napari_nuclei.core.slide.engine import SlideOptions, iter_predict_slide
 from napari_nuclei.core.slide.job import OutputOptions
+from napari_nuclei.core.slide.summary import write_summary
 
 CLASSES = ClassSet.from_names(["lymphocyte", "tumor"])
 LARGE = 400  # blob pixels from which the stand-in calls a nucleus a tumour nucleus

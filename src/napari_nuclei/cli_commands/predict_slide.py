@@ -150,9 +150,10 @@ def run(args: argparse.Namespace) -> int:
     """Run ``napari-nuclei predict-slide``."""
     from ..core.errors import InputError
     from ..core.jobs import drain
-    from ..core.slide.engine import SUMMARY_COLUMNS, SUMMARY_NAME, slide_name, write_summary
+    from ..core.slide.engine import slide_name
     from ..core.slide.job import check_output_root
     from ..core.slide.reader import open_slide
+    from ..core.slide.summary import SUMMARY_COLUMNS, SUMMARY_NAME, write_summary
 
     options = _options(args)
     check_output_root(args.output, SUMMARY_NAME, ",".join(SUMMARY_COLUMNS), args.overwrite)

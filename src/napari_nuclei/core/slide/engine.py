@@ -9,7 +9,6 @@ the same steps on a Dask cluster.
 from __future__ import annotations
 
 import contextlib
-import csv
 import dataclasses
 import functools
 import time
@@ -19,7 +18,6 @@ from pathlib import Path
 
 import numpy as np
 
-from ..atomic import atomic_path
 from ..errors import OptionError
 from ..jobs import Notice
 from ..predict.overlap import largest_training_nucleus, model_run_dir, overlap_for
@@ -45,7 +43,6 @@ from .regions import REGIONS_NAME, write_regions
 from .tissue import make_overview, write_preview
 from .work import predict_batches, read_tile, read_window
 
-SUMMARY_NAME = "summary.csv"
 _SLIDE_SUFFIXES = (".ome.zarr", ".ome.tiff", ".ome.tif", ".zarr", ".tiff", ".tif", ".svs",
                    ".ndpi", ".scn", ".mrxs", ".vms", ".bif", ".png", ".jpg", ".jpeg")
 # Mean channel spread (of 255) under which an overview is taken as grey, not a stain.
@@ -395,24 +392,3 @@ def run_job(started: StartedJob, options: SlideOptions, started_at: float,
     finally:
         started.held.close()
         started.slide.close()
-
-
-SUMMARY_COLUMNS = ("slide", "output", "tissue_mm2", "tiles", "tiles_predicted",
-                   "tiles_skipped_share", "nuclei", "wider_than_overlap", "seconds")
-
-
-def write_summary(path: Path, results: list[SlideResult]) -> Path:
-    """The cohort summary: one CSV row per slide, and with a model of several classes a
-    ``nuclei_<class>`` column per class."""
-    names = list(dict.fromkeys(name for r in results for name in r.nuclei_per_class))
-    with atomic_path(path) as tmp:
-        with open(tmp, "w", newline="", encoding="utf-8") as fh:
-            writer = csv.writer(fh)
-            writer.writerow([*SUMMARY_COLUMNS, *(f"nuclei_{name}" for name in names)])
-            for r in results:
-                writer.writerow([r.slide, str(r.out_dir),
-                                 "" if r.tissue_mm2 is None else f"{r.tissue_mm2:.4f}",
-                                 r.tiles, r.predicted, f"{r.skipped_share:.4f}", r.nuclei,
-                                 r.wider_than_overlap, r.seconds,
-                                 *(r.nuclei_per_class.get(name, "") for name in names)])
-    return path

@@ -33,8 +33,9 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import InputError
+from .detection_features import classify_columns, feature_lines
 from .edits import EditPlan, SlideOutput, apply_pending, open_output
-from .measure import Scale, classify_columns, feature_lines, measure_nuclei
+from .measure import Scale, measure_nuclei
 from .output_lock import hold_output
 from .window_autosave import discard_autosave
 

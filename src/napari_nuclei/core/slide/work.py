@@ -27,7 +27,8 @@ import numpy as np
 from ..normalize import to_model_input
 from ..predict.resolve import own_pixels, paint_nuclei
 from ..predict.stitch import settle_candidates, split_detections, tile_bounds
-from .measure import Scale, classify_columns, feature_lines, measure_nuclei
+from .detection_features import classify_columns, feature_lines
+from .measure import Scale, measure_nuclei
 from .outputs import LabelsStore, write_features_part, write_table_part
 from .plan import SlidePlan
 from .reader import Slide
