@@ -125,3 +125,19 @@ def test_the_dock_lists_counts_and_refilters_through_the_session(
     predict.threshold.setValue(60)
     qtbot.waitUntil(lambda: "uncorrected images only" in predict.hint.text())
     assert session.images["rgb"].score_thresh == 0.9 and session.score_thresh == 0.6
+
+
+def test_shown_scores_follow_the_resolved_nuclei_when_a_hidden_one_is_dropped():
+    import numpy as np
+
+    from napari_nuclei.core.predict.instances import Prediction
+    from napari_nuclei.session.model import ImageState
+
+    big = np.ones((10, 10), bool)
+    hidden = np.ones((4, 4), bool)  # inside the big one, which scores better
+    apart = np.ones((5, 5), bool)
+    prediction = Prediction(40, 40, np.array([0.9, 0.8, 0.7], np.float32),
+                            [(0, 0, big), (3, 3, hidden), (20, 20, apart)])
+    image = ImageState.predicted("a", None, prediction, 0.5)
+    assert sorted(np.unique(image.labels).tolist()) == [0, 1, 2]
+    assert image.shown_scores() == {1: pytest.approx(0.9), 2: pytest.approx(0.7)}

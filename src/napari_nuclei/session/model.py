@@ -201,8 +201,11 @@ class ImageState:
 
     def shown_scores(self) -> dict[int, float]:
         """Predicted score of each nucleus that was shown (hand-drawn labels are absent)."""
-        values = sorted(self.tracker.predicted_values)
-        return {v: float(self.prediction.scores[v - 1]) for v in values}
+        # Label v is nucleus v - 1 of the resolved set shown, not of the prediction
+        # (resolving drops nuclei hidden by better ones): the table has the score.
+        table = self.features()
+        scores = dict(zip(table["label"].tolist(), table["score"].tolist(), strict=True))
+        return {v: float(scores[v]) for v in sorted(self.tracker.predicted_values)}
 
     def features(self) -> dict:
         """The layer's feature table for the labels as predicted (computed once)."""
