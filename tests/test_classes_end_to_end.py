@@ -293,3 +293,33 @@ def test_a_model_of_classes_is_scored_as_one_class_against_ground_truth_without(
     path.write_text(json.dumps(entries))
     (tmp_path / "gt.json").write_text(json.dumps(blind))
     assert main(["evaluate", "--gt", str(tmp_path / "gt.json"), "--pred", str(path)]) == 0
+
+
+def test_export_numbers_classes_as_the_run_does(tmp_path):
+    import tifffile
+
+    from conftest import write_png
+    from napari_nuclei.core.export import export_labels
+    from napari_nuclei.core.nucleus_classes import ClassSet, NucleusClass
+
+    image, labels, names = class_image(0)
+    write_png(tmp_path / "images" / "img0.png", image)
+    (tmp_path / "labels").mkdir()
+    tifffile.imwrite(tmp_path / "labels" / "img0.tif", labels)
+    rows = "".join(f"{label},0.9,{name}\n" for label, name in names.items())
+    (tmp_path / "labels" / "img0.csv").write_text("label,score,class\n" + rows)
+    dataset = open_dataset(tmp_path / "images")
+    by_name = export_labels(tmp_path / "labels", dataset, tmp_path / "a.json", True)
+    assert by_name[1] == len(names)
+    run_order = ClassSet((NucleusClass(1, "tumor", (200, 0, 0)),
+                          NucleusClass(2, "lymphocyte", (0, 130, 200))))
+    export_labels(tmp_path / "labels", dataset, tmp_path / "b.json", True, classes=run_order)
+    expected = {"lymphocyte": 1, "tumor": 2}, {"tumor": 1, "lymphocyte": 2}
+    for path, ids in zip(("a.json", "b.json"), expected, strict=True):
+        entries = json.loads((tmp_path / path).read_text())
+        assert sorted(e["category_id"] for e in entries) == sorted(
+            ids[name] for name in names.values())
+    other = ClassSet.from_names(["dead", "tumor"])
+    with pytest.raises(DatasetError, match="names the class 'lymphocyte', which the run "
+                       "does not have"):
+        export_labels(tmp_path / "labels", dataset, tmp_path / "c.json", True, classes=other)

@@ -42,6 +42,8 @@ def add_parsers(sub) -> None:
     ex.add_argument("--test-ids", type=Path, help="test_img_ids.json (default: the one in "
                     "the image folder)")
     ex.add_argument("--submission", action="store_true", help="write a submission list")
+    ex.add_argument("--model", type=Path, help="the run folder that predicted the labels: "
+                    "its classes' COCO ids (default: classes numbered by name)")
     ex.add_argument("-o", "--output", required=True, type=Path)
     add_limit_options(ex)
     ex.set_defaults(func=run_export)
@@ -122,8 +124,13 @@ def run_export(args: argparse.Namespace) -> int:
 
     labels = args.labels[0] if len(args.labels) == 1 and args.labels[0].is_dir() else args.labels
     dataset = open_dataset(args.images)
+    classes = None
+    if args.model is not None:
+        from ..core.runs import read_run
+
+        classes = read_run(args.model).classes
     n_images, n_nuclei, missing = export_labels(labels, dataset, args.output, args.submission,
-                                                args.test_ids)
+                                                args.test_ids, classes)
     if missing:
         print(f"warning: no label image for {len(missing)} image(s): "
               f"{', '.join(missing[:5])}", file=sys.stderr)

@@ -130,6 +130,7 @@ def export_labels(
     output: str | Path,
     submission: bool = False,
     test_ids: str | Path | None = None,
+    classes: ClassSet | None = None,
 ) -> tuple[int, int, list[str]]:
     """Write the nuclei of label images as COCO instances JSON or as a submission.
 
@@ -147,6 +148,9 @@ def export_labels(
     test_ids : str or Path, optional
         ``test_img_ids.json`` for the image ids (default: the one in the image folder,
         else the dataset's ids).
+    classes : ClassSet, optional
+        The classes of the run that predicted the labels, whose COCO ids the files use;
+        by default the classes the tables name, numbered in the order of their names.
 
     Returns
     -------
@@ -159,7 +163,16 @@ def export_labels(
     ids = image_ids_by_name(dataset, test_ids)
     # Classes from the tables' class columns (none: the one default class).
     named = {name: read_label_classes(path) for name, path in paths.items()}
-    classes = ClassSet.from_names(merged_names([t.values() for t in named.values()]))
+    found = merged_names([t.values() for t in named.values()])
+    if classes is None:
+        classes = ClassSet.from_names(found)
+    elif found:
+        unknown = [n for n in found if n.casefold() not in {c.casefold() for c in classes.names}]
+        if unknown:
+            raise DatasetError(next(p for n, p in paths.items()
+                                    if unknown[0] in named[n].values()).with_suffix(".csv"),
+                               f"names the class {unknown[0]!r}, which the run does not have "
+                               f"({', '.join(classes.names)})")
     images, annotations, entries, sizes, missing = [], [], [], {}, []
     for record in dataset.records:
         path = paths.get(record.name)
