@@ -323,3 +323,24 @@ def test_export_numbers_classes_as_the_run_does(tmp_path):
     with pytest.raises(DatasetError, match="names the class 'lymphocyte', which the run "
                        "does not have"):
         export_labels(tmp_path / "labels", dataset, tmp_path / "c.json", True, classes=other)
+
+
+def test_napari_writer_saves_a_layer_with_classes_as_coco_categories(tmp_path):
+    import pandas as pd
+
+    from napari_nuclei._writer import write_labels_coco
+
+    _, labels, names = class_image(0)
+    features = pd.DataFrame({"index": list(names), "class": list(names.values())})
+    path = str(tmp_path / "layer.json")
+    write_labels_coco(path, labels, {"name": "img0 nuclei", "features": features})
+    coco = json.loads((tmp_path / "layer.json").read_text())
+    assert [c["name"] for c in coco["categories"]] == ["lymphocyte", "tumor"]
+    expected = sorted((1, int((labels == label).sum()), name) for label, name in names.items())
+    assert classes_per_nucleus(coco) == expected
+    write_labels_coco(path, labels, {"name": "plain"})  # no classes: the one category
+    assert json.loads((tmp_path / "layer.json").read_text())["categories"] == [
+        {"id": 1, "name": "nucleus"}]
+    partial = features.iloc[1:]
+    with pytest.raises(ValueError, match="layer.json: label 1 has no class"):
+        write_labels_coco(path, labels, {"features": partial})

@@ -32,7 +32,9 @@ def write_labels_coco(path: str, data, attributes: dict) -> list[str]:
     data : array-like
         The layer's 2D label data.
     attributes : dict
-        The layer's attributes; ``metadata["source_file"]`` names the image if known.
+        The layer's attributes; ``metadata["source_file"]`` names the image if known, and
+        a ``class`` column of its ``features`` (with the ``index`` or ``label`` column of
+        the label values) gives each nucleus its class.
 
     Returns
     -------
@@ -41,8 +43,24 @@ def write_labels_coco(path: str, data, attributes: dict) -> list[str]:
     """
     labels = _as_2d_labels(data, path)
     image_id = int(attributes.get("metadata", {}).get("image_id", 1))
-    write_json_atomic(path, labels_to_coco(labels, _image_file_name(attributes), image_id))
+    try:
+        document = labels_to_coco(labels, _image_file_name(attributes), image_id,
+                                  _label_classes(attributes.get("features")))
+    except ValueError as exc:
+        raise ValueError(f"{path}: {exc}") from None
+    write_json_atomic(path, document)
     return [path]
+
+
+def _label_classes(features) -> dict[int, str] | None:
+    """``label -> class name`` from a layer's feature table, None without classes."""
+    columns = getattr(features, "columns", ())
+    key = "index" if "index" in columns else "label" if "label" in columns else None
+    if features is None or "class" not in columns or key is None:
+        return None
+    return {int(label): str(name) for label, name in zip(features[key], features["class"],
+                                                         strict=True)
+            if name is not None and name == name}  # NaN: a row without a class
 
 
 def write_labels_tiff(path: str, data, attributes: dict) -> list[str]:

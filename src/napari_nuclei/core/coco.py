@@ -80,7 +80,8 @@ def coco_document(images: list[dict], annotations: list[dict],
     return {"images": images, "annotations": annotations, "categories": classes.categories()}
 
 
-def labels_to_coco(labels: np.ndarray, file_name: str, image_id: int = 1) -> dict:
+def labels_to_coco(labels: np.ndarray, file_name: str, image_id: int = 1,
+                   label_classes: dict[int, str] | None = None) -> dict:
     """A COCO document for one label image: one annotation per label value.
 
     Parameters
@@ -91,20 +92,29 @@ def labels_to_coco(labels: np.ndarray, file_name: str, image_id: int = 1) -> dic
         The image's file name, recorded in ``images``.
     image_id : int
         Its COCO id.
+    label_classes : dict of int to str, optional
+        The class name of each label value; the categories are then the names, numbered
+        in their order (a label without a class is refused: it would be a silent guess).
 
     Returns
     -------
     dict
     """
+    from .nucleus_classes import merged_names
+
     if labels.ndim != 2:
         raise ValueError(f"expected a 2D label image, got shape {labels.shape}")
     height, width = labels.shape
-    annotations = [
-        make_annotation(number, image_id, rle)
-        for number, (_, rle) in enumerate(iter_label_rles(labels), start=1)
-    ]
+    classes = ClassSet.from_names(merged_names([(label_classes or {}).values()]))
+    ids = {label: classes.classes[classes.index_of_name(name)].id
+           for label, name in (label_classes or {}).items()}
+    annotations = []
+    for number, (value, rle) in enumerate(iter_label_rles(labels), start=1):
+        if label_classes and int(value) not in ids:
+            raise ValueError(f"label {value} has no class (the others have one)")
+        annotations.append(make_annotation(number, image_id, rle, ids.get(int(value), 1)))
     image = {"id": image_id, "file_name": file_name, "height": height, "width": width}
-    return coco_document([image], annotations)
+    return coco_document([image], annotations, classes)
 
 
 def coco_to_labels(coco: dict, image_id: int) -> np.ndarray:
