@@ -6,7 +6,7 @@ from __future__ import annotations
 from qtpy.QtCore import Signal
 from qtpy.QtWidgets import QLabel, QListWidget, QPushButton, QVBoxLayout, QWidget
 
-from ..session.model import ROW_SEPARATOR as _SEPARATOR
+from ..session.image_state import ROW_SEPARATOR as _SEPARATOR
 from .workers import start_job
 
 
