@@ -8,7 +8,7 @@ import pytest
 from napari_nuclei.core.corrections import EditTracker, corrected_features
 from napari_nuclei.core.errors import InputError
 from napari_nuclei.core.predict.instances import Prediction
-from napari_nuclei.session import EditedImageError, Session, actions
+from napari_nuclei.session import EditedImageError, Session, actions, handin
 
 
 def square(top, left, size):
@@ -64,7 +64,7 @@ def test_hand_drawn_nucleus_with_a_hidden_predictions_label_scores_one(session):
     row = list(table["label"]).index(4)
     assert table["score"][row] == 1.0 and table["area"][row] == 16
     assert (table["bbox_x"][row], table["bbox_y"][row]) == (40, 30)
-    entries = actions.image_entries(1, snap)
+    entries = handin.image_entries(1, snap)
     drawn = [e for e in entries if e["bbox"] == [40, 30, 4, 4]]
     assert len(drawn) == 1 and drawn[0]["score"] == 1.0
 

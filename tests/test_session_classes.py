@@ -15,12 +15,11 @@ from napari_nuclei.core.predict.instances import Prediction
 from napari_nuclei.session import EditedImageError, Session
 from napari_nuclei.session.actions import (
     apply_saved,
-    images_snapshot,
     restore_session,
     save_session,
     session_snapshot,
-    write_test_submission,
 )
+from napari_nuclei.session.handin import images_snapshot, write_test_submission
 from napari_nuclei.session.image_classes import ImageEdits
 from napari_nuclei.session.training_set import add_to_training
 
@@ -245,3 +244,29 @@ def test_classed_and_plain_masks_never_mix_in_one_training_folder(dsb_root, tmp_
     assert added.added == () and added.other_layout == ("new",)
     assert "cannot mix" in added_message(added) and not (train / "new").exists()
     open_dataset(train)  # still a data set
+
+
+def test_scoring_against_ground_truth_of_other_classes_is_refused_in_one_line(tmp_path):
+    from napari_nuclei.session.handin import evaluate_test_folder
+
+    folder = tmp_path / "test"
+    write_png(folder / "img.png", np.zeros(SHAPE, np.uint8))
+    (folder / "test_img_ids.json").write_text(json.dumps(
+        [{"id": 4, "file_name": "img.png", "height": SHAPE[0], "width": SHAPE[1]}]))
+    session = two_class_session(tmp_path)
+    from napari_nuclei.core.rle import encode_box_mask
+
+    square = encode_box_mask(np.ones((6, 6), bool), 5, 2, *SHAPE)
+    truth = {"images": [{"id": 4, "file_name": "img.png", "height": SHAPE[0],
+                         "width": SHAPE[1]}],
+             "annotations": [{"id": 1, "image_id": 4, "category_id": 1,
+                              "segmentation": square}],
+             "categories": [{"id": 1, "name": "dead"}, {"id": 2, "name": "stroma"}]}
+    (tmp_path / "gt.json").write_text(json.dumps(truth))
+    with pytest.raises(InputError, match=r"gt.json: its classes \(dead, stroma\) are not the "
+                       r"model's \(lymphocyte, tumor\)"):
+        evaluate_test_folder(folder, tmp_path / "gt.json", images_snapshot(session))
+    truth["categories"] = [{"id": 1, "name": "lymphocyte"}, {"id": 2, "name": "tumor"}]
+    (tmp_path / "gt.json").write_text(json.dumps(truth))
+    scored = evaluate_test_folder(folder, tmp_path / "gt.json", images_snapshot(session))
+    assert set(scored["overall"]["per_class"]) == {"lymphocyte", "tumor"}

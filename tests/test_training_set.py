@@ -14,7 +14,7 @@ from napari_nuclei.core.dataset import open_dataset
 from napari_nuclei.core.errors import InputError
 from napari_nuclei.core.predict.instances import Prediction
 from napari_nuclei.session import Session
-from napari_nuclei.session.actions import images_snapshot
+from napari_nuclei.session.handin import images_snapshot
 from napari_nuclei.session.training_set import add_to_training, record_added, training_plan
 
 

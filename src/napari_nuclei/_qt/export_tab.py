@@ -106,7 +106,7 @@ class ExportTab(QWidget):
 
     def export_submission(self, path: str) -> None:
         """Write the submission for the whole test folder (validated first)."""
-        from ..session.actions import images_snapshot, write_test_submission
+        from ..session.handin import images_snapshot, write_test_submission
 
         if not path:
             return
@@ -118,7 +118,7 @@ class ExportTab(QWidget):
 
     def evaluate(self) -> None:
         """Score the current predictions (with corrections) against the ground truth."""
-        from ..session.actions import evaluate_test_folder, images_snapshot
+        from ..session.handin import evaluate_test_folder, images_snapshot
 
         if self.session.gt_dir is None or self.session.test_dir is None:
             self.result.setText("Choose a test folder and its ground truth in Data first.")

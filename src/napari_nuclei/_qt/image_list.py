@@ -60,7 +60,7 @@ class PredictedImageList(QWidget):
             self.layers.show(text.split(_SEPARATOR)[0])
 
     def _on_add_to_training(self) -> None:
-        from ..session.actions import images_snapshot
+        from ..session.handin import images_snapshot
         from ..session.training_set import training_plan
 
         if self.session.train_dir is None:
