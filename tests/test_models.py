@@ -84,6 +84,10 @@ def test_detections_default_to_one_class_of_probability_one():
     np.testing.assert_array_equal(given.classes, [1, 0])
     assert given.class_probs.shape == (2, 2)
     assert given.class_probability(0) == pytest.approx(0.9)
+    unsure = RawDetections(np.zeros((2, 4), np.float32), scores, torch.zeros((2, 28, 28)),
+                           False, classes=np.asarray([2, 0]))
+    assert unsure.class_probs.shape == (2, 3)
+    assert unsure.class_probability(0) == unsure.class_probability(1) == 1.0
 
 
 @pytest.fixture

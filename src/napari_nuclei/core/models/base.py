@@ -55,8 +55,12 @@ class RawDetections:
         scores = np.asarray(self.scores, np.float32).reshape(-1)
         if self.classes is None:
             self.classes = np.zeros(len(scores), np.int64)
+        self.classes = np.asarray(self.classes, np.int64).reshape(len(scores))
         if self.class_probs is None:
-            self.class_probs = np.ones((len(scores), 1), np.float32)
+            # A model that gives no probabilities is sure of each class it gives.
+            width = int(self.classes.max()) + 1 if len(scores) else 1
+            self.class_probs = np.zeros((len(scores), width), np.float32)
+            self.class_probs[np.arange(len(scores)), self.classes] = 1.0
         probs = np.asarray(self.class_probs, np.float32)
         self.class_probs = probs.reshape(len(scores), probs.shape[-1] if probs.ndim else 1)
 
