@@ -270,3 +270,9 @@ def test_scoring_against_ground_truth_of_other_classes_is_refused_in_one_line(tm
     (tmp_path / "gt.json").write_text(json.dumps(truth))
     scored = evaluate_test_folder(folder, tmp_path / "gt.json", images_snapshot(session))
     assert set(scored["overall"]["per_class"]) == {"lymphocyte", "tumor"}
+    from napari_nuclei.session.handin import scores_text
+
+    lines = scores_text(scored).splitlines()
+    assert lines[0].startswith("AP ") and len(lines) == 4
+    assert lines[1].startswith("lymphocyte: AP ") and lines[2].startswith("tumor: AP ")
+    assert lines[3].startswith("mPQ ")

@@ -26,12 +26,6 @@ def _write_coco(path: str, labels, attributes: dict) -> str:
     return f"Wrote {path}: {len(np.unique(labels)) - 1} nuclei"
 
 
-def _scores_line(result: dict) -> str:
-    o = result["overall"]
-    return (f"AP {o['AP']:.3f} · AP50 {o['AP50']:.3f} · AJI {o['AJI']:.3f} · F1 {o['F1']:.3f} "
-            f"({o['gt_nuclei']} true nuclei, {o['predicted_nuclei']} predicted)")
-
-
 class ExportTab(QWidget):
     """Hand-in files, validated before they are written, and scores against ground truth."""
 
@@ -128,7 +122,9 @@ class ExportTab(QWidget):
 
     def _on_evaluated(self, result: dict) -> None:
         self.last_evaluation = result
-        self.result.setText(_scores_line(result))
+        from ..session.handin import scores_text
+
+        self.result.setText(scores_text(result))
 
     def _done(self, message: str) -> None:
         from napari.utils.notifications import show_info

@@ -103,3 +103,24 @@ def evaluate_test_folder(test_dir: Path, gt_dir: Path, images: list[ImageSnapsho
                              f"model's ({', '.join(classes.names)}): they cannot be scored "
                              "against each other")
     return evaluate(truth, entries)
+
+
+def scores_text(result: dict) -> str:
+    """The scores of :func:`evaluate_test_folder` as the dock shows them: one line overall
+    and, with classes, one per class and mPQ / bPQ."""
+    o = result["overall"]
+    lines = [f"AP {o['AP']:.3f} · AP50 {o['AP50']:.3f} · AJI {o['AJI']:.3f} · "
+             f"F1 {o['F1']:.3f} ({o['gt_nuclei']} true nuclei, {o['predicted_nuclei']} "
+             "predicted)"]
+
+    def shown(value) -> str:
+        return "-" if value is None else f"{value:.3f}"
+
+    for name, scores in o.get("per_class", {}).items():
+        lines.append(f"{name}: AP {shown(scores['AP'])} · AP50 {shown(scores['AP50'])} · "
+                     f"PQ {shown(scores['PQ'])} · F_c {shown(scores['F_c'])} "
+                     f"({scores['gt_nuclei']} true, {scores['predicted_nuclei']} predicted)")
+    if "mPQ" in o:
+        lines.append(f"mPQ {shown(o['mPQ'])} · bPQ {shown(o['bPQ'])} · class accuracy "
+                     f"{shown(o['class_accuracy'])}")
+    return "\n".join(lines)
