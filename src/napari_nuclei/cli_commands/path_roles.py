@@ -43,7 +43,7 @@ PATH_ROLES: dict[str, PathRoles] = {
     "predict-slide": PathRoles(inputs=("slides", "model", "regions"),
                                outputs=("output",)),
     "evaluate": PathRoles(inputs=("gt", "pred", "test_ids"), outputs=("output",)),
-    "export": PathRoles(inputs=("labels", "images", "test_ids"), outputs=("output",)),
+    "export": PathRoles(inputs=("labels", "images", "test_ids", "model"), outputs=("output",)),
     "demo": PathRoles(inputs=("sample_data",), outputs=("out",)),
 }
 
