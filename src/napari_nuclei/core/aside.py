@@ -46,3 +46,25 @@ def move_aside(path: Path, root: Path, when: str | None = None) -> Path:
         number += 1
     path.rename(target)
     return target
+
+
+def replace_keeping_old(built: Path, target: Path, root: Path, when: str | None = None) -> Path:
+    """Put ``built`` (a finished file or folder) at ``target``, moving what was there into
+    ``root/<when>/`` first (:func:`move_aside`); if the final rename fails, the old one
+    goes back where it was.
+
+    Returns
+    -------
+    Path
+        ``target``.
+    """
+    aside = None
+    if target.exists() or target.is_symlink():
+        aside = move_aside(target, root, when)
+    try:
+        built.rename(target)
+    except OSError:
+        if aside is not None:  # the old one goes back where it was
+            aside.rename(target)
+        raise
+    return target

@@ -324,7 +324,7 @@ def add_to_training_set(train_dir: str | Path, name: str, image_path: str | Path
     """
     import cv2
 
-    from .aside import move_aside
+    from .aside import replace_keeping_old
     from .errors import InputError
 
     train_dir, image_path = Path(train_dir), Path(image_path)
@@ -346,16 +346,7 @@ def add_to_training_set(train_dir: str | Path, name: str, image_path: str | Path
             if not cv2.imwrite(str(staging / "masks" / f"{name}_nucleus_{number:04d}.png"),
                                mask):
                 raise OSError(f"could not write a mask of {name} into {staging}")
-        aside = None
-        if target.exists() or target.is_symlink():
-            aside = move_aside(target, train_dir / REPLACED_FOLDER, when)
-        try:
-            staging.rename(target)
-        except OSError:
-            if aside is not None:  # the old sample goes back where it was
-                aside.rename(target)
-            raise
-        return target
+        return replace_keeping_old(staging, target, train_dir / REPLACED_FOLDER, when)
     finally:
         if staging.exists():
             shutil.rmtree(staging)

@@ -247,7 +247,7 @@ def write_sample(folder: Path, sample: str, image: ImageSnapshot, replace: bool 
     import shutil
     import tempfile
 
-    from ..core.aside import move_aside
+    from ..core.aside import replace_keeping_old
     from ..core.corrections import REPLACED_FOLDER, add_to_training_set
     from ..core.errors import InputError
     from .image_classes import present_labels
@@ -281,16 +281,7 @@ def write_sample(folder: Path, sample: str, image: ImageSnapshot, replace: bool 
             (written / "masks").rename(built / "masks" / folders[index])
         if not built.exists():  # no nucleus left: the image alone, with empty masks/
             built = add_to_training_set(staging, sample, image.image_path, image.labels)
-        aside = None
-        if target.exists() or target.is_symlink():
-            aside = move_aside(target, folder / REPLACED_FOLDER, when)
-        try:
-            built.rename(target)
-        except OSError:
-            if aside is not None:  # the old sample goes back where it was
-                aside.rename(target)
-            raise
-        return target
+        return replace_keeping_old(built, target, folder / REPLACED_FOLDER, when)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
 
