@@ -51,3 +51,8 @@ def with_worker_process():
     result = queue.get(timeout=60)
     worker.join()
     return result
+
+
+def niceness():
+    """Report this process's scheduling niceness."""
+    yield os.nice(0)

@@ -50,3 +50,15 @@ def test_a_dead_child_is_reported_with_its_last_log_lines(tmp_path):
 def test_a_job_may_start_processes_of_its_own():
     job = ChildJob("jobs_for_child:with_worker_process", {}).start()
     assert drain(job.reports()) == 49
+
+
+def test_the_child_yields_the_processor_to_the_viewer():
+    import os
+
+    from napari_nuclei.core.child_job import CHILD_NICENESS
+
+    job = ChildJob("jobs_for_child:niceness", {}).start()
+    reports = []
+    drain(job.reports(), reports.append)
+    # Capped at 19: a parent already near the bottom cannot go lower.
+    assert reports == [min(os.nice(0) + CHILD_NICENESS, 19)]

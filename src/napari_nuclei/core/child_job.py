@@ -18,6 +18,10 @@ from typing import Any
 
 POLL_SECONDS = 0.1
 LOG_TAIL_LINES = 6
+# The child yields the processor to the process that started it: a viewer that draws
+# (in software, with Mesa, its rasteriser threads) while the job uses every core would
+# otherwise wait its turn, and stall. An idle viewer leaves the job every core.
+CHILD_NICENESS = 10
 
 
 class ChildJobFailed(Exception):
@@ -46,6 +50,17 @@ def _stop_when_orphaned(stop) -> None:
     threading.Thread(target=watch, name="parent watch", daemon=True).start()
 
 
+def _yield_processor() -> None:
+    """Lower this process's scheduling priority by :data:`CHILD_NICENESS`."""
+    import os
+
+    if hasattr(os, "nice"):  # POSIX; elsewhere the child keeps its priority
+        try:
+            os.nice(CHILD_NICENESS)
+        except OSError:
+            pass  # not permitted here: the job still runs, at the usual priority
+
+
 def _child_main(target: str, kwargs: dict, connection, stop, log_path, pass_stop: bool):
     """Body of the child process: drain the job, sending reports, result or error."""
     import faulthandler
@@ -64,6 +79,7 @@ def _child_main(target: str, kwargs: dict, connection, stop, log_path, pass_stop
         for category in (DeprecationWarning, FutureWarning, UserWarning):
             warnings.filterwarnings("ignore", category=category)
     _stop_when_orphaned(stop)
+    _yield_processor()
     module_name, function_name = target.split(":")
     job = getattr(importlib.import_module(module_name), function_name)(
         **kwargs, **({"stop": stop} if pass_stop else {}))
