@@ -67,3 +67,51 @@ def test_live_refreshes_and_the_finished_pyramid_are_drawn_from_memory(
     shown = np.asarray(again.slide_section.labels_layers[whole].data[0])
     assert gui_thread_reads == []
     np.testing.assert_array_equal(shown, labels_of(whole))
+
+
+def _slide_dock(make_napari_viewer, qtbot, tmp_path, target):
+    from napari_nuclei._qt.dock import NucleiDock
+
+    slide = make_slide(tmp_path / "case_01.tif")
+    viewer = make_napari_viewer()
+    dock = NucleiDock(viewer)
+    dock.session.output_dir = tmp_path / "session"
+    dock.session.run_dir = tmp_path
+    dock.slide_section.predict_target = target
+    dock.slide_section.open_slide(slide)
+    qtbot.waitUntil(lambda: dock.slide_section.state.slide is not None, timeout=30_000)
+    return viewer, dock
+
+
+def test_napari_builds_no_layer_while_a_slide_job_runs(make_napari_viewer, qtbot, tmp_path):
+    viewer, dock = _slide_dock(make_napari_viewer, qtbot, tmp_path,
+                               "slide_jobs_for_child:predict_region_slowly")
+    section = dock.slide_section
+    section.labels_layers.min_interval = 0.0
+    inserted = []  # (layer name, whether the job was running then)
+    viewer.layers.events.inserted.connect(lambda event: inserted.append(
+        (event.value.name, section.job is not None and section.job.is_alive())))
+    section.buttons["whole"].click()
+    whole = section.state.output_for(None)
+    qtbot.waitUntil(lambda: whole in section.state.outputs, timeout=240_000)
+    assert section.labels_layers.refreshes >= 2  # the job's refreshes swapped data in
+    assert inserted == [(f"{whole.name} nuclei", False)]
+    layer = section.labels_layers[whole]
+    assert layer in viewer.layers and layer.visible and layer.multiscale
+    np.testing.assert_array_equal(np.asarray(layer.data[0]), labels_of(whole))
+
+
+def test_stop_before_the_region_layer_is_made_starts_no_job(make_napari_viewer, qtbot,
+                                                            tmp_path):
+    viewer, dock = _slide_dock(make_napari_viewer, qtbot, tmp_path,
+                               "slide_jobs_for_child:predict_region_slowly")
+    section = dock.slide_section
+    section.buttons["whole"].click()
+    assert section.buttons["stop"].isEnabled() and not section.buttons["whole"].isEnabled()
+    section.buttons["stop"].click()
+    whole = section.state.output_for(None)
+    qtbot.waitUntil(lambda: dock.session.jobs.idle, timeout=30_000)
+    qtbot.waitUntil(lambda: whole in section.labels_layers, timeout=30_000)
+    assert section.job is None and not whole.exists()
+    assert section.hint.text() == "Stopped before the first tile."
+    assert section.buttons["whole"].isEnabled() and not section.buttons["stop"].isEnabled()

@@ -12,16 +12,12 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 import numpy as np
-from qtpy.QtCore import QTimer
 
 from ..session.layers import image_fit
+from .layer_turns import run_in_turns
 
 if TYPE_CHECKING:
     from .predicted_layers import PredictedLayers
-
-# Between the steps: long enough for the viewer to redraw.
-STEP_MS = 40
-
 
 class LayerPreparation:
     """Makes the Image and Labels layers that :class:`PredictedLayers` reuses.
@@ -69,11 +65,7 @@ class LayerPreparation:
     def _in_turns(self, steps: list, then) -> None:
         """Run each step in a turn of its own (the viewer redraws in between), then
         ``then``; the remaining steps are left when a prediction is shown meanwhile."""
-        if steps and self.layers.current is None:
-            steps[0]()
-            QTimer.singleShot(STEP_MS, lambda: self._in_turns(steps[1:], then))
-        else:
-            then()
+        run_in_turns(steps, then, go_on=lambda: self.layers.current is None)
 
     def _add_first(self, name: str, path, pixels) -> None:
         if not self.layers.in_viewer(self.layers.image_layer):

@@ -23,10 +23,12 @@ from qtpy.QtWidgets import (
 
 from ..core.engine.libraries import missing_libraries
 from ..session.jobs import SAVE, SLIDE, WRITE_BACK
-from ..session.slide_jobs import open_with_outputs, relay_region
+from ..session.slide_jobs import relay_region
 from ..session.slides import SlideEntry, pull_with_table, write_back_with_table
 from .ask import ask_yes_no
+from .layer_turns import insertion_steps, run_in_turns
 from .slide_labels_layers import SlideLabelsLayers
+from .slide_layers_made import REGION_LAYER, empty_region_layer, open_with_layers
 from .slide_measurements import SlideMeasurements
 from .slide_window_layers import WindowLayers
 from .workers import start_job
@@ -35,9 +37,6 @@ if TYPE_CHECKING:
     import napari
 
     from ..session import Session
-
-REGION_LAYER = "slide region"
-
 
 class SlideSection(QWidget):
     """Buttons over a :class:`SlideSession`; the slow steps run in workers."""
@@ -51,6 +50,7 @@ class SlideSection(QWidget):
         self.state = session.slides
         self.ask = ask_yes_no
         self.job = self.worker = None
+        self.preparing = None  # the region whose layer is being made before its job starts
         self.slide_layer = None
         self.labels_layers = SlideLabelsLayers(viewer)
         self.slide_label = QLabel("No slide open.")
@@ -108,8 +108,8 @@ class SlideSection(QWidget):
         """
         self.hint.setText(f"Opening {Path(path).name}…")
         self.session.notices.forget(path)  # chosen again: its problem is said again
-        start_job(open_with_outputs, path, self.state.output_root, restored,
-                  on_return=lambda data: self._on_opened(path, data, restored),
+        start_job(open_with_layers, path, self.state.output_root, restored,
+                  on_return=lambda made: self._on_opened(path, made, restored),
                   on_error=lambda exc: self._on_open_failed(path, exc, restored))
 
     def _on_open_failed(self, path: Path, exc: BaseException, restored=None) -> None:
@@ -127,21 +127,28 @@ class SlideSection(QWidget):
         if entry is not None:
             self.open_slide(entry.slide, restored=entry)
 
-    def _on_opened(self, path: Path, data, restored=None) -> None:
-        (levels, meta, _), found, labels, problems = data
-        top = levels[0] if isinstance(levels, list) else levels
-        self.slide_layer = self.viewer.add_image(levels, **meta)
+    def _on_opened(self, path: Path, made, restored=None) -> None:
+        """Put the layers made in the worker in the viewer, a step per turn (see
+        :mod:`.layer_turns`), then open the slide in the session."""
+        (levels, meta, _), slide_layer, region_layer, found, labels, problems = made
+        self.slide_layer = slide_layer
+        steps = insertion_steps(self.viewer, slide_layer)
         if REGION_LAYER not in self.viewer.layers:
-            # On the slide's scale and units, ready for drawing a rectangle.
-            self.viewer.add_shapes(name=REGION_LAYER, ndim=2, scale=meta["scale"],
-                                   units=meta.get("units"), edge_color="yellow",
-                                   face_color="transparent", edge_width=2)
+            steps += insertion_steps(self.viewer, region_layer)
+        steps.append(self._show_scale)
+        run_in_turns(steps, lambda: self._opened(path, levels, meta, found, labels,
+                                                 problems, restored))
+
+    def _show_scale(self) -> None:
         self.viewer.canvas.overlays.scale_bar.visible = True
         self.viewer.reset_view()
+
+    def _opened(self, path, levels, meta, found, labels, problems, restored) -> None:
+        top = levels[0] if isinstance(levels, list) else levels
         self.state.open(path, meta["metadata"]["mpp"], (top.shape[1], top.shape[0]), found,
                         restored)
-        for out_dir, layer_data in labels.items():
-            self.labels_layers.finished(out_dir, layer_data)
+        for out_dir, (layer, pyramid) in labels.items():
+            self.labels_layers.show_made(out_dir, layer, pyramid)
         for line in problems:
             self.session.notices.warning(f"Not restored: {line}")
         self.hint.setText(f"{len(found)} finished prediction(s) of this slide in the output "
@@ -196,18 +203,48 @@ class SlideSection(QWidget):
         self.predict(None)
 
     def predict(self, region) -> None:
-        """Predict a level-0 region (None: the whole tissue) in a child process."""
-        from ..core.child_job import ChildJob
+        """Predict a level-0 region (None: the whole tissue) in a child process.
 
+        The region's Labels layer is made first (in a worker, then put in the viewer in
+        turns), so that napari builds no layer while the job runs.
+        """
         if self.session.run_dir is None:
             self.hint.setText("Choose a model first: train one or open a run in Train.")
             return
         out_dir = self.state.output_for(region)
+        self.preparing = out_dir
+        self._set_running(True)
+        # Closing napari meanwhile means the job never starts.
+        preparation = self.session.jobs.started(SLIDE, out_dir.name, stop=self._on_stop)
+        if self.labels_layers.shown(out_dir):
+            self._start(out_dir, region, preparation)
+            return
+        self.hint.setText("Preparing the region's layer…")
+        start_job(empty_region_layer, out_dir, self.state.size, self.state.mpp,
+                  on_return=lambda layer: self.labels_layers.prepare(
+                      out_dir, layer, lambda: self._start(out_dir, region, preparation)),
+                  on_error=lambda exc: self._not_started(exc, preparation))
+
+    def _not_started(self, exc: BaseException, preparation) -> None:
+        from .workers import one_line
+
+        self.session.jobs.ended(preparation)
+        self.preparing = None
+        self._set_running(False)
+        self.hint.setText(f"Not started: {one_line(exc)}")
+
+    def _start(self, out_dir: Path, region, preparation) -> None:
+        from ..core.child_job import ChildJob
+
+        self.session.jobs.ended(preparation)
+        if self.preparing != out_dir:  # stopped (or napari closed) before it started
+            return
+        self.preparing = None
         self.job = ChildJob(self.predict_target, {
             "model_path": self.session.run_dir, "checkpoint": self.session.checkpoint,
             "slide": self.state.slide, "out_dir": out_dir, "region": region},
             log_path=self.session.output_folder() / "logs" / "predict-slide.log").start()
-        self._set_running(True)
+        self.hint.setText("Predicting…")
         # Stopped (closing napari too), the job keeps its finished tiles: predicting the
         # same region again continues it.
         entry = self.session.jobs.started(SLIDE, out_dir.name, stop=self.job.stop,
@@ -240,9 +277,18 @@ class SlideSection(QWidget):
         self.hint.setText(f"Predicted into {out_dir}")
 
     def _on_stop(self) -> None:
-        if self.job is not None:
+        if self.preparing is not None:  # its job never starts
+            self.preparing = None
+            self._set_running(False)
+            self.hint.setText("Stopped before the first tile.")
+        elif self.job is not None:
             self.job.stop()
             self.hint.setText("Stopping after this tile…")
+
+    @property
+    def busy(self) -> bool:
+        """Whether a region is being predicted (or its layer made before it starts)."""
+        return self.preparing is not None or (self.job is not None and self.job.is_alive())
 
     def _set_running(self, running: bool) -> None:
         for key in ("predict", "view", "whole"):
@@ -308,7 +354,7 @@ class SlideSection(QWidget):
                                      f"{self.state.size[1]} px, {mpp}")
         else:  # another session restored: its slides open one by one
             self.slide_label.setText("No slide open.")
-        self._set_running(self.job is not None and self.job.is_alive())
+        self._set_running(self.busy)
         self.buttons["edit"].setEnabled(bool(self.state.outputs))
         for button in self.measurements.buttons.values():
             button.setEnabled(bool(self.state.outputs))

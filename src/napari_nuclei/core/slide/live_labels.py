@@ -128,12 +128,7 @@ def live_labels_layer_data(out_dir: str | Path, generation: int = 0) -> tuple:
     levels = [da.from_array(a, chunks=a.chunks, name=f"live-{out_dir.name}-{generation}-{k}",
                             asarray=True)
               for k, a in enumerate(arrays)]
-    pixel = (plan.mpp or 1.0) / plan.factor
-    metadata = {"name": f"{out_dir.name} nuclei", "multiscale": len(levels) > 1,
-                "scale": (pixel, pixel), "metadata": {"labels": str(out_dir / LABELS_NAME)}}
-    if plan.mpp:
-        metadata["units"] = ("micrometer", "micrometer")
-    return (levels if len(levels) > 1 else levels[0], metadata, "labels")
+    return _layer_tuple(out_dir, levels, plan.mpp, plan.factor)
 
 
 class _Zeros:
@@ -223,10 +218,41 @@ class LiveLabels:
         time, so that napari draws them again)."""
         self.generation += 1
         levels = self.pyramid.levels(f"live-{self.out_dir.name}-{self.generation}")
-        pixel = (self.plan.mpp or 1.0) / self.plan.factor
-        metadata = {"name": f"{self.out_dir.name} nuclei", "multiscale": len(levels) > 1,
-                    "scale": (pixel, pixel),
-                    "metadata": {"labels": str(self.out_dir / LABELS_NAME)}}
-        if self.plan.mpp:
-            metadata["units"] = ("micrometer", "micrometer")
-        return (levels if len(levels) > 1 else levels[0], metadata, "labels")
+        return _layer_tuple(self.out_dir, levels, self.plan.mpp, self.plan.factor)
+
+
+def empty_labels_layer_data(out_dir: str | Path, size: tuple[int, int],
+                            mpp: float | None) -> tuple:
+    """The layer data of a region's labels before its job has painted a tile: background
+    at every level, read from nowhere, on the slide's level-0 grid.
+
+    The dock makes the region's Labels layer from it before the job starts, so that
+    napari builds no layer while the job runs: the job's refreshes swap the data in (and
+    the pixel size, when the model predicts at another one).
+
+    Parameters
+    ----------
+    out_dir : str or Path
+        The region's output folder (it need not exist yet).
+    size : tuple of int
+        The slide's level-0 ``(width, height)``.
+    mpp : float or None
+        Its microns per pixel.
+    """
+    from .label_cache import CachedPyramid
+
+    width, height = size
+    shapes = [(height, width), *_level_shapes(height, width)]
+    pyramid = CachedPyramid([_Zeros(shape, "uint32") for shape in shapes])
+    pyramid.painted = set()  # no block painted: background, no read
+    levels = pyramid.levels(f"empty-{Path(out_dir).name}")
+    return _layer_tuple(Path(out_dir), levels, mpp, 1.0)
+
+
+def _layer_tuple(out_dir: Path, levels: list, mpp: float | None, factor: float) -> tuple:
+    pixel = (mpp or 1.0) / factor
+    metadata = {"name": f"{out_dir.name} nuclei", "multiscale": len(levels) > 1,
+                "scale": (pixel, pixel), "metadata": {"labels": str(out_dir / LABELS_NAME)}}
+    if mpp:
+        metadata["units"] = ("micrometer", "micrometer")
+    return (levels if len(levels) > 1 else levels[0], metadata, "labels")

@@ -1,0 +1,47 @@
+"""The Slides section's layers, made in workers (see :mod:`.layer_turns`).
+
+Opening a slide makes its Image layer, the Shapes layer regions are drawn in and the
+Labels layer of each finished prediction a restored session shows; predicting a region
+first makes the region's empty Labels layer. All of them are napari layer objects made
+here, in a worker, hidden; the section puts them in the viewer one step per turn.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from .layer_turns import new_layer
+
+REGION_LAYER = "slide region"
+
+
+def open_with_layers(path: Path, output_root: Path, restored=None):
+    """:func:`~napari_nuclei.session.slide_jobs.open_with_outputs`, with the layers made.
+
+    Returns
+    -------
+    tuple
+        ``(slide layer data, slide layer, region layer, found, labels, problems)``:
+        ``labels`` maps each restored output folder to its Labels layer and the labels
+        in memory it reads; the others as ``open_with_outputs`` gives them.
+    """
+    from ..session.slide_jobs import open_with_outputs
+
+    data, found, labels, problems = open_with_outputs(path, output_root, restored)
+    levels, meta, kind = data
+    slide_layer = new_layer(levels, meta, kind)
+    # On the slide's scale and units, ready for drawing a rectangle.
+    region_layer = new_layer(None, {"name": REGION_LAYER, "ndim": 2, "scale": meta["scale"],
+                                    "units": meta.get("units"), "edge_color": "yellow",
+                                    "face_color": "transparent", "edge_width": 2}, "shapes")
+    layers = {out_dir: (new_layer(*layer_data), pyramid)
+              for out_dir, (layer_data, pyramid) in labels.items()}
+    return data, slide_layer, region_layer, found, layers, problems
+
+
+def empty_region_layer(out_dir: Path, size: tuple[int, int], mpp: float | None):
+    """The empty Labels layer of a region about to be predicted (see
+    :func:`~napari_nuclei.core.slide.live_labels.empty_labels_layer_data`)."""
+    from ..core.slide.live_labels import empty_labels_layer_data
+
+    return new_layer(*empty_labels_layer_data(out_dir, size, mpp))
