@@ -265,7 +265,8 @@ def test_session_is_restored_from_its_output_folder(dock, qtbot, tiny_run, tmp_p
     edited = layer.data.copy()
 
     widget.session.run_dir = None
-    widget.data_tab.open_session(tmp_path / "session")
+    with qtbot.waitSignal(widget.data_tab.session_read, timeout=60_000):
+        widget.data_tab.open_session(tmp_path / "session")
     assert widget.session.run_dir == tiny_run[0].resolve()
     predict.layers.show("fluo_r1c1")
     restored = predict.layers.labels_layer

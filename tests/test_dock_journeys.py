@@ -119,7 +119,8 @@ def quit_and_open_session(make_napari_viewer, qtbot, monkeypatch, tmp_path, view
                                train_dir)
     folder = tmp_path / "session"
     monkeypatch.setattr(QFileDialog, "getExistingDirectory", lambda *_a, **_k: str(folder))
-    widget.data_tab.open_session_button.click()
+    with qtbot.waitSignal(widget.data_tab.session_read, timeout=60_000):
+        widget.data_tab.open_session_button.click()
     assert "Session restored" in widget.data_tab.summary.text()
     return viewer, widget
 

@@ -47,7 +47,8 @@ def test_a_session_whose_data_folder_is_gone_opens_with_one_line_about_it(
     monkeypatch.setattr(QFileDialog, "getExistingDirectory",
                         lambda *_a, **_k: str(tmp_path / "session"))
     notifications.clear()
-    widget.data_tab.open_session_button.click()
+    with qtbot.waitSignal(widget.data_tab.session_read, timeout=60_000):
+        widget.data_tab.open_session_button.click()
     assert "3 predicted image(s)" in widget.data_tab.summary.text()
     assert widget.session.test_dir == mixed_test_folder
     # Every image shown: the missing pixels of each are not told again, one by one.

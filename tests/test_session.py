@@ -9,6 +9,7 @@ from napari_nuclei.core.corrections import EditTracker, corrected_features
 from napari_nuclei.core.errors import InputError
 from napari_nuclei.core.predict.instances import Prediction
 from napari_nuclei.session import EditedImageError, Session, actions, handin
+from napari_nuclei.session.restore import restore_session
 
 
 def square(top, left, size):
@@ -140,14 +141,14 @@ def test_session_is_saved_and_restored(session, tmp_path):
     restored = Session()
     added = []
     restored.image_added.connect(added.append)
-    assert actions.restore_session(restored, tmp_path / "out") == []
+    assert restore_session(restored, tmp_path / "out") == []
     assert added == ["img"] and restored.train_dir == tmp_path / "train"
     again = restored.images["img"]
     np.testing.assert_array_equal(again.labels, image.labels)
     assert str(again.edits) == "0 added, 1 removed, 0 edited"
     np.testing.assert_array_equal(again.prediction.labels(), image.prediction.labels())
     with pytest.raises(InputError, match="no saved session"):
-        actions.restore_session(Session(), tmp_path)
+        restore_session(Session(), tmp_path)
 
 
 def test_predictions_are_made_ready_to_show_off_the_gui_thread(prediction):
@@ -204,7 +205,7 @@ def test_corrections_replaced_on_screen_are_set_aside_and_the_session_saved_at_o
     np.testing.assert_array_equal(tifffile.imread(aside), saved)
     assert aside.with_suffix(".csv").is_file()
     restored = Session()
-    assert actions.restore_session(restored, folder) == []
+    assert restore_session(restored, folder) == []
     assert not restored.images["img"].edited
     assert len(restored.images["img"].prediction) == 2  # the new prediction, saved too
 
@@ -245,10 +246,10 @@ def test_opening_another_session_saves_the_open_one_first(session, prediction, t
     image = session.images["img"]
     image.labels[image.labels == 1] = 0
     session.labels_painted("img", [(slice(2, 10), slice(2, 10))])
-    assert actions.restore_session(session, tmp_path / "other") == []
+    assert restore_session(session, tmp_path / "other") == []
     assert list(session.images) == ["b"]
     back = Session()
-    actions.restore_session(back, tmp_path / "out")
+    restore_session(back, tmp_path / "out")
     assert str(back.images["img"].edits) == "0 added, 1 removed, 0 edited"
 
 

@@ -15,12 +15,12 @@ from napari_nuclei.core.predict.instances import Prediction
 from napari_nuclei.session import EditedImageError, Session
 from napari_nuclei.session.actions import (
     apply_saved,
-    restore_session,
     save_session,
     session_snapshot,
 )
 from napari_nuclei.session.handin import images_snapshot, write_test_submission
 from napari_nuclei.session.image_classes import ImageEdits
+from napari_nuclei.session.restore import restore_session
 from napari_nuclei.session.training_set import add_to_training
 
 CLASSES = ClassSet.from_names(["lymphocyte", "tumor"])

@@ -15,6 +15,7 @@ from napari_nuclei.core.errors import DatasetError, InputError
 from napari_nuclei.core.predict.instances import Prediction
 from napari_nuclei.core.validate import session as gate
 from napari_nuclei.session import Session, actions, store
+from napari_nuclei.session.restore import MAX_NAMED_PROBLEMS, restore_session
 
 try:
     from hypothesis import HealthCheck, given, settings
@@ -56,7 +57,7 @@ def files_under(folder: Path) -> set:
 
 def restore(folder):
     session = Session()
-    problems = actions.restore_session(session, folder)
+    problems = restore_session(session, folder)
     return session, problems
 
 
@@ -167,7 +168,7 @@ def test_a_nan_threshold_refuses_the_document_in_one_line(tmp_path):
     session = Session()
     session.add_prediction("kept", None, make_prediction())
     with pytest.raises(InputError) as exc_info:
-        actions.restore_session(session, folder)
+        restore_session(session, folder)
     assert_one_line(exc_info, "session.json", "NaN")
     assert list(session.images) == ["kept"]  # a refused document leaves the session as it was
 
@@ -241,7 +242,7 @@ def test_200000_entries_are_refused_quickly_by_the_cap(tmp_path):
     session = Session()
     start = time.perf_counter()
     with pytest.raises(InputError) as exc_info:
-        actions.restore_session(session, folder)
+        restore_session(session, folder)
     assert time.perf_counter() - start < 10  # it parses the file, and checks no entry
     assert_one_line(exc_info, "200,000 images", f"{gate.MAX_SESSION_IMAGES:,}")
     assert session.images == {} and files_under(folder) == before
@@ -281,8 +282,8 @@ def test_thousands_of_bad_entries_are_named_up_to_a_count(tmp_path):
     edit(folder, lambda d: d["images"].extend({"name": f"bad{n}"} for n in range(30)))
     session, problems = restore(folder)
     assert list(session.images) == ["img"]
-    assert len(problems) == actions.MAX_NAMED_PROBLEMS + 1
-    assert problems[-1] == f"and {30 - actions.MAX_NAMED_PROBLEMS} more images"
+    assert len(problems) == MAX_NAMED_PROBLEMS + 1
+    assert problems[-1] == f"and {30 - MAX_NAMED_PROBLEMS} more images"
 
 
 def test_labels_of_another_size_than_the_prediction_are_not_restored(tmp_path):

@@ -9,6 +9,7 @@ import pytest
 from napari_nuclei.core.errors import InputError
 from napari_nuclei.core.validate import session as gate
 from napari_nuclei.session import Session, actions, store
+from napari_nuclei.session.restore import restore_session
 
 
 def saved_folder(tmp_path, regions=((0, 0, 256, 256), (128, 64, 300, 200)),
@@ -165,7 +166,7 @@ def test_a_session_save_lists_its_slides_and_a_restore_brings_them_back(tmp_path
     assert not session.needs_saving()
 
     again = Session()
-    assert actions.restore_session(again, tmp_path / "out") == []
+    assert restore_session(again, tmp_path / "out") == []
     assert [entry.outputs for entry in again.slides.restoring] == [
         ((session.slides.output_for(region), region),)]
     # Listed before the section opens them, they are saved as the session's.

@@ -63,7 +63,8 @@ def test_quit_and_open_session_brings_back_the_slide_its_prediction_and_its_wind
     section = dock.slide_section
     monkeypatch.setattr(QFileDialog, "getExistingDirectory",
                         lambda *_a, **_k: str(tmp_path / "session"))
-    dock.data_tab.open_session_button.click()
+    with qtbot.waitSignal(dock.data_tab.session_read, timeout=60_000):
+        dock.data_tab.open_session_button.click()
     qtbot.waitUntil(lambda: section.window_labels is not None, timeout=60_000)
     assert section.state.slide == slide and section.slide_layer in viewer.layers
     assert section.state.outputs == {out_dir: (128, 128, 512, 512)}

@@ -28,6 +28,7 @@ class CloseGuard(QObject):
     """
 
     closed = Signal()  # a close held while the jobs ended has gone through
+    leaving = Signal()  # napari's window is closing now: nothing is shown in it any more
 
     def __init__(self, dock):
         super().__init__(dock)
@@ -60,10 +61,12 @@ class CloseGuard(QObject):
         if watched is self.dock.window():
             if self._tearing_down:
                 self.finish_now()
+                self.leaving.emit()
                 return False
             if not self.may_close():
                 event.ignore()
                 return True
+            self.leaving.emit()
         elif self.watching:  # the canvas closes first: napari is tearing down
             self._tearing_down = True
         return False

@@ -6,6 +6,7 @@ from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from qtpy.QtCore import Signal
 from qtpy.QtWidgets import (
     QFileDialog,
     QFormLayout,
@@ -31,6 +32,8 @@ FIELDS = ("train_dir", "test_dir", "gt_dir", "output_dir")
 
 class DataTab(QWidget):
     """Pick folders, see a summary with validation warnings, open images as layers."""
+
+    session_read = Signal()  # *Open session…* has ended: the session shown, or refused
 
     def __init__(self, viewer: napari.viewer.Viewer, session: Session, parent=None):
         super().__init__(parent)
@@ -113,19 +116,40 @@ class DataTab(QWidget):
             self.open_session(Path(path))
 
     def open_session(self, folder: Path) -> None:
-        """Restore the session saved in an output folder."""
-        from ..session.actions import restore_session
+        """Restore the session saved in an output folder: read in a worker (the gate, the
+        predictions and corrections loaded), then shown."""
+        from ..session.actions import session_snapshot
+        from ..session.restore import read_saved_session
+
+        unsaved = session_snapshot(self.session) if self.session.needs_saving() else None
+        self.summary.setText(f"Opening the session in {folder}…")
+        self.open_session_button.setEnabled(False)  # one at a time
+        start_job(read_saved_session, Path(folder), unsaved,
+                  on_return=lambda read: self._on_session_read(folder, read),
+                  on_error=self._on_session_not_read)
+
+    def _on_session_not_read(self, exc: BaseException) -> None:
+        self.session.notices.error(one_line(exc))
+        self.summary.setText(f"Not opened: {one_line(exc)}")
+        self._session_ended()
+
+    def _session_ended(self) -> None:
+        self.open_session_button.setEnabled(True)
+        self.session_read.emit()
+
+    def _on_session_read(self, folder: Path, read) -> None:
+        from ..session.restore import show_read_session
 
         try:
-            problems = restore_session(self.session, folder)
-        except Exception as exc:
-            self.session.notices.error(one_line(exc))
-            self.summary.setText(f"Not opened: {one_line(exc)}")
+            problems = show_read_session(self.session, read)
+        except Exception as exc:  # the open session could not be saved first
+            self._on_session_not_read(exc)
             return
         for line in problems:
             self.session.notices.warning(f"Not restored: {line}")
         self.summary.setText(f"Session restored from {folder}: "
                              f"{len(self.session.images)} predicted image(s).")
+        self._session_ended()
 
     def _on_check(self) -> None:
         from ..core.convert import iter_conversion

@@ -60,6 +60,8 @@ class NucleiDock(QWidget):
         layout.addWidget(self.tabs)
         self.setMinimumWidth(400)
         self.close_guard = CloseGuard(self)
+        # A worker's result arriving after napari's window closed has nowhere to go.
+        self.close_guard.leaving.connect(self.predict_tab.layers.leave)
         # Once napari has placed the dock, watch its window's close request.
         QTimer.singleShot(0, self._on_placed)
 

@@ -42,6 +42,11 @@ class PixelStore:
         if kept is None or kept.shape != pixels.shape or not np.array_equal(kept, pixels):
             self._pixels[name] = pixels
 
+    @property
+    def reading(self) -> bool:
+        """Whether an image is being read."""
+        return self._reading is not None
+
     def forget(self, name: str) -> None:
         """Drop the pixels of an image no longer in the session."""
         self._pixels.pop(name, None)

@@ -58,6 +58,7 @@ class PredictedLayers(QObject):
         self.autosave = Autosaver(session, before_save=self.edits.count_now, parent=self)
         self.saved = self.autosave.saved
         self._preparation = LayerPreparation(self)
+        self.left = False  # napari's window has closed: nothing more is shown
         session.image_added.connect(self._on_image_added)
         session.image_changed.connect(self._on_image_changed)
         session.image_removed.connect(self._on_image_removed)
@@ -105,11 +106,16 @@ class PredictedLayers(QObject):
         """Make the reused layers before a prediction starts (see :mod:`.layer_preparation`)."""
         self._preparation.prepare(name, path, then)
 
+    def leave(self) -> None:
+        """napari's window is closing: results arriving later (an image read in a
+        worker) are not shown in it."""
+        self.left = True
+
     # -- showing one image ----------------------------------------------------------------
     def show(self, name: str) -> None:
         """Show one predicted image with its labels and hide the other layers, so that
         images do not pile up over each other and no ground truth is drawn over."""
-        if name not in self.session.images:
+        if name not in self.session.images or self.left:
             return
         self.current = name
         image_layer = self._show_pixels(name)

@@ -21,18 +21,12 @@ from .model import ImageState, Session
 from .store import (
     PREDICTIONS_FOLDER,
     SavedImage,
-    load_prediction,
-    load_prediction_classes,
-    read_session_slides,
     save_prediction,
     save_prediction_classes,
     session_target,
     write_session,
 )
 
-# Lines of a restore's problems named one by one; the rest are counted in one more line,
-# so that a folder of thousands of broken entries does not bury the dock in warnings.
-MAX_NAMED_PROBLEMS = 20
 # One save of the session folder at a time: an autosave in a worker, a save at once on
 # the GUI thread (corrections set aside, napari closing) and a restore never interleave.
 _SAVING = threading.RLock()
@@ -275,94 +269,6 @@ def set_aside_corrections(session: Session, replaced: ImageState) -> Path | None
             raise InputError(folder, "the session could not be saved: "
                              f"{exc.strerror or exc}") from None
     return moved
-
-
-def restore_session(session: Session, folder: Path) -> list[str]:
-    """Load the session saved in ``folder`` into ``session`` (its images replaced).
-
-    What ``session`` holds that is not saved yet is saved first, into its own output
-    folder. ``session.json`` and every file it names go through the input gate
-    (:mod:`napari_nuclei.core.validate.session`): a damaged entry or file costs its
-    own image only, and is named.
-
-    Returns
-    -------
-    list of str
-        One line per image that could not be restored: an entry of ``session.json``
-        that is damaged, or an image whose files are missing or broken. After
-        ``MAX_NAMED_PROBLEMS`` lines one more counts the rest.
-
-    Raises
-    ------
-    InputError
-        When ``folder`` holds no session or ``session.json`` as a whole is damaged, or
-        the open session cannot be saved first; ``session`` is then left as it was.
-    """
-    from ..core.image_io import read_labels
-    from ..core.label_files import read_label_classes
-
-    fields, saved, slides, problems = read_session_slides(folder)
-    if session.needs_saving():
-        # The session open now keeps its work: what is not saved yet is saved first
-        # (read again: it may have been saved into this very folder).
-        apply_saved(session, save_session(session_snapshot(session)))
-        fields, saved, slides, problems = read_session_slides(folder)
-    classes = saved_classes(fields.get("run_dir"), saved)
-    images = []
-    for item in saved:
-        try:
-            labels = None if item.labels is None else read_labels(item.labels)
-            # The corrected labels are the image's size: a prediction of another is not its.
-            prediction = load_prediction(item.prediction,
-                                         None if labels is None else labels.shape)
-            prediction = load_prediction_classes(item.prediction.with_suffix(".csv"),
-                                                 prediction, classes)
-            image = ImageState.predicted(item.name, item.image_path, prediction,
-                                         item.score_thresh, classes)
-            image.prediction_saved = True
-            if labels is not None:
-                image.restored(labels, item.labels, read_label_classes(item.labels))
-        except InputError as exc:  # one image's broken files do not stop the others
-            problems.append(f"{item.name}: {exc}")
-            continue
-        except MemoryError:
-            problems.append(f"{item.name}: its files are too large to load into memory")
-            continue
-        except OSError as exc:
-            problems.append(f"{item.name}: {exc.filename or item.prediction}: cannot be "
-                            f"read ({exc.strerror or exc})")
-            continue
-        images.append(image)
-    session.restore(Path(folder), fields, images, classes)
-    # Opened one by one in workers by the Slides section; listed now, they are the
-    # session's, and saved as such until they are open.
-    session.slides.restore(slides)
-    if len(problems) > MAX_NAMED_PROBLEMS:
-        rest = len(problems) - MAX_NAMED_PROBLEMS
-        problems = [*problems[:MAX_NAMED_PROBLEMS], f"and {rest:,} more images"]
-    return problems
-
-
-def saved_classes(run_dir: Path | None, saved: list) -> ClassSet:
-    """The classes of a saved session: its run's, or (the run folder gone) those its
-    tables name, in sorted order; the one default class when neither has any."""
-    from ..core.nucleus_classes import merged_names
-    from ..core.validate.classes import read_class_table
-    from .image_classes import run_classes
-
-    found = run_classes(run_dir)
-    if found is not None:
-        return found
-    names = []
-    for item in saved:
-        for table in (item.prediction.with_suffix(".csv"),
-                      item.labels.with_suffix(".csv") if item.labels else None):
-            if table is not None and table.is_file() and not table.is_symlink():
-                try:
-                    names.append(read_class_table(table, required=False).values())
-                except InputError:
-                    continue  # said when its image is restored
-    return ClassSet.from_names(merged_names(names))
 
 
 def iter_prepared(reports, score_thresh: float):

@@ -1,0 +1,162 @@
+"""*Open session…*: a saved session read in a worker, then shown (no Qt).
+
+Reading is the slow part: ``session.json`` and every file it names go through the input
+gate (:mod:`napari_nuclei.core.validate.session`), and each image's prediction and
+corrections are loaded and made into an :class:`ImageState`. :func:`read_saved_session`
+does that, in a worker; :func:`show_read_session` then puts the result in the session,
+on the GUI thread, in the time it takes to swap a few references.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..core.errors import InputError
+from ..core.nucleus_classes import ClassSet
+from .actions import Saved, SessionSnapshot, apply_saved, save_session, session_snapshot
+from .model import ImageState, Session
+from .store import load_prediction, load_prediction_classes, read_session_slides
+
+# Lines of a restore's problems named one by one; the rest are counted in one more line,
+# so that a folder of thousands of broken entries does not bury the dock in warnings.
+MAX_NAMED_PROBLEMS = 20
+
+
+@dataclass
+class ReadSession:
+    """A saved session as read from its folder, ready to be shown."""
+
+    folder: Path
+    fields: dict
+    images: list[ImageState]
+    classes: ClassSet
+    slides: list
+    problems: list[str] = field(default_factory=list)
+    saved_first: Saved | None = None  # what the session open before was saved as
+
+
+def read_saved_session(folder: Path, unsaved: SessionSnapshot | None = None) -> ReadSession:
+    """Read the session saved in ``folder`` (in a worker).
+
+    Parameters
+    ----------
+    folder : Path
+        The session's output folder.
+    unsaved : SessionSnapshot, optional
+        The session open now, when it holds work not saved yet: saved first, into its
+        own output folder (then ``folder`` is read, which may be that very folder).
+
+    Raises
+    ------
+    InputError
+        When ``folder`` holds no session or ``session.json`` as a whole is damaged, or
+        the open session cannot be saved first.
+    """
+    saved_first = None
+    if unsaved is not None:
+        read_session_slides(folder)  # a folder that holds no session: refused, nothing saved
+        saved_first = save_session(unsaved)
+    fields, saved, slides, problems = read_session_slides(folder)
+    classes = saved_classes(fields.get("run_dir"), saved)
+    images = []
+    for item in saved:
+        image = _read_image(item, classes, problems)
+        if image is not None:
+            images.append(image)
+    if len(problems) > MAX_NAMED_PROBLEMS:
+        rest = len(problems) - MAX_NAMED_PROBLEMS
+        problems = [*problems[:MAX_NAMED_PROBLEMS], f"and {rest:,} more images"]
+    return ReadSession(Path(folder), fields, images, classes, slides, problems, saved_first)
+
+
+def _read_image(item, classes: ClassSet, problems: list[str]) -> ImageState | None:
+    """One saved image as an :class:`ImageState`; its problem appended to ``problems``
+    (and None returned) when its files are missing or broken: it costs only itself."""
+    from ..core.image_io import read_labels
+    from ..core.label_files import read_label_classes
+
+    try:
+        labels = None if item.labels is None else read_labels(item.labels)
+        # The corrected labels are the image's size: a prediction of another is not its.
+        prediction = load_prediction(item.prediction,
+                                     None if labels is None else labels.shape)
+        prediction = load_prediction_classes(item.prediction.with_suffix(".csv"),
+                                             prediction, classes)
+        image = ImageState.predicted(item.name, item.image_path, prediction,
+                                     item.score_thresh, classes)
+        image.prediction_saved = True
+        if labels is not None:
+            image.restored(labels, item.labels, read_label_classes(item.labels))
+        return image
+    except InputError as exc:
+        problems.append(f"{item.name}: {exc}")
+    except MemoryError:
+        problems.append(f"{item.name}: its files are too large to load into memory")
+    except OSError as exc:
+        problems.append(f"{item.name}: {exc.filename or item.prediction}: cannot be "
+                        f"read ({exc.strerror or exc})")
+    return None
+
+
+def show_read_session(session: Session, read: ReadSession) -> list[str]:
+    """Show a session read by :func:`read_saved_session` in place of ``session``'s
+    images (GUI thread); returns its problems, one line each.
+
+    Work done since the snapshot given to :func:`read_saved_session` was taken (a stroke
+    while the worker read) is saved before it is replaced.
+    """
+    if read.saved_first is not None:
+        apply_saved(session, read.saved_first)
+    if session.needs_saving():
+        apply_saved(session, save_session(session_snapshot(session)))
+    session.restore(read.folder, read.fields, read.images, read.classes)
+    # Opened one by one in workers by the Slides section; listed now, they are the
+    # session's, and saved as such until they are open.
+    session.slides.restore(read.slides)
+    return read.problems
+
+
+def restore_session(session: Session, folder: Path) -> list[str]:
+    """Load the session saved in ``folder`` into ``session`` (its images replaced), at
+    once: :func:`read_saved_session` then :func:`show_read_session`.
+
+    What ``session`` holds that is not saved yet is saved first, into its own output
+    folder. A damaged entry or file costs its own image only, and is named.
+
+    Returns
+    -------
+    list of str
+        One line per image that could not be restored; after ``MAX_NAMED_PROBLEMS``
+        lines one more counts the rest.
+
+    Raises
+    ------
+    InputError
+        When ``folder`` holds no session or ``session.json`` as a whole is damaged, or
+        the open session cannot be saved first; ``session`` is then left as it was.
+    """
+    unsaved = session_snapshot(session) if session.needs_saving() else None
+    return show_read_session(session, read_saved_session(folder, unsaved))
+
+
+def saved_classes(run_dir: Path | None, saved: list) -> ClassSet:
+    """The classes of a saved session: its run's, or (the run folder gone) those its
+    tables name, in sorted order; the one default class when neither has any."""
+    from ..core.nucleus_classes import merged_names
+    from ..core.validate.classes import read_class_table
+    from .image_classes import run_classes
+
+    found = run_classes(run_dir)
+    if found is not None:
+        return found
+    names = []
+    for item in saved:
+        for table in (item.prediction.with_suffix(".csv"),
+                      item.labels.with_suffix(".csv") if item.labels else None):
+            if table is not None and table.is_file() and not table.is_symlink():
+                try:
+                    names.append(read_class_table(table, required=False).values())
+                except InputError:
+                    continue  # said when its image is restored
+    return ClassSet.from_names(merged_names(names))

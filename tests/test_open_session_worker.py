@@ -1,0 +1,91 @@
+"""*Open session…* reads in a worker: the GUI thread loads no prediction, correction or
+``session.json``, and a stroke made while the worker reads is saved, not lost."""
+
+import threading
+
+import numpy as np
+import pytest
+import test_dock_journeys as journeys
+from test_dock_journeys import make_dock, predict_folder, quit_and_open_session
+
+fake_model, mixed_test_folder = journeys.fake_model, journeys.mixed_test_folder  # fixtures
+
+pytestmark = pytest.mark.gui
+
+
+@pytest.fixture
+def gui_thread_loads(monkeypatch):
+    """The session files loaded on the GUI thread (the test's main thread)."""
+    from napari_nuclei.session import restore, store
+
+    loads = []
+
+    def recording(module, name):
+        original = getattr(module, name)
+
+        def wrapper(*args, **kwargs):
+            if threading.current_thread() is threading.main_thread():
+                loads.append(name)
+            return original(*args, **kwargs)
+
+        monkeypatch.setattr(module, name, wrapper)
+
+    recording(restore, "load_prediction")
+    recording(restore, "read_session_slides")
+    recording(store, "read_session_file")
+    return loads
+
+
+def test_open_session_loads_nothing_on_the_gui_thread(make_napari_viewer, qtbot, monkeypatch,
+                                                      tmp_path, fake_model, mixed_test_folder,
+                                                      gui_thread_loads):
+    viewer, widget = make_dock(make_napari_viewer, qtbot, tmp_path, fake_model,
+                               mixed_test_folder)
+    predict_folder(qtbot, widget)
+    layer, name = widget.predict_tab.layers.labels_layer, widget.predict_tab.layers.current
+    layer.data_setitem(np.nonzero(layer.data == 1), 0)  # a correction
+    corrected = layer.data.copy()
+    viewer, widget = quit_and_open_session(make_napari_viewer, qtbot, monkeypatch, tmp_path,
+                                           viewer, fake_model, mixed_test_folder)
+    assert gui_thread_loads == []
+    assert set(widget.session.images) == {"gray", "rgb", "deep"}
+    np.testing.assert_array_equal(widget.session.images[name].labels, corrected)
+    assert widget.session.images[name].edited
+
+
+def test_a_stroke_made_while_the_session_is_read_is_saved(make_napari_viewer, qtbot,
+                                                         monkeypatch, tmp_path, fake_model,
+                                                         mixed_test_folder):
+    from napari_nuclei.session import restore
+
+    viewer, widget = make_dock(make_napari_viewer, qtbot, tmp_path, fake_model,
+                               mixed_test_folder)
+    predict_folder(qtbot, widget)
+    widget.close_guard.finish_now()  # the session saved
+    other = tmp_path / "other"
+    widget.data_tab.set_paths(None, mixed_test_folder, None, other)  # another output folder
+    predict_folder(qtbot, widget)
+    layers = widget.predict_tab.layers
+    name = layers.current
+    reading = threading.Event()
+    original = restore.read_session_slides
+
+    def slow_read(folder):  # the stroke lands while the worker reads
+        reading.wait(30)
+        return original(folder)
+
+    monkeypatch.setattr(restore, "read_session_slides", slow_read)
+    with qtbot.waitSignal(widget.data_tab.session_read, timeout=60_000):
+        widget.data_tab.open_session(tmp_path / "session")
+        layer = layers.labels_layer
+        layer.data_setitem(np.nonzero(layer.data == 2), 0)
+        stroke = widget.session.images[name].labels.copy()
+        reading.set()
+    assert "Session restored" in widget.data_tab.summary.text()
+    # The restored session shows its first image (its pixels read in a worker).
+    qtbot.waitUntil(lambda: layers.image_layer is not None and layers.current is not None
+                    and layers.image_layer.name == layers.current
+                    and not layers.pixels.reading, timeout=30_000)
+    from napari_nuclei.core.image_io import read_labels
+
+    np.testing.assert_array_equal(read_labels(other / "corrected" / f"{name}.tif"), stroke)
