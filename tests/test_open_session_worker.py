@@ -89,3 +89,49 @@ def test_a_stroke_made_while_the_session_is_read_is_saved(make_napari_viewer, qt
     from napari_nuclei.core.image_io import read_labels
 
     np.testing.assert_array_equal(read_labels(other / "corrected" / f"{name}.tif"), stroke)
+
+
+def test_closing_napari_while_a_session_is_read_shows_nothing_and_raises_nothing(
+        make_napari_viewer, qtbot, monkeypatch, tmp_path, fake_model, mixed_test_folder):
+    from napari_nuclei.session import restore
+
+    viewer, widget = make_dock(make_napari_viewer, qtbot, tmp_path, fake_model,
+                               mixed_test_folder)
+    predict_folder(qtbot, widget)
+    widget.close_guard.finish_now()
+    reading = threading.Event()
+    original = restore.read_session_slides
+
+    def slow_read(folder):
+        reading.wait(30)
+        return original(folder)
+
+    monkeypatch.setattr(restore, "read_session_slides", slow_read)
+    widget.data_tab.open_session(tmp_path / "session")
+    worker = widget.data_tab.reading
+    viewer.close()
+    with qtbot.waitSignal(worker.finished, timeout=30_000):
+        reading.set()
+    assert widget.data_tab.left  # the read session was not shown in the closed window
+
+
+def test_another_session_is_not_opened_while_a_prediction_adds_to_this_one(
+        make_napari_viewer, qtbot, tmp_path, fake_model, mixed_test_folder):
+    from napari_nuclei.session.jobs import PREDICTION
+
+    viewer, widget = make_dock(make_napari_viewer, qtbot, tmp_path, fake_model,
+                               mixed_test_folder)
+    predict_folder(qtbot, widget)
+    widget.close_guard.finish_now()
+    before = set(widget.session.images)
+    running = widget.session.jobs.started(PREDICTION, "3 image(s)", stop=lambda: None)
+    with qtbot.waitSignal(widget.data_tab.session_read, timeout=10_000):
+        widget.data_tab.open_session(tmp_path / "session")
+    assert widget.data_tab.summary.text() == (
+        "Not opened: a prediction (3 image(s)) is running; stop it or let it finish "
+        "first, its results belong to the session open now.")
+    assert widget.data_tab.reading is None and set(widget.session.images) == before
+    widget.session.jobs.ended(running)
+    with qtbot.waitSignal(widget.data_tab.session_read, timeout=60_000):
+        widget.data_tab.open_session(tmp_path / "session")
+    assert "Session restored" in widget.data_tab.summary.text()

@@ -39,6 +39,8 @@ class DataTab(QWidget):
         super().__init__(parent)
         self.viewer, self.session = viewer, session
         self.conversion = self.job = None
+        self.left = False  # napari's window has closed
+        self.reading = None  # the worker reading a session (Open session…)
         self.conversion_root: Path | None = None  # what the checked file names start from
         self.train_field = FolderField("train/<id>/images + masks (or label images, COCO)")
         self.test_field = FolderField("folder of images with test_img_ids.json")
@@ -119,16 +121,29 @@ class DataTab(QWidget):
         """Restore the session saved in an output folder: read in a worker (the gate, the
         predictions and corrections loaded), then shown."""
         from ..session.actions import session_snapshot
-        from ..session.restore import read_saved_session
+        from ..session.restore import read_saved_session, why_not_restore
 
+        refused = why_not_restore(self.session)
+        if refused is not None:
+            self.summary.setText(refused)
+            self.session.notices.warning(refused)
+            self.session_read.emit()
+            return
         unsaved = session_snapshot(self.session) if self.session.needs_saving() else None
         self.summary.setText(f"Opening the session in {folder}…")
         self.open_session_button.setEnabled(False)  # one at a time
-        start_job(read_saved_session, Path(folder), unsaved,
-                  on_return=lambda read: self._on_session_read(folder, read),
-                  on_error=self._on_session_not_read)
+        self.reading = start_job(read_saved_session, Path(folder), unsaved,
+                                 on_return=lambda read: self._on_session_read(folder, read),
+                                 on_error=self._on_session_not_read)
+
+    def leave(self) -> None:
+        """napari's window is closing: a session read meanwhile is not shown (the one
+        open was saved before the reading began)."""
+        self.left = True
 
     def _on_session_not_read(self, exc: BaseException) -> None:
+        if self.left:
+            return
         self.session.notices.error(one_line(exc))
         self.summary.setText(f"Not opened: {one_line(exc)}")
         self._session_ended()
@@ -140,6 +155,8 @@ class DataTab(QWidget):
     def _on_session_read(self, folder: Path, read) -> None:
         from ..session.restore import show_read_session
 
+        if self.left:
+            return
         try:
             problems = show_read_session(self.session, read)
         except Exception as exc:  # the open session could not be saved first

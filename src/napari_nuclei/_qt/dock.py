@@ -62,6 +62,7 @@ class NucleiDock(QWidget):
         self.close_guard = CloseGuard(self)
         # A worker's result arriving after napari's window closed has nowhere to go.
         self.close_guard.leaving.connect(self.predict_tab.layers.leave)
+        self.close_guard.leaving.connect(self.data_tab.leave)
         # Once napari has placed the dock, watch its window's close request.
         QTimer.singleShot(0, self._on_placed)
 

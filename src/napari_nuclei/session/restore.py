@@ -36,6 +36,23 @@ class ReadSession:
     saved_first: Saved | None = None  # what the session open before was saved as
 
 
+def why_not_restore(session: Session) -> str | None:
+    """Why another session cannot be opened now (None: it can).
+
+    A prediction or a slide job still running would add its results to the session
+    opened next, and take them from the one they belong to: it must end first.
+    """
+    from .jobs import PREDICTION, SLIDE, WRITE_BACK
+
+    running = [job for kind in (PREDICTION, SLIDE, WRITE_BACK)
+               for job in session.jobs.running_of(kind)]
+    if running:
+        job = running[0]
+        return (f"Not opened: a {job.kind} ({job.name}) is running; stop it or let it "
+                "finish first, its results belong to the session open now.")
+    return None
+
+
 def read_saved_session(folder: Path, unsaved: SessionSnapshot | None = None) -> ReadSession:
     """Read the session saved in ``folder`` (in a worker).
 
