@@ -280,3 +280,37 @@ def test_a_reused_layer_takes_only_images_it_can_show_as_they_are():
     assert labels_fit((60, 70), (0.5, 0.5)).takes(labels_fit((9, 9), (0.5, 0.5 + 1e-12)))
     assert labels_move(image_index=0, labels_index=1) is None
     assert labels_move(image_index=3, labels_index=1) == (1, 4)
+
+
+def test_corrections_this_session_did_not_save_are_kept_aside_not_written_over(
+        session, tmp_path):
+    """An entry that could not be restored leaves its corrections in ``corrected/``:
+    the next save of an image of that name moves them aside and says so."""
+    from napari_nuclei.core.image_io import read_labels
+    from napari_nuclei.core.label_files import write_label_outputs
+
+    corrected = tmp_path / "out" / "corrected"
+    hand_made = np.zeros((64, 64), np.int32)
+    hand_made[10:20, 10:20] = 7
+    write_label_outputs(corrected, "img", hand_made,
+                        {"label": np.array([7]), "score": np.array([1.0])})
+    said = []
+    session.notices.said.connect(lambda level, line: said.append((level, line)))
+    image = session.images["img"]
+    image.labels[30:34, 40:44] = 9
+    session.labels_painted("img", [(slice(30, 34), slice(40, 44))])
+    saved = actions.save_session(actions.session_snapshot(session))
+    actions.apply_saved(session, saved)
+    [(where, moved)] = saved.kept_aside
+    assert where == corrected / "img.tif" and moved.parent.parent == tmp_path / "out" / "replaced"
+    np.testing.assert_array_equal(read_labels(moved), hand_made)
+    assert moved.with_suffix(".csv").is_file()
+    np.testing.assert_array_equal(read_labels(corrected / "img.tif"), image.labels)
+    assert said == [("warning", f"{corrected / 'img.tif'} held corrections this session had "
+                                f"not saved (not restored, or another session's): kept as "
+                                f"{moved}")]
+    # The image's own later saves write over its own file, with nothing more kept aside.
+    image.labels[40:44, 40:44] = 10
+    session.labels_painted("img", [(slice(40, 44), slice(40, 44))])
+    again = actions.save_session(actions.session_snapshot(session))
+    assert again.kept_aside == () and len(list(moved.parent.iterdir())) == 2

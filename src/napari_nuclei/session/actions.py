@@ -105,12 +105,17 @@ class Saved:
         session is saved again from what is on screen).
     slides_generation : int or None
         The stamp of the slides written (None: not written).
+    kept_aside : tuple
+        ``(label file, where it went)`` per label image found where a correction was to
+        be written that this session had not saved (an entry that could not be restored,
+        another session's): moved into ``replaced/<date>/``, never written over.
     """
 
     corrections: tuple = ()
     predictions: tuple = ()
     stale: bool = False
     slides_generation: int | None = None
+    kept_aside: tuple = ()  # (label file, where it is now) of labels this session did not save
 
 
 def session_snapshot(session: Session) -> SessionSnapshot:
@@ -178,6 +183,7 @@ def save_session(state: SessionSnapshot) -> Saved:
                 session_target(folder, CORRECTED_FOLDER, image.name, ".tif"))
                for image in state.images]
     corrected, saved, predicted, records = folder / CORRECTED_FOLDER, [], [], []
+    kept_aside: tuple = ()
     with _SAVING:
         if any(state.current(image.name) != image.born for image in state.images):
             return Saved(stale=True)
@@ -192,6 +198,8 @@ def save_session(state: SessionSnapshot) -> Saved:
                 predicted.append((image.name, image.born))
             if image.name in state.to_save:
                 corrected.mkdir(parents=True, exist_ok=True)
+                if image.saved_to != labels:  # what lies there is not this image's
+                    kept_aside += _keep_aside(labels, folder)
                 labels = save_corrected(corrected, image)
                 saved.append((image.name, labels, image.generation))
             elif image.saved_to != labels:
@@ -201,7 +209,24 @@ def save_session(state: SessionSnapshot) -> Saved:
             records.append(SavedImage(image.name, image.image_path, image.score_thresh, npz,
                                       labels if kept else None))
         write_session(folder, state.fields, records, _slides_inside(folder, state.slides))
-    return Saved(tuple(saved), tuple(predicted), slides_generation=state.slides_generation)
+    return Saved(tuple(saved), tuple(predicted), slides_generation=state.slides_generation,
+                 kept_aside=kept_aside)
+
+
+def _keep_aside(labels: Path, folder: Path) -> tuple:
+    """Move a label image (and its table) this session did not save out of the way,
+    into ``<folder>/replaced/<date>/``; returns ``((file, where it went),)`` or ``()``."""
+    from ..core.aside import move_aside, stamp
+    from .model import REPLACED_FOLDER
+
+    if not (labels.is_file() or labels.is_symlink()):
+        return ()
+    when = stamp()
+    table = labels.with_suffix(".csv")
+    moved = move_aside(labels, folder / REPLACED_FOLDER, when)
+    if table.is_file() and not table.is_symlink():
+        move_aside(table, folder / REPLACED_FOLDER, when)
+    return ((labels, moved),)
 
 
 def _slides_inside(folder: Path, slides) -> list:
@@ -228,6 +253,9 @@ def apply_saved(session: Session, saved: Saved) -> None:
         session.mark_prediction_saved(name, born)
     if saved.slides_generation is not None:
         session.slides.saved_generation = saved.slides_generation
+    for labels, moved in saved.kept_aside:
+        session.notices.warning(f"{labels} held corrections this session had not saved "
+                                f"(not restored, or another session's): kept as {moved}")
 
 
 def set_aside_corrections(session: Session, replaced: ImageState) -> Path | None:
