@@ -130,3 +130,38 @@ def test_plain_image_folder_and_nothing(tmp_path):
         open_dataset(tmp_path / "empty")
     with pytest.raises(DatasetError, match="no such file"):
         open_dataset(tmp_path / "missing")
+
+
+@pytest.mark.parametrize("listed", [False, True])
+def test_two_images_of_one_name_are_refused_naming_both(tmp_path, listed):
+    """Outputs are named after each image: same.png and same.tif would write over each
+    other's labels and be handed in as one image."""
+    folder = tmp_path / "test"
+    write_png(folder / "same.png", np.zeros((30, 40), np.uint8))
+    tifffile.imwrite(folder / "same.tif", np.zeros((20, 20), np.uint8))
+    if listed:
+        (folder / "test_img_ids.json").write_text(json.dumps([
+            {"id": 1, "file_name": "same.png", "height": 30, "width": 40},
+            {"id": 2, "file_name": "same.tif", "height": 20, "width": 20}]))
+    with pytest.raises(DatasetError) as raised:
+        open_dataset(folder)
+    assert str(raised.value) == (
+        f"{folder}: holds two images named 'same' (same.png and same.tif): each image's "
+        "outputs are named after it, so names must differ; rename one")
+
+
+def test_predict_refuses_a_folder_of_two_images_of_one_name(tmp_path, capsys):
+    from napari_nuclei.cli import main
+
+    folder = tmp_path / "test"
+    write_png(folder / "same.png", np.zeros((30, 40), np.uint8))
+    tifffile.imwrite(folder / "same.tif", np.zeros((20, 20), np.uint8))
+    labels = tmp_path / "labels"
+    # The folder is refused before any model is looked for.
+    assert main(["predict", "--model", str(tmp_path / "run"), "--images", str(folder),
+                 "-o", str(tmp_path / "s.json"), "--labels-dir", str(labels)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [f"napari-nuclei: error: {folder}: holds two images named 'same' "
+                   "(same.png and same.tif): each image's outputs are named after it, so "
+                   "names must differ; rename one"]
+    assert not labels.exists() and not (tmp_path / "s.json").exists()

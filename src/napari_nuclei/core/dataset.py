@@ -121,6 +121,18 @@ class Dataset:
     warnings: tuple[str, ...] = field(default=())
     classes: ClassSet = field(default_factory=ClassSet.default)
 
+    def __post_init__(self):
+        # Outputs (labels, tables, predictions, corrections) are named after each image:
+        # two images of one name would write over each other's and mix in hand-ins.
+        seen: dict[str, ImageRecord] = {}
+        for record in self.records:
+            other = seen.setdefault(record.name, record)
+            if other is not record:
+                raise DatasetError(self.root, f"holds two images named {record.name!r} "
+                                   f"({other.file_name} and {record.file_name}): each "
+                                   "image's outputs are named after it, so names must "
+                                   "differ; rename one")
+
     @property
     def annotated(self) -> bool:
         """True when the layout carries nuclei annotations."""
