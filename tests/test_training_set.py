@@ -90,3 +90,17 @@ def test_the_session_plans_asks_for_replacements_and_leaves_added_corrections_al
     again = add_to_training(dsb_root, test_dir, images_snapshot(session), frozenset({"b_img"}))
     assert again.unchanged == ("fresh",) and again.added == ("b_img",)
     assert masks_of(again.aside / "b_img") == hand_made
+
+
+def test_a_sample_added_has_the_mode_of_a_folder_made_there(dsb_root, tmp_path):
+    """Readable by whoever shares the training set, as the samples beside it are."""
+    train = dsb_root / "train"
+    probe = train / "probe"
+    probe.mkdir()  # what the umask gives a folder made here
+    mode = probe.stat().st_mode & 0o777
+    other = write_png(tmp_path / "other" / "new.png", np.zeros((64, 80), np.uint8))
+    add_to_training_set(train, "new", other, labels_with(2))
+    assert (train / "new").stat().st_mode & 0o777 == mode
+    add_to_training_set(train, "new", other, labels_with(3), replace=True, when="t1")
+    assert (train / "new").stat().st_mode & 0o777 == mode
+    assert (train / REPLACED_FOLDER / "t1" / "new").stat().st_mode & 0o777 == mode

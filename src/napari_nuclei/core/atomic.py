@@ -171,3 +171,15 @@ def write_json_atomic(path: str | Path, data: Any, indent: int | None = None) ->
             json.dump(data, fh, indent=indent)
             fsync_file(fh)
     return Path(path)
+
+
+def staging_folder(parent: str | Path, prefix: str) -> Path:
+    """A new hidden folder in ``parent`` to build something in before it is renamed into
+    place, with the mode a folder made there normally gets (the umask's).
+
+    ``tempfile.mkdtemp`` makes folders only their owner may enter; renamed into a
+    shared training set, such a sample would be unreadable to everyone else.
+    """
+    staging = Path(tempfile.mkdtemp(prefix=prefix, dir=parent))
+    staging.chmod(0o777 & ~_UMASK)
+    return staging

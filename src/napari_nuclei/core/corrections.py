@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 from scipy import ndimage
+
+from .atomic import staging_folder
 
 
 @dataclass(frozen=True)
@@ -333,7 +334,7 @@ def add_to_training_set(train_dir: str | Path, name: str, image_path: str | Path
         raise InputError(target, "is already in the training set; it is replaced only "
                          "when asked")
     train_dir.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{name}.", dir=train_dir))
+    staging = staging_folder(train_dir, f".{name}.")
     try:
         (staging / "images").mkdir()
         (staging / "masks").mkdir()

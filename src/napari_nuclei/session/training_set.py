@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..core.atomic import staging_folder
 from .actions import ImageSnapshot
 
 
@@ -245,7 +246,6 @@ def write_sample(folder: Path, sample: str, image: ImageSnapshot, replace: bool 
         folder name.
     """
     import shutil
-    import tempfile
 
     from ..core.aside import replace_keeping_old
     from ..core.corrections import REPLACED_FOLDER, add_to_training_set
@@ -266,7 +266,7 @@ def write_sample(folder: Path, sample: str, image: ImageSnapshot, replace: bool 
     folders = {index: _class_folder(target, image.class_set.name_of(index))
                for index in members}
     folder.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{sample}.", dir=folder))
+    staging = staging_folder(folder, f".{sample}.")
     try:
         built = staging / sample
         # One sample per class (the nuclei of that class alone), through the one writer
