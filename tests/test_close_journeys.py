@@ -3,10 +3,12 @@ each job stops without losing its work, pending saves are written, then napari c
 
 import numpy as np
 import pytest
+import test_dock_journeys as journeys
 from slide_helpers import BlobModel, make_slide
 from slide_window_helpers import labels_of, table_of
 
 pytestmark = pytest.mark.gui
+fake_model, mixed_test_folder = journeys.fake_model, journeys.mixed_test_folder  # fixtures
 
 
 def slide_dock(make_napari_viewer, qtbot, tmp_path, target, show=False):
@@ -86,3 +88,50 @@ def test_closing_during_a_slide_job_stops_it_and_the_job_resumes_to_the_same_res
     assert np.array_equal(labels_of(whole), labels_of(reference))
     assert table_of(whole).shape == table_of(reference).shape
     assert (table_of(whole).index == table_of(reference).index).all()
+
+
+def test_closing_after_a_failed_save_asks_before_the_corrections_are_lost(
+        make_napari_viewer, qtbot, monkeypatch, tmp_path, fake_model, mixed_test_folder):
+    from napari_nuclei.core.image_io import read_labels
+    from napari_nuclei.session import actions
+
+    viewer = make_napari_viewer(show=True)
+    _, dock = viewer.window.add_plugin_dock_widget("napari-nuclei", "Nuclei segmentation")
+    qtbot.waitUntil(lambda: dock.close_guard.watching)
+    folder = tmp_path / "session"
+    dock.data_tab.set_paths(None, mixed_test_folder, None, folder)
+    dock.session.run_dir = fake_model
+    journeys.predict_folder(qtbot, dock)
+    said = []
+    dock.session.notices.said.connect(lambda level, line: said.append((level, line)))
+    writable = [False]
+    original = actions.save_corrected
+
+    def save_corrected(*args):  # a read-only folder, a full disk, a drive gone
+        if not writable[0]:
+            raise PermissionError(1, "Operation not permitted",
+                                  str(folder / "corrected" / ".gray.tif.1.part"))
+        return original(*args)
+
+    monkeypatch.setattr(actions, "save_corrected", save_corrected)
+    layers = dock.predict_tab.layers
+    name, layer = layers.current, layers.labels_layer
+    layer.data_setitem(np.nonzero(layer.data == 1), 0)
+    layers.autosave.flush()
+    qtbot.waitUntil(lambda: layers.autosave.failed and dock.session.jobs.idle)
+    assert said == [("error", f"{folder}: the session could not be saved (Operation not "
+                              "permitted); its corrections stay unsaved until it can be")]
+    asked = []
+    dock.predict_tab.ask = lambda _parent, question: asked.append(question) or False
+    window = dock.window()
+    window.close()
+    assert window.isVisible() and asked == [
+        f"The corrections of {name} are not saved: the output folder {folder} could not "
+        "be written. Close anyway? They are lost."]
+    assert len(said) == 1  # the failure is not said again
+
+    writable[0] = True  # the folder can be written again: closing saves, asks nothing
+    assert dock.close_guard.may_close()  # what the window's close asks the guard
+    assert len(asked) == 1
+    np.testing.assert_array_equal(read_labels(folder / "corrected" / f"{name}.tif"),
+                                  dock.session.images[name].labels)

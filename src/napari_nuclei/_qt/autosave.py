@@ -36,6 +36,7 @@ class Autosaver(QObject):
         self._saving = None
         self._job = None  # the running save's entry in the job registry
         self._again = False  # flushed while a save ran: save again once it ends
+        self.failed = False  # the last save failed (said once until one succeeds)
         self.timer = QTimer(self, singleShot=True, interval=AUTOSAVE_DELAY_MS)
         self.timer.timeout.connect(self._on_autosave_due)
         # The slides opened, their predictions and their window are the session's too.
@@ -84,12 +85,31 @@ class Autosaver(QObject):
         state = session_snapshot(self.session)
         self._job = self.session.jobs.started(SAVE, "session")
         self._saving = start_job(save_session, state, on_return=self._on_saved,
+                                 on_error=self._on_save_failed,
                                  on_finish=self._on_save_finished)
+
+    def _on_save_failed(self, exc: BaseException) -> None:
+        """One line, about the output folder (not a temporary file): said once until
+        a save there succeeds again."""
+        folder = self.session.output_folder()
+        if isinstance(exc, OSError):
+            reason = exc.strerror or type(exc).__name__
+        else:
+            from .workers import one_line
+
+            reason = one_line(exc)
+        self.session.notices.error(f"{folder}: the session could not be saved ({reason}); "
+                                   "its corrections stay unsaved until it can be",
+                                   about=folder)
+        self.failed = True
 
     def _on_saved(self, saved) -> None:
         from ..session.actions import apply_saved
 
         apply_saved(self.session, saved)
+        if self.failed:  # saved again: a later failure is news
+            self.failed = False
+            self.session.notices.forget(self.session.output_folder())
         if saved.stale:  # images were replaced meanwhile: save what is shown now
             self.schedule()
         if saved.corrections:
@@ -107,6 +127,7 @@ class Autosaver(QObject):
     def save_now(self) -> None:
         """Save pending corrections, new predictions and the session at once (closing
         napari or the dock)."""
+        from ..core.errors import InputError
         from ..session.actions import save_session, session_snapshot
 
         self.timer.stop()
@@ -115,4 +136,9 @@ class Autosaver(QObject):
             self._before_save()
         # A save still running in a worker ends first: the session saves one at a time.
         if self.session.needs_saving():
-            self._on_saved(save_session(session_snapshot(self.session)))
+            try:
+                saved = save_session(session_snapshot(self.session))
+            except (OSError, InputError) as exc:
+                self._on_save_failed(exc)  # closing asks before the corrections are lost
+                return
+            self._on_saved(saved)

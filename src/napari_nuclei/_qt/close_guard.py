@@ -86,7 +86,7 @@ class CloseGuard(QObject):
             True when nothing is left to wait for.
         """
         if self.jobs.idle:
-            return True
+            return self._may_lose_unsaved()
         if self.closing:
             return False
         if self.jobs.running_of(TRAINING) and not self.dock.predict_tab.ask(
@@ -127,9 +127,20 @@ class CloseGuard(QObject):
             self.jobs.flush()
         if self.jobs.idle:
             self._stop_closing()
+            if not self._may_lose_unsaved():
+                return  # a save failed: napari stays open, the corrections with it
             self.closed.emit()
             if self.dock.window() is not self.dock:
                 self.dock.viewer.close()  # napari's own teardown, as if closed at once
+
+    def _may_lose_unsaved(self) -> bool:
+        """True unless corrections are not saved (a save into the output folder failed)
+        and the user, asked, keeps napari open."""
+        question = self.dock.session.unsaved_question()
+        if question is not None:  # tried once more: the folder may be writable again
+            self.dock.predict_tab.layers.autosave.save_now()
+            question = self.dock.session.unsaved_question()
+        return question is None or bool(self.dock.predict_tab.ask(self.dock, question))
 
     def _on_overdue(self) -> None:
         if self.closing:

@@ -348,6 +348,17 @@ class Session:
         """Images corrected since they were last saved."""
         return [image for image in self.images.values() if image.dirty]
 
+    def unsaved_question(self) -> str | None:
+        """The question to ask before closing while corrections are not saved (a save
+        into the output folder failed): None when every correction is saved."""
+        names = [image.name for image in self.unsaved()]
+        if not names:
+            return None
+        shown = ", ".join(names[:5]) + (f" and {len(names) - 5} more" if len(names) > 5
+                                        else "")
+        return (f"The corrections of {shown} are not saved: the output folder "
+                f"{self.output_folder()} could not be written. Close anyway? They are lost.")
+
     def needs_saving(self) -> bool:
         """Whether a correction or a prediction is not in the session folder yet."""
         return self.slides.needs_saving or any(image.dirty or not image.prediction_saved
