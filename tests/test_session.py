@@ -314,3 +314,22 @@ def test_corrections_this_session_did_not_save_are_kept_aside_not_written_over(
     session.labels_painted("img", [(slice(40, 44), slice(40, 44))])
     again = actions.save_session(actions.session_snapshot(session))
     assert again.kept_aside == () and len(list(moved.parent.iterdir())) == 2
+
+
+def test_an_older_snapshot_saved_last_does_not_undo_a_newer_save(session, tmp_path):
+    """An autosave in a worker may end after a save made at once (closing): what it
+    would write is older, so it writes nothing."""
+    from napari_nuclei.core.image_io import read_labels
+
+    image = session.images["img"]
+    older = actions.session_snapshot(session)  # before the stroke
+    image.labels[30:34, 40:44] = 9
+    session.labels_painted("img", [(slice(30, 34), slice(40, 44))])
+    newer = actions.session_snapshot(session)
+    actions.apply_saved(session, actions.save_session(newer))
+    assert actions.save_session(older).stale
+    document = json.loads((tmp_path / "out" / "session.json").read_text())
+    assert document["images"][0]["labels"] == "corrected/img.tif"
+    np.testing.assert_array_equal(read_labels(tmp_path / "out" / "corrected" / "img.tif"),
+                                  image.labels)
+    assert restore_session(Session(), tmp_path / "out") == []

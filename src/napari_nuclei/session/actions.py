@@ -7,9 +7,10 @@ that snapshot: writing files, building a submission, scoring.
 
 from __future__ import annotations
 
+import itertools
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -30,6 +31,8 @@ from .store import (
 # One save of the session folder at a time: an autosave in a worker, a save at once on
 # the GUI thread (corrections set aside, napari closing) and a restore never interleave.
 _SAVING = threading.RLock()
+_SNAPSHOTS = itertools.count()
+_WRITTEN: dict[Path, int] = {}  # folder -> sequence of the snapshot written there last
 
 
 @dataclass(frozen=True)
@@ -88,6 +91,9 @@ class SessionSnapshot:
     current: Callable[[str], int | None] = lambda _name: None
     slides: tuple = ()  # SlideEntry of each slide opened, the open one last
     slides_generation: int = 0
+    # Taken later, numbered higher: a save never writes a snapshot older than the one
+    # its folder holds (an autosave in a worker finishing after a save at once).
+    sequence: int = field(default_factory=lambda: next(_SNAPSHOTS))
 
 
 @dataclass(frozen=True)
@@ -185,7 +191,8 @@ def save_session(state: SessionSnapshot) -> Saved:
     corrected, saved, predicted, records = folder / CORRECTED_FOLDER, [], [], []
     kept_aside: tuple = ()
     with _SAVING:
-        if any(state.current(image.name) != image.born for image in state.images):
+        if any(state.current(image.name) != image.born for image in state.images) or \
+                _WRITTEN.get(folder, -1) > state.sequence:
             return Saved(stale=True)
         for image, (npz, labels) in zip(state.images, targets, strict=True):
             # A link is replaced, never followed.
@@ -209,6 +216,7 @@ def save_session(state: SessionSnapshot) -> Saved:
             records.append(SavedImage(image.name, image.image_path, image.score_thresh, npz,
                                       labels if kept else None))
         write_session(folder, state.fields, records, _slides_inside(folder, state.slides))
+        _WRITTEN[folder] = state.sequence
     return Saved(tuple(saved), tuple(predicted), slides_generation=state.slides_generation,
                  kept_aside=kept_aside)
 
