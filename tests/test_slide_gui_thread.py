@@ -115,3 +115,45 @@ def test_stop_before_the_region_layer_is_made_starts_no_job(make_napari_viewer, 
     assert section.job is None and not whole.exists()
     assert section.hint.text() == "Stopped before the first tile."
     assert section.buttons["whole"].isEnabled() and not section.buttons["stop"].isEnabled()
+
+
+def test_the_slide_is_drawn_coarse_then_sharp_without_decoding_on_the_gui_thread(
+        make_napari_viewer, qtbot, tmp_path, monkeypatch):
+    from napari_nuclei._qt.dock import NucleiDock
+    from napari_nuclei.core.slide.readers import open_slide
+
+    slide = make_slide(tmp_path / "case_01.tif", size=2048)
+    reader = open_slide(slide)
+    truth = reader.read(0, 1024, 512, 700, 600)
+    reader.close()
+    decoded_here = []
+    original = type(reader).read
+
+    def recording(self, *args):
+        if threading.current_thread() is threading.main_thread():
+            decoded_here.append(args)
+        return original(self, *args)
+
+    monkeypatch.setattr(type(reader), "read", recording)
+    viewer = make_napari_viewer(show=True)
+    dock = NucleiDock(viewer)
+    section = dock.slide_section
+    dock.session.output_dir = tmp_path / "session"
+    section.open_slide(slide)
+    qtbot.waitUntil(lambda: section.state.slide is not None, timeout=30_000)
+    layer = section.slide_layer
+    assert layer in viewer.layers and layer.multiscale
+    # Zoomed in on level 0 and moved there, as a pathologist pans: drawn, then redrawn
+    # when the decoding thread has the blocks.
+    drawn = []
+    layer.events.set_data.connect(lambda _event: drawn.append(True))
+    viewer.camera.zoom = 4 / layer.scale[0]
+    viewer.camera.center = (812 * layer.scale[0], 1374 * layer.scale[1])
+    viewer.screenshot(canvas_only=True)
+    moved = len(drawn)
+    # Drawn again, with nothing asked of napari, once the blocks are decoded.
+    qtbot.waitUntil(lambda: len(drawn) > moved, timeout=30_000)
+    qtbot.waitUntil(lambda: np.array_equal(layer.data[0][512:1112, 1024:1724], truth),
+                    timeout=30_000)
+    viewer.screenshot(canvas_only=True)
+    assert decoded_here == []

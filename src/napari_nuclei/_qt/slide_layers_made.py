@@ -8,6 +8,7 @@ here, in a worker, hidden; the section puts them in the viewer one step per turn
 
 from __future__ import annotations
 
+import weakref
 from pathlib import Path
 
 from .layer_turns import new_layer
@@ -45,3 +46,24 @@ def empty_region_layer(out_dir: Path, size: tuple[int, int], mpp: float | None):
     from ..core.slide.live_labels import empty_labels_layer_data
 
     return new_layer(*empty_labels_layer_data(out_dir, size, mpp))
+
+
+def redraw_when_decoded(layer) -> None:
+    """Have napari draw a slide layer again whenever its decoding thread has decoded
+    blocks (see :mod:`napari_nuclei.core.slide.progressive`): the view drawn coarse at
+    first becomes sharp. Layers of other arrays are left as they are."""
+    from superqt.utils import ensure_main_thread
+
+    first = layer.data[0] if layer.multiscale else layer.data
+    store = getattr(first, "store", None)
+    if store is None:
+        return
+    layer_ref = weakref.ref(layer)  # the store must not keep the layer alive
+
+    @ensure_main_thread
+    def redraw() -> None:
+        shown = layer_ref()
+        if shown is not None and shown.visible:
+            shown.refresh(thumbnail=False, highlight=False)
+
+    store.listeners.append(redraw)

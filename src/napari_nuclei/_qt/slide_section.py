@@ -28,7 +28,12 @@ from ..session.slides import SlideEntry, pull_with_table, write_back_with_table
 from .ask import ask_yes_no
 from .layer_turns import insertion_steps, run_in_turns
 from .slide_labels_layers import SlideLabelsLayers
-from .slide_layers_made import REGION_LAYER, empty_region_layer, open_with_layers
+from .slide_layers_made import (
+    REGION_LAYER,
+    empty_region_layer,
+    open_with_layers,
+    redraw_when_decoded,
+)
 from .slide_measurements import SlideMeasurements
 from .slide_window_layers import WindowLayers
 from .workers import start_job
@@ -132,6 +137,7 @@ class SlideSection(QWidget):
         :mod:`.layer_turns`), then open the slide in the session."""
         (levels, meta, _), slide_layer, region_layer, found, labels, problems = made
         self.slide_layer = slide_layer
+        redraw_when_decoded(slide_layer)
         steps = insertion_steps(self.viewer, slide_layer)
         if REGION_LAYER not in self.viewer.layers:
             steps += insertion_steps(self.viewer, region_layer)

@@ -73,7 +73,8 @@ def open_with_outputs(path: Path, output_root: Path, restored: SlideEntry | None
     from ..core.slide.lazy import cached_labels_layer_data, slide_layer_data
 
     _import_for_layers()
-    data = slide_layer_data(path)
+    # Decoded in a thread of its own, never on napari's (see core.slide.progressive).
+    data = slide_layer_data(path, progressive=True)
     found = finished_outputs(output_root, path)
     finished = {out_dir for out_dir, _ in found}
     labels, problems = {}, []

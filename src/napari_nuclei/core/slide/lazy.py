@@ -98,7 +98,8 @@ def _scale(mpp: float | None) -> tuple[tuple[float, float], tuple[str, str] | No
     return ((mpp, mpp), (UNIT, UNIT)) if mpp else ((1.0, 1.0), None)
 
 
-def slide_layer_data(path: str | Path, mpp: float | None = None) -> tuple:
+def slide_layer_data(path: str | Path, mpp: float | None = None,
+                     progressive: bool = False) -> tuple:
     """A napari layer data tuple of a slide: a lazy multiscale RGB image.
 
     Parameters
@@ -107,6 +108,11 @@ def slide_layer_data(path: str | Path, mpp: float | None = None) -> tuple:
         A slide file or OME-Zarr image folder (anything :func:`.readers.open_slide` reads).
     mpp : float, optional
         Pixel size in µm, overriding the file's.
+    progressive : bool
+        Levels that never decode on the reading thread
+        (:mod:`.progressive`: coarse first, sharp once decoded in a thread), for a
+        viewer that redraws when told; the coarsest level is read now. Otherwise dask
+        arrays that read what is asked when it is asked.
 
     Returns
     -------
@@ -119,7 +125,12 @@ def slide_layer_data(path: str | Path, mpp: float | None = None) -> tuple:
         When the file is not a slide.
     """
     slide = open_slide(path)
-    levels = slide_pyramid(slide)
+    if progressive:
+        from .progressive import progressive_pyramid
+
+        levels = progressive_pyramid(_OpenSlide(slide))
+    else:
+        levels = slide_pyramid(slide)
     scale, units = _scale(mpp or slide.mpp)
     metadata = {
         "name": Path(path).name,
