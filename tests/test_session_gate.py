@@ -658,3 +658,23 @@ def test_a_name_longer_than_any_file_system_allows_is_refused(tmp_path):
     with pytest.raises(InvalidValue, match="longer than 255 bytes"):
         file_inside(tmp_path, "n" * 256, "prediction")
     assert file_inside(tmp_path, "n" * 255, "prediction") == tmp_path / ("n" * 255)
+
+
+def test_corrections_of_another_size_than_their_image_are_named_not_the_prediction(
+        tmp_path):
+    import tifffile
+
+    from conftest import write_png
+
+    image = write_png(tmp_path / "data" / "img.png", np.zeros((64, 64), np.uint8))
+    session = Session(output_dir=tmp_path / "out", score_thresh=0.5)
+    session.add_prediction("img", image, make_prediction())
+    session.images["img"].labels[60:63, 0:3] = 77
+    session.labels_painted("img", [(slice(60, 63), slice(0, 3))])
+    actions.save_session(actions.session_snapshot(session))
+    corrected = tmp_path / "out" / "corrected" / "img.tif"
+    tifffile.imwrite(corrected, np.zeros((10, 10), np.int32))
+    restored, problems = restore(tmp_path / "out")
+    assert problems == [f"img: {corrected}: is 10x10, not the 64x64 of its image {image}: "
+                        "not this image's corrections"]
+    assert restored.images == {}

@@ -95,8 +95,14 @@ def _read_image(item, classes: ClassSet, problems: list[str]) -> ImageState | No
 
     try:
         labels = None if item.labels is None else read_labels(item.labels)
-        # The corrected labels are the image's size: a prediction of another is not its.
-        prediction = load_prediction(item.prediction,
+        # The prediction and the corrections are of the image's size; the file of another
+        # size is the one named.
+        size = _image_size(item.image_path)
+        if size is not None and labels is not None and labels.shape[:2] != size:
+            raise InputError(item.labels, f"is {labels.shape[0]}x{labels.shape[1]}, not "
+                             f"the {size[0]}x{size[1]} of its image {item.image_path}: not "
+                             "this image's corrections")
+        prediction = load_prediction(item.prediction, size if size is not None else
                                      None if labels is None else labels.shape)
         prediction = load_prediction_classes(item.prediction.with_suffix(".csv"),
                                              prediction, classes)
@@ -114,6 +120,19 @@ def _read_image(item, classes: ClassSet, problems: list[str]) -> ImageState | No
         problems.append(f"{item.name}: {exc.filename or item.prediction}: cannot be "
                         f"read ({exc.strerror or exc})")
     return None
+
+
+def _image_size(path: Path | None) -> tuple[int, int] | None:
+    """An image's ``(height, width)`` from its header; None when it cannot be read (its
+    own problem is said when it is shown)."""
+    from ..core.image_io import image_size
+
+    if path is None:
+        return None
+    try:
+        return tuple(image_size(path))
+    except (InputError, OSError):
+        return None
 
 
 def show_read_session(session: Session, read: ReadSession) -> list[str]:
