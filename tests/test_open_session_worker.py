@@ -135,3 +135,30 @@ def test_another_session_is_not_opened_while_a_prediction_adds_to_this_one(
     with qtbot.waitSignal(widget.data_tab.session_read, timeout=60_000):
         widget.data_tab.open_session(tmp_path / "session")
     assert "Session restored" in widget.data_tab.summary.text()
+
+
+def test_the_score_slider_shows_the_threshold_of_the_image_in_view(
+        make_napari_viewer, qtbot, monkeypatch, tmp_path, fake_model, mixed_test_folder):
+    from test_dock_journeys import choose
+
+    viewer, widget = make_dock(make_napari_viewer, qtbot, tmp_path, fake_model,
+                               mixed_test_folder)
+    predict_folder(qtbot, widget)
+    predict, session = widget.predict_tab, widget.session
+    choose(qtbot, widget, "gray")
+    with qtbot.waitSignal(session.image_changed, timeout=10_000):
+        predict.threshold.setValue(85)
+    assert session.images["gray"].score_thresh == 0.85
+    choose(qtbot, widget, "rgb")  # predicted at 0.5: the slider says so
+    assert predict.threshold.value() == 50 and predict.threshold_label.text() == "score ≥ 0.50"
+    layer = predict.layers.labels_layer
+    layer.data_setitem(np.nonzero(layer.data == 1), 0)  # rgb corrected
+    predict.threshold.setValue(70)
+    qtbot.waitUntil(lambda: "applies to uncorrected images only" in predict.hint.text())
+    assert predict.threshold.value() == 50 and session.score_thresh == 0.85  # refused
+    assert session.images["rgb"].score_thresh == 0.5
+    viewer, widget = quit_and_open_session(make_napari_viewer, qtbot, monkeypatch, tmp_path,
+                                           viewer, fake_model, mixed_test_folder)
+    for name, value in (("gray", 85), ("rgb", 50), ("gray", 85)):
+        choose(qtbot, widget, name)
+        assert widget.predict_tab.threshold.value() == value

@@ -41,9 +41,11 @@ def test_a_threshold_applies_to_the_image_shown_unless_it_is_corrected():
     assert shown is session.images["gray"] and shown.nuclei == 3
     assert session.images["rgb"].nuclei == 4  # not shown: left as it is
     session.labels_replaced("rgb", np.zeros_like(session.images["rgb"].labels))
-    with pytest.raises(EditedImageError, match="uncorrected images only"):
+    with pytest.raises(EditedImageError, match="uncorrected images only: it stays at 0.50"):
         session.set_threshold(0.8, "rgb")
-    assert session.score_thresh == 0.8  # new predictions are shown at it
+    assert session.score_thresh == 0.7  # refused: nothing changed unseen
+    assert session.threshold_shown("rgb") == 0.5 and session.threshold_shown("gray") == 0.7
+    assert session.threshold_shown(None) == 0.7
 
 
 def test_a_restored_session_is_announced_once_every_field_has_its_value(tmp_path):

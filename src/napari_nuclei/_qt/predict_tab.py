@@ -83,6 +83,7 @@ class PredictTab(QWidget):
         for signal in (session.events.run_dir, session.events.checkpoint):
             signal.connect(self._on_model_changed)
         session.events.score_thresh.connect(self._on_score_thresh)
+        self.layers.shown.connect(self._follow_shown)  # another image in view: its own
         self._on_score_thresh(session.score_thresh)
 
     # -- model and threshold ------------------------------------------------------------
@@ -92,7 +93,12 @@ class PredictTab(QWidget):
         self.model_label.setText(f"Model: {run} ({name})" if run else
                                  "Model: none yet (train one, or open a run in Train)")
 
-    def _on_score_thresh(self, value: float) -> None:
+    def _on_score_thresh(self, _value: float | None = None) -> None:
+        self._follow_shown()
+
+    def _follow_shown(self, *_args) -> None:
+        """Show the threshold of the image in view (see ``Session.threshold_shown``)."""
+        value = self.session.threshold_shown(self.layers.shown_name())
         self.threshold.blockSignals(True)
         self.threshold.setValue(round(value * 100))
         self.threshold.blockSignals(False)
@@ -110,6 +116,7 @@ class PredictTab(QWidget):
             self.session.set_threshold(self.threshold.value() / 100, self.layers.shown_name())
         except EditedImageError as exc:
             self.hint.setText(f"{exc}")
+            self._follow_shown()  # the slider goes back to the image's threshold
         except InputError as exc:  # the session could not be saved
             notify_error(exc)
 

@@ -251,14 +251,27 @@ class Session:
         Raises
         ------
         EditedImageError
-            When the image shown has corrections: they are kept, at their threshold.
+            When the image shown has corrections: they are kept, at their threshold,
+            and nothing changes (the threshold of new predictions neither: the slider
+            shows the image in view, and a refused move must not act unseen).
         InputError
             When saved corrections were replaced and the session could not be saved.
         """
+        image = self.images.get(shown) if shown is not None else None
+        if image is not None and image.edited:
+            raise EditedImageError(f"{shown} has corrections ({image.edits}); the threshold "
+                                   "applies to uncorrected images only: it stays at "
+                                   f"{image.score_thresh:.2f}")
         self.score_thresh = score_thresh
-        if shown is None or shown not in self.images:
+        if image is None:
             return None
         return self.apply_threshold(shown, score_thresh)
+
+    def threshold_shown(self, shown: str | None) -> float:
+        """The score threshold the slider shows: the image in view's (each image keeps
+        the one it was made at), or the session's for new predictions."""
+        image = self.images.get(shown) if shown is not None else None
+        return image.score_thresh if image is not None else self.score_thresh
 
     def _replaced(self, previous: ImageState | None) -> None:
         """An image now shows new labels in place of ``previous``'s: its corrections
