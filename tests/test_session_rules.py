@@ -126,7 +126,9 @@ def test_the_dock_lists_counts_and_refilters_through_the_session(
     qtbot.waitUntil(lambda: session.images["rgb"].edited)
     predict.threshold.setValue(60)
     qtbot.waitUntil(lambda: "uncorrected images only" in predict.hint.text())
-    assert session.images["rgb"].score_thresh == 0.9 and session.score_thresh == 0.6
+    # Refused, it changes nothing: the slider is back at the image's threshold.
+    assert session.images["rgb"].score_thresh == 0.9 and session.score_thresh == 0.9
+    assert predict.threshold.value() == 90
 
 
 def test_shown_scores_follow_the_resolved_nuclei_when_a_hidden_one_is_dropped():
