@@ -40,14 +40,36 @@ class _OpenSlide:
         weakref.finalize(self, slide.close)
 
 
-class LevelArray:
-    """One level of a slide seen as a ``(height, width, 3)`` uint8 array.
-
-    Indexing reads only the region asked for (dask asks chunk by chunk).
-    """
+class RegionLevel:
+    """A slide level seen as a ``(height, width, 3)`` uint8 array: indexing with slices
+    or integers reads the region asked for through :meth:`_region` (a subclass's)."""
 
     ndim = 3
     dtype = np.dtype(np.uint8)
+    shape: tuple[int, int, int]
+
+    def _region(self, y0: int, y1: int, x0: int, x1: int) -> np.ndarray:
+        raise NotImplementedError
+
+    def __getitem__(self, key) -> np.ndarray:
+        if not isinstance(key, tuple):
+            key = (key,)
+        key = key + (slice(None),) * (3 - len(key))
+        rows, cols, channels = (k if isinstance(k, slice) else slice(k, k + 1) for k in key)
+        y0, y1, ys = rows.indices(self.shape[0])
+        x0, x1, xs = cols.indices(self.shape[1])
+        if y1 <= y0 or x1 <= x0:
+            region = np.zeros((max(0, y1 - y0), max(0, x1 - x0), 3), np.uint8)
+        else:
+            region = self._region(y0, y1, x0, x1)[::ys, ::xs]
+        region = region[:, :, channels]
+        squeeze = tuple(i for i, k in enumerate(key) if not isinstance(k, slice))
+        return region.squeeze(axis=squeeze) if squeeze else region
+
+
+class LevelArray(RegionLevel):
+    """One level of a slide, read from the slide when indexed (dask asks chunk by
+    chunk)."""
 
     def __init__(self, opened: _OpenSlide, level: int):
         self._opened, self.level = opened, level
@@ -55,20 +77,9 @@ class LevelArray:
         size = self.slide.levels[level]
         self.shape = (size.height, size.width, 3)
 
-    def __getitem__(self, key) -> np.ndarray:
-        if not isinstance(key, tuple):
-            key = (key,)
-        key = key + (slice(None),) * (3 - len(key))
-        rows, cols, channels = (k if isinstance(k, slice) else slice(k, k + 1) for k in key)
-        y0, y1, _ = rows.indices(self.shape[0])
-        x0, x1, _ = cols.indices(self.shape[1])
-        if y1 <= y0 or x1 <= x0:
-            return np.zeros((max(0, y1 - y0), max(0, x1 - x0), 3), np.uint8)[:, :, channels]
+    def _region(self, y0: int, y1: int, x0: int, x1: int) -> np.ndarray:
         with self._opened.lock:
-            region = self.slide.read(self.level, x0, y0, x1 - x0, y1 - y0)
-        region = region[:, :, channels]
-        squeeze = tuple(i for i, k in enumerate(key) if not isinstance(k, slice))
-        return region.squeeze(axis=squeeze) if squeeze else region
+            return self.slide.read(self.level, x0, y0, x1 - x0, y1 - y0)
 
 
 def slide_pyramid(slide: Slide, chunk: int = CHUNK) -> list:

@@ -18,6 +18,8 @@ from collections.abc import Callable
 
 import numpy as np
 
+from .lazy import RegionLevel
+
 BLOCK = 512  # block side in pixels: the unit decoded and kept
 DEFAULT_BUDGET = 512 * 2**20  # bytes of decoded blocks kept (least recently used go)
 COARSE_MAX_PIXELS = 4096 * 4096  # a coarsest level larger than this is not kept whole
@@ -181,12 +183,9 @@ def _decode_forever(store_ref) -> None:
         del store
 
 
-class ProgressiveLevel:
+class ProgressiveLevel(RegionLevel):
     """One level of a :class:`TileStore` as a ``(height, width, 3)`` uint8 array for a
     viewer; indexing never decodes (see the module's description)."""
-
-    ndim = 3
-    dtype = np.dtype(np.uint8)
 
     def __init__(self, store: TileStore, level: int):
         self.store, self.level = store, level
@@ -194,20 +193,8 @@ class ProgressiveLevel:
         self.shape = (height, width, 3)
         self.size = height * width * 3
 
-    def __getitem__(self, key) -> np.ndarray:
-        if not isinstance(key, tuple):
-            key = (key,)
-        key = key + (slice(None),) * (3 - len(key))
-        rows, cols, channels = (k if isinstance(k, slice) else slice(k, k + 1) for k in key)
-        y0, y1, ys = rows.indices(self.shape[0])
-        x0, x1, xs = cols.indices(self.shape[1])
-        if y1 <= y0 or x1 <= x0:
-            region = np.zeros((max(0, y1 - y0), max(0, x1 - x0), 3), np.uint8)
-        else:
-            region = self.store.region(self.level, y0, y1, x0, x1)[::ys, ::xs]
-        region = region[:, :, channels]
-        squeeze = tuple(i for i, k in enumerate(key) if not isinstance(k, slice))
-        return region.squeeze(axis=squeeze) if squeeze else region
+    def _region(self, y0: int, y1: int, x0: int, x1: int) -> np.ndarray:
+        return self.store.region(self.level, y0, y1, x0, x1)
 
     def __array__(self, dtype=None, copy=None) -> np.ndarray:
         whole = self[:, :]
