@@ -16,7 +16,10 @@ Prints, from one run:
   refreshes swapping the live labels into that layer as tiles finish, with the view on
   the region so that every refresh is drawn; then the job writing its outputs and the
   layer taking the finished pyramid; then a finished pyramid added as a layer of its
-  own (a slide opened again with its predictions, or a restored session);
+  own (a slide opened again with its predictions, or a restored session); and, before
+  the prediction, panning at full resolution over the tab's layer (tiles decoded in a
+  thread, drawn coarse first) against the same moves over plain lazy dask levels
+  (decoded on napari's thread when drawn: the baseline);
 - the load average (``os.getloadavg()``) before and after: a loaded machine stretches
   every gap.
 
@@ -78,6 +81,42 @@ def open_with_napari(viewer, slide: Path) -> float:
     return seconds
 
 
+def pan(viewer, layer, meter: GapMeter, moves: int = 8) -> dict:
+    """Zoomed in at level 0, the view moved a screen at a time across fresh parts of the
+    slide, each move given 300 ms to draw."""
+    unit = layer.scale[0]
+    viewer.camera.zoom = 1 / unit  # one screen pixel per level-0 pixel
+    meter.start()
+    for k in range(moves):
+        viewer.camera.center = ((2000 + 1300 * k) * unit, (3000 + 1700 * k) * unit)
+        end = time.monotonic() + 0.3
+        spin(lambda end=end: time.monotonic() > end)
+    return meter.stop()
+
+
+def panning(viewer, section, slide: Path, meter: GapMeter) -> dict:
+    """Panning over the Slides tab's layer (decoded in a thread) and over the same slide
+    as plain lazy dask levels (decoded on napari's thread when drawn)."""
+    from napari_nuclei.core.slide.lazy import slide_layer_data
+
+    rows = {}
+    for layer in viewer.layers:
+        layer.visible = False
+    section.slide_layer.visible = True
+    rows["panning at level 0, the Slides tab's layer"] = pan(viewer, section.slide_layer,
+                                                             meter)
+    section.slide_layer.visible = False
+    levels, meta, _ = slide_layer_data(slide)  # dask levels, as File > Open gives them
+    plain = viewer.add_image(levels, **meta)
+    end = time.monotonic() + 2
+    spin(lambda: time.monotonic() > end)
+    rows["panning at level 0, lazy dask levels (baseline)"] = pan(viewer, plain, meter)
+    viewer.layers.remove(plain)
+    for layer in viewer.layers:
+        layer.visible = True
+    return rows
+
+
 def predict_region(viewer, dock, slide: Path, out: Path, meter: GapMeter) -> dict:
     import numpy as np
 
@@ -92,6 +131,7 @@ def predict_region(viewer, dock, slide: Path, out: Path, meter: GapMeter) -> dic
     end = time.monotonic() + 2  # napari draws it meanwhile
     spin(lambda: time.monotonic() > end)
     rows["opening the slide (Slides section)"] = meter.stop()
+    rows.update(panning(viewer, section, slide, meter))
     viewer.layers["slide region"].add_rectangles(np.array([[4096, 4096], [6144, 6144]]))
     # The view on the region, so that each refresh of the live labels is drawn.
     viewer.scene.camera.center = (5120 * section.state.units_per_pixel,) * 2
@@ -191,6 +231,11 @@ def main() -> int:
     for name, row in rows.items():
         print_row(name, row, idle)
     print(f"  worst gap of all cases: {max(r['worst'] for r in rows.values()):.0f} ms")
+    tab = rows["panning at level 0, the Slides tab's layer"]
+    plain = rows["panning at level 0, lazy dask levels (baseline)"]
+    print(f"panning: lazy dask levels / the Slides tab's layer: worst gap "
+          f"{plain['worst'] / max(tab['worst'], 1e-9):.1f}x, p99 "
+          f"{plain['p99'] / max(tab['p99'], 1e-9):.1f}x")
     if args.why:
         for name, row in rows.items():
             print_stalls(name, row)
