@@ -162,3 +162,20 @@ def test_the_score_slider_shows_the_threshold_of_the_image_in_view(
     for name, value in (("gray", 85), ("rgb", 50), ("gray", 85)):
         choose(qtbot, widget, name)
         assert widget.predict_tab.threshold.value() == value
+
+
+def test_a_stroke_followed_at_once_by_closing_is_counted_and_saved(
+        make_napari_viewer, qtbot, tmp_path, fake_model, mixed_test_folder):
+    from napari_nuclei.core.image_io import read_labels
+
+    viewer, widget = make_dock(make_napari_viewer, qtbot, tmp_path, fake_model,
+                               mixed_test_folder)
+    predict_folder(qtbot, widget)
+    layers = widget.predict_tab.layers
+    qtbot.waitUntil(lambda: widget.session.jobs.idle, timeout=30_000)  # all saved
+    name, layer = layers.current, layers.labels_layer
+    layer.data_setitem(np.nonzero(layer.data == 1), 0)
+    widget.close_guard.finish_now()  # no turn of the event loop in between
+    saved = tmp_path / "session" / "corrected" / f"{name}.tif"
+    np.testing.assert_array_equal(read_labels(saved), layer.data)
+    assert str(widget.session.images[name].edits) == "0 added, 1 removed, 0 edited"

@@ -63,6 +63,9 @@ class EditEvents(QObject):
         if not self.quiet and name in self.session.images:
             self._strokes.setdefault(name, []).extend(stroke_regions(event.value))
             self._count_timer.start()
+            # A save is due from this stroke on: a close before the strokes are counted
+            # still counts and saves them (the save counts what is pending first).
+            self.layers.autosave.schedule(restart=False)
 
     def count_now(self) -> None:
         """Count the strokes painted so far (before saving, or showing another image)."""
