@@ -90,11 +90,7 @@ def test_decoded_blocks_stay_within_the_budget_and_closing_stops_the_thread(slid
         pause.wait(0.1)
     assert store.decoded >= 16
     assert store._bytes <= budget
-    threads = {t.name for t in threading.enumerate()}
-    assert "slide tiles" in threads
+    assert store.thread.is_alive()
     store.close()
-    for _ in range(100):
-        if not any(t.name == "slide tiles" and t.is_alive() for t in threading.enumerate()):
-            break
-        pause.wait(0.05)
-    assert not any(t.name == "slide tiles" and t.is_alive() for t in threading.enumerate())
+    store.thread.join(30)
+    assert not store.thread.is_alive()

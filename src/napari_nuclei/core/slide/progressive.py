@@ -52,9 +52,10 @@ class TileStore:
         self.listeners: list[Callable[[], None]] = []
         self.decoded = 0  # blocks decoded so far (for tests and benchmarks)
         self.coarse = self._read_coarsest()
-        thread = threading.Thread(target=_decode_forever, args=(weakref.ref(self),),
-                                  name="slide tiles", daemon=True)
-        thread.start()
+        # The thread holds the store only while it works (see _decode_forever).
+        self.thread = threading.Thread(target=_decode_forever, args=(weakref.ref(self),),
+                                       name="slide tiles", daemon=True)
+        self.thread.start()
 
     def _read_coarsest(self) -> np.ndarray | None:
         height, width = self.shapes[-1]
