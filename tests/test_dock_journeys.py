@@ -65,7 +65,10 @@ class FakeJob:
 @pytest.fixture
 def fake_model(monkeypatch, tmp_path):
     monkeypatch.setattr("napari_nuclei.core.child_job.ChildJob", FakeJob)
-    return tmp_path / "run"
+    run = tmp_path / "run"  # a run of one class, with every setting at its default
+    run.mkdir()
+    (run / "settings.json").write_text("{}")
+    return run
 
 
 @pytest.fixture

@@ -158,12 +158,10 @@ class DataTab(QWidget):
         if self.left:
             return
         try:
-            problems = show_read_session(self.session, read)
+            show_read_session(self.session, read)  # says what was not restored
         except Exception as exc:  # the open session could not be saved first
             self._on_session_not_read(exc)
             return
-        for line in problems:
-            self.session.notices.warning(f"Not restored: {line}")
         self.summary.setText(f"Session restored from {folder}: "
                              f"{len(self.session.images)} predicted image(s).")
         self._session_ended()

@@ -16,16 +16,30 @@ from ..core.errors import InputError
 from ..core.nucleus_classes import ClassSet
 from .actions import Saved, SessionSnapshot, apply_saved, save_session, session_snapshot
 from .model import ImageState, Session
-from .store import load_prediction, load_prediction_classes, read_session_slides
+from .store import SESSION_NAME, load_prediction, load_prediction_classes, read_session_slides
 
 # Lines of a restore's problems named one by one; the rest are counted in one more line,
 # so that a folder of thousands of broken entries does not bury the dock in warnings.
 MAX_NAMED_PROBLEMS = 20
 
 
+@dataclass(frozen=True)
+class Remark:
+    """Something restored that is not as it was saved: one line, and the file or folder
+    it is about (said once, with nothing more about what that folder holds)."""
+
+    line: str
+    about: Path | None = None
+
+
 @dataclass
 class ReadSession:
-    """A saved session as read from its folder, ready to be shown."""
+    """A saved session as read from its folder, ready to be shown.
+
+    ``problems`` name the images that could not be restored; ``remarks`` what was
+    restored but not as it was saved (a folder gone, an image that is not one, a table
+    missing).
+    """
 
     folder: Path
     fields: dict
@@ -34,6 +48,7 @@ class ReadSession:
     slides: list
     problems: list[str] = field(default_factory=list)
     saved_first: Saved | None = None  # what the session open before was saved as
+    remarks: list[Remark] = field(default_factory=list)
 
 
 def why_not_restore(session: Session) -> str | None:
@@ -75,21 +90,69 @@ def read_saved_session(folder: Path, unsaved: SessionSnapshot | None = None) -> 
         read_session_slides(folder)  # a folder that holds no session: refused, nothing saved
         saved_first = save_session(unsaved)
     fields, saved, slides, problems = read_session_slides(folder)
+    session_file = Path(folder) / SESSION_NAME
+    remarks = folder_remarks(fields, session_file, predicted=bool(saved))
     classes = saved_classes(fields.get("run_dir"), saved)
     images = []
     for item in saved:
-        image = _read_image(item, classes, problems)
+        image = _read_image(item, classes, problems, remarks)
         if image is not None:
             images.append(image)
-    if len(problems) > MAX_NAMED_PROBLEMS:
-        rest = len(problems) - MAX_NAMED_PROBLEMS
-        problems = [*problems[:MAX_NAMED_PROBLEMS], f"and {rest:,} more images"]
-    return ReadSession(Path(folder), fields, images, classes, slides, problems, saved_first)
+    return ReadSession(Path(folder), fields, images, classes, slides,
+                       _capped(problems, "images"), saved_first,
+                       _capped(remarks, "remarks", Remark))
 
 
-def _read_image(item, classes: ClassSet, problems: list[str]) -> ImageState | None:
+def _capped(lines: list, what: str, kind=str) -> list:
+    """The first ``MAX_NAMED_PROBLEMS`` lines and one counting the rest: a folder of
+    thousands of broken entries does not bury the dock in warnings."""
+    if len(lines) <= MAX_NAMED_PROBLEMS:
+        return lines
+    rest = len(lines) - MAX_NAMED_PROBLEMS
+    return [*lines[:MAX_NAMED_PROBLEMS], kind(f"and {rest:,} more {what}")]
+
+
+def folder_remarks(fields: dict, session_file: Path, predicted: bool) -> list[Remark]:
+    """What is wrong with the folders and files ``session.json`` names: a data folder
+    or checkpoint that is not there, a run folder that holds no readable run.
+
+    The run folder is judged only for a session with predictions (its classes are
+    theirs); a run folder not made yet is an ordinary setting for a training to come.
+    """
+    from ..core.runs import read_run
+
+    named = f"{session_file} names"
+    remarks = []
+    for key, what in (("train_dir", "training folder"), ("test_dir", "test folder"),
+                      ("gt_dir", "ground-truth folder")):
+        path = fields.get(key)
+        if path is not None and not path.is_dir():
+            remarks.append(Remark(f"{named} the {what} {path}, which is not there (moved "
+                                  "or deleted?): choose its place again", path))
+    run_dir = fields.get("run_dir")
+    if run_dir is not None and predicted:
+        if not run_dir.is_dir():
+            remarks.append(Remark(f"{named} the run folder {run_dir}, which is not there "
+                                  "(moved or deleted?): the nuclei keep the classes their "
+                                  "tables name; choose the run again to predict", run_dir))
+        else:
+            try:
+                read_run(run_dir)
+            except (InputError, OSError) as exc:
+                remarks.append(Remark(f"{named} a run that cannot be used: {exc}", run_dir))
+    checkpoint = fields.get("checkpoint")
+    if checkpoint is not None and not checkpoint.is_file() and \
+            (run_dir is None or run_dir.is_dir()):
+        remarks.append(Remark(f"{named} the checkpoint {checkpoint}, which is not there: "
+                              "choose a checkpoint again", checkpoint))
+    return remarks
+
+
+def _read_image(item, classes: ClassSet, problems: list[str],
+                remarks: list[Remark]) -> ImageState | None:
     """One saved image as an :class:`ImageState`; its problem appended to ``problems``
-    (and None returned) when its files are missing or broken: it costs only itself."""
+    (and None returned) when its files are missing or broken: it costs only itself.
+    What is restored but not as saved is appended to ``remarks``."""
     from ..core.image_io import read_labels
     from ..core.label_files import read_label_classes
 
@@ -97,7 +160,7 @@ def _read_image(item, classes: ClassSet, problems: list[str]) -> ImageState | No
         labels = None if item.labels is None else read_labels(item.labels)
         # The prediction and the corrections are of the image's size; the file of another
         # size is the one named.
-        size = _image_size(item.image_path)
+        size, image_path = _image_of(item, remarks)
         if size is not None and labels is not None and labels.shape[:2] != size:
             raise InputError(item.labels, f"is {labels.shape[0]}x{labels.shape[1]}, not "
                              f"the {size[0]}x{size[1]} of its image {item.image_path}: not "
@@ -106,11 +169,12 @@ def _read_image(item, classes: ClassSet, problems: list[str]) -> ImageState | No
                                      None if labels is None else labels.shape)
         prediction = load_prediction_classes(item.prediction.with_suffix(".csv"),
                                              prediction, classes)
-        image = ImageState.predicted(item.name, item.image_path, prediction,
+        image = ImageState.predicted(item.name, image_path, prediction,
                                      item.score_thresh, classes)
         image.prediction_saved = True
         if labels is not None:
             image.restored(labels, item.labels, read_label_classes(item.labels))
+            _remark_missing_table(item, classes, remarks)
         return image
     except InputError as exc:
         problems.append(f"{item.name}: {exc}")
@@ -122,22 +186,46 @@ def _read_image(item, classes: ClassSet, problems: list[str]) -> ImageState | No
     return None
 
 
-def _image_size(path: Path | None) -> tuple[int, int] | None:
-    """An image's ``(height, width)`` from its header; None when it cannot be read (its
-    own problem is said when it is shown)."""
+def _image_of(item, remarks: list[Remark]) -> tuple[tuple[int, int] | None, Path | None]:
+    """A saved image's ``(height, width)`` from its header, and the path it keeps.
+
+    An image that is not there keeps its path (its folder may be back, or chosen again);
+    a file that is there but is not an image is dropped, so that nothing reads it as
+    one later (showing, adding to the training set). Either is remarked.
+    """
     from ..core.image_io import image_size
 
+    path = item.image_path
     if path is None:
-        return None
+        return None, None
+    if not path.exists():
+        remarks.append(Remark(f"{item.name}: its image {path} is not there (moved or "
+                              "deleted?): its nuclei are restored without it", path))
+        return None, path
     try:
-        return tuple(image_size(path))
-    except (InputError, OSError):
-        return None
+        return tuple(image_size(path)), path
+    except (InputError, OSError) as exc:
+        reason = exc if isinstance(exc, InputError) else f"{path}: {exc.strerror or exc}"
+        remarks.append(Remark(f"{item.name}: its image {reason}: its nuclei are restored "
+                              "without an image", path))
+        return None, None
+
+
+def _remark_missing_table(item, classes: ClassSet, remarks: list[Remark]) -> None:
+    """A corrected label image without its ``<name>.csv`` (every save writes both): the
+    nuclei are restored, their classes set by hand are not."""
+    table = item.labels.with_suffix(".csv")
+    if table.is_file():
+        return
+    lost = ("the classes set by hand are lost: each nucleus takes its predicted class"
+            if len(classes) > 1 else "it is written again at the image's next save")
+    remarks.append(Remark(f"{item.name}: {table} is missing: {lost}", table))
 
 
 def show_read_session(session: Session, read: ReadSession) -> list[str]:
     """Show a session read by :func:`read_saved_session` in place of ``session``'s
-    images (GUI thread); returns its problems, one line each.
+    images (GUI thread), and say through its notices what could not be restored or
+    was not restored as saved; returns the images' problems, one line each.
 
     Work done since the snapshot given to :func:`read_saved_session` was taken (a stroke
     while the worker read) is saved before it is replaced.
@@ -150,6 +238,10 @@ def show_read_session(session: Session, read: ReadSession) -> list[str]:
     # Opened one by one in workers by the Slides section; listed now, they are the
     # session's, and saved as such until they are open.
     session.slides.restore(read.slides)
+    for line in read.problems:
+        session.notices.warning(f"Not restored: {line}")
+    for remark in read.remarks:
+        session.notices.warning(remark.line, about=remark.about)
     return read.problems
 
 
