@@ -50,6 +50,33 @@ def test_painted_pixels_reach_every_level_as_the_pyramid_rule_makes_them():
                                       painted[::step, ::step])
 
 
+def test_background_painted_around_a_region_keeps_the_regions_blocks_in_memory():
+    """A region's job marks the slide's other tiles painted, with nothing in them: those
+    blocks stay served as background, and the region's blocks are not pushed out."""
+    base = np.zeros((4096, 4096), np.uint32)
+    region = np.zeros((512, 512), np.uint32)
+    region[100:200, 100:200] = 5
+    base[1024:1536, 1024:1536] = region
+    pyramid = CachedPyramid([base, base[::2, ::2]], BlockCache(budget=3 * 512**2 * 4),
+                            block=512)
+    pyramid.painted = set()  # a live job's labels: blocks not painted are background
+    pyramid.paint(1024, 1024, region)
+    kept = {(0, 2, 2), (1, 1, 1)}
+    assert all(key in pyramid.cache for key in kept)
+    for y in range(0, 4096, 256):
+        for x in range(0, 4096, 256):
+            if not (1024 <= y < 1536 and 1024 <= x < 1536):
+                pyramid.paint(y, x, np.zeros((256, 256), np.uint32))
+    assert all(key in pyramid.cache for key in kept) and pyramid.painted == kept
+    # Background painted over a block in memory still reaches it.
+    pyramid.arrays = [Unreadable(a) for a in pyramid.arrays]
+    pyramid.paint(1124, 1124, np.zeros((50, 50), np.uint32))
+    base[1124:1174, 1124:1174] = 0
+    for level, step in enumerate((1, 2)):
+        np.testing.assert_array_equal(np.asarray(pyramid.levels("p")[level]),
+                                      base[::step, ::step])
+
+
 def test_the_least_recently_used_blocks_go_first_within_the_budget():
     cache = BlockCache(budget=3 * 1024)
     for key in "abcd":

@@ -96,6 +96,10 @@ class CachedPyramid:
         b = self.block
         return not (by * b < a1 and a0 < (by + 1) * b and bx * b < c1 and c0 < (bx + 1) * b)
 
+    def _served_blank(self, level: int, by: int, bx: int) -> bool:
+        """Whether a block is served as background without being in memory."""
+        return (level, by, bx) not in self.cache and self._blank(level, by, bx)
+
     def shape(self, level: int) -> tuple[int, int]:
         return tuple(int(n) for n in self.arrays[level].shape[-2:])
 
@@ -168,8 +172,15 @@ class CachedPyramid:
     def paint(self, y0: int, x0: int, values: np.ndarray) -> None:
         """Level-0 pixels changed at ``(y0, x0)`` to ``values``: every level's blocks in
         memory under them take the new pixels (blocks not in memory are read, so that
-        what a viewer sees next is the labels as painted)."""
+        what a viewer sees next is the labels as painted).
+
+        Background painted where the blocks are served as background already changes
+        nothing and is not kept: a region's job marks every tile of the slide outside
+        the region painted, and keeping those blocks would fill the budget with zeros
+        and push out the region's own blocks, to be read again on the viewer's thread.
+        """
         y1, x1 = y0 + values.shape[0], x0 + values.shape[1]
+        background = not values.any()
         for level in range(len(self.arrays)):
             step = 2**level
             (a0, c0, a1, c1), blocks = self._blocks_under(level, y0, x0, y1, x1)
@@ -179,6 +190,8 @@ class CachedPyramid:
             sampled = values[a0 * step - y0 :: step, c0 * step - x0 :: step][
                 : a1 - a0, : c1 - c0]
             for by, bx in blocks:
+                if background and self._served_blank(level, by, bx):
+                    continue
                 block = self._read_block(level, by, bx).copy()
                 shared = self._shared(by, bx, block.shape, a0, a1, c0, c1)
                 if shared is not None:
