@@ -59,6 +59,51 @@ def test_a_session_whose_data_folder_is_gone_opens_with_one_line_about_it(
     assert notifications == [f"{mixed_test_folder}: no such file or folder"]
 
 
+def test_a_moved_test_folder_chosen_at_its_new_place_shows_the_images_again(
+        make_napari_viewer, qtbot, tmp_path, monkeypatch, fake_model, mixed_test_folder,
+        notifications):
+    """Quit, move the test folder, Open session…: one line says it is gone; choosing
+    its new place shows each image's pixels and the session is saved with them."""
+    import json
+
+    from qtpy.QtWidgets import QFileDialog
+
+    viewer, widget = make_dock(make_napari_viewer, qtbot, tmp_path, fake_model,
+                               mixed_test_folder)
+    predict_folder(qtbot, widget)
+    viewer.close()  # saves the session
+    moved = tmp_path / "moved"
+    shutil.move(mixed_test_folder, moved)
+    viewer, widget = make_dock(make_napari_viewer, qtbot, tmp_path, fake_model)
+    monkeypatch.setattr(QFileDialog, "getExistingDirectory",
+                        lambda *_a, **_k: str(tmp_path / "session"))
+    notifications.clear()
+    with qtbot.waitSignal(widget.data_tab.session_read, timeout=60_000):
+        widget.data_tab.open_session_button.click()
+    layers = widget.predict_tab.layers
+    qtbot.waitUntil(lambda: layers.current is not None and not layers.pixels.reading)
+    assert notifications == [f"{mixed_test_folder}: no such file or folder"]
+    shown = layers.current
+    widget.data_tab.test_field.set_text(str(moved))  # typed in, as a chosen folder is
+    qtbot.waitUntil(lambda: shown in layers.pixels, timeout=30_000)
+    assert layers.image_layer.visible and layers.image_layer.name == shown
+    assert layers.image_layer.metadata["source_file"] == str(moved / f"{shown}.png")
+    for name in ("gray", "rgb", "deep"):
+        choose_row(qtbot, widget, name)
+        qtbot.waitUntil(lambda name=name: name in layers.pixels, timeout=30_000)
+        assert layers.image_layer.data.shape[:2] == layers.labels_layer.data.shape
+    assert notifications[1:] == [f"3 image(s) of this session found again in {moved}, "
+                                 "the folder's new place"]
+    wanted = sorted(str(moved / f"{n}.png") for n in ("gray", "rgb", "deep"))
+
+    def saved_paths():
+        document = json.loads((tmp_path / "session" / "session.json").read_text())
+        return sorted(entry["image_path"] for entry in document["images"])
+
+    viewer.close()  # the save begins in a worker
+    qtbot.waitUntil(lambda: saved_paths() == wanted, timeout=10_000)
+
+
 def choose_row(qtbot, widget, name):
     """Click an image in the list of predicted images (its pixels may be gone)."""
     predict = widget.predict_tab

@@ -169,3 +169,37 @@ def test_remarks_of_thousands_of_images_are_named_up_to_a_count(tmp_path):
     restored, problems, said = restored_saying(tmp_path / "out")
     assert problems == [] and sorted(restored.images) == sorted(names)
     assert len(said) == MAX_NAMED_PROBLEMS + 1 and said[-1][1] == "and 5 more remarks"
+
+
+def test_choosing_a_moved_test_folder_finds_its_images_again_and_saves_them(saved,
+                                                                           tmp_path):
+    folder, labels = saved
+    moved = tmp_path / "moved"
+    shutil.move(tmp_path / "test", moved)
+    session, _, said = restored_saying(folder)
+    assert len(said) == 1 and "not there" in said[0][1]
+    found = []
+    session.image_moved.connect(found.append)
+    session.test_dir = moved
+    image = session.images["img"]
+    assert found == ["img"] and image.image_path == moved / "img.png"
+    assert said[-1] == ("info", f"1 image(s) of this session found again in {moved}, the "
+                                "folder's new place")
+    assert session.needs_saving()
+    actions.apply_saved(session, actions.save_session(actions.session_snapshot(session)))
+    entry = json.loads((folder / "session.json").read_text())["images"][0]
+    assert entry["image_path"] == str(moved / "img.png")
+    again, problems, said_again = restored_saying(folder)
+    assert problems == [] and said_again == []
+    np.testing.assert_array_equal(again.images["img"].labels, labels)
+
+
+def test_a_file_of_another_size_at_the_new_place_is_not_taken_for_the_image(saved,
+                                                                           tmp_path):
+    folder, _ = saved
+    shutil.rmtree(tmp_path / "test")
+    write_png(tmp_path / "elsewhere" / "img.png", np.zeros((32, 48), np.uint8))
+    session, _, _ = restored_saying(folder)
+    session.test_dir = tmp_path / "elsewhere"
+    assert session.images["img"].image_path == tmp_path / "test" / "img.png"
+    assert not session.needs_saving()

@@ -62,6 +62,7 @@ class PredictedLayers(QObject):
         session.image_added.connect(self._on_image_added)
         session.image_changed.connect(self._on_image_changed)
         session.image_removed.connect(self._on_image_removed)
+        session.image_moved.connect(self._on_image_moved)
 
     def register_image(self, name: str, layer) -> None:
         """The user's Image layer a prediction of ``name`` belongs to."""
@@ -87,6 +88,12 @@ class PredictedLayers(QObject):
             self.viewer.update_status_from_cursor()
         if image.dirty or not image.prediction_saved:  # an edit, or a new prediction
             self.autosave.schedule(restart=False)
+
+    def _on_image_moved(self, name: str) -> None:
+        # Its file found at its folder's new place: the pixels are read from there.
+        self.pixels.forget(name)
+        if name == self.current:
+            self.show(name)
 
     def _on_image_removed(self, name: str) -> None:
         self.images.pop(name, None)

@@ -87,6 +87,7 @@ class Session:
     image_added = Signal(str)
     image_changed = Signal(str)
     image_removed = Signal(str)
+    image_moved = Signal(str)  # its image file found at its folder's new place
 
     def __post_init__(self):
         if self.slides is None:
@@ -94,6 +95,8 @@ class Session:
         for key in ("train_dir", "test_dir", "gt_dir", "output_dir"):
             getattr(self.events, key).connect(self._on_folder_chosen)
         self.events.run_dir.connect(self._on_run_chosen)
+        for key in ("train_dir", "test_dir"):
+            getattr(self.events, key).connect(self._on_data_folder_chosen)
 
     def _on_run_chosen(self, run_dir) -> None:
         # Whoever sets the run (Open run, a finished training, a restore), its classes
@@ -101,6 +104,24 @@ class Session:
         self.classes = run_classes(run_dir) or ClassSet.default()
         if self.current_class >= len(self.classes):
             self.current_class = 0
+
+    def _on_data_folder_chosen(self, new, old=None) -> None:
+        # A data folder moved and chosen at its new place: the images gone from the old
+        # one are taken from there, and the session is saved with their new files.
+        from .relink import moved_image
+
+        found = 0
+        for name, image in list(self.images.items()):
+            size = (image.prediction.height, image.prediction.width)
+            path = moved_image(image.image_path, old, new, size)
+            if path is not None:
+                image.image_path, image.prediction_saved = path, False
+                found += 1
+                self.image_moved.emit(name)
+                self.image_changed.emit(name)
+        if found:
+            self.notices.say("info", f"{found} image(s) of this session found again in "
+                             f"{new}, the folder's new place")
 
     def _on_folder_chosen(self, new, old=None) -> None:
         # A folder chosen (again) has its problems said again: they may be new ones.
