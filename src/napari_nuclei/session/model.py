@@ -19,20 +19,19 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
 from psygnal import Signal, evented
 
 from ..core.errors import InputError
 from ..core.nucleus_classes import ClassSet
 from ..core.predict.instances import Prediction
-from .image_classes import ImageEdits, run_classes
+from .corrections import SessionCorrections
+from .image_classes import run_classes
 from .image_state import _STAMPS, ROW_SEPARATOR, EditedImageError, ImageState  # noqa: F401
 from .jobs import Jobs
 from .notices import Notices
+from .saved_state import CORRECTED_FOLDER, REPLACED_FOLDER, SessionSaves  # noqa: F401
 from .slides import SlideSession
 
-CORRECTED_FOLDER = "corrected"
-REPLACED_FOLDER = "replaced"
 DEFAULT_THRESHOLD = 0.5
 # The fields a saved session restores, in the order they are announced.
 RESTORED_FIELDS = ("train_dir", "test_dir", "gt_dir", "output_dir", "run_dir", "checkpoint",
@@ -40,7 +39,7 @@ RESTORED_FIELDS = ("train_dir", "test_dir", "gt_dir", "output_dir", "run_dir", "
 
 @evented
 @dataclass(eq=False)
-class Session:
+class Session(SessionCorrections, SessionSaves):
     """Folders, the model in use, and the predicted images with their corrections.
 
     Attributes
@@ -308,128 +307,6 @@ class Session:
             from .actions import set_aside_corrections
 
             set_aside_corrections(self, previous)
-
-    def labels_painted(self, name: str, regions) -> ImageEdits:
-        """The labels changed inside ``regions`` (tuples of slices)."""
-        self.images[name].tracker.changed(regions)
-        return self._edited(name)
-
-    def labels_rewritten(self, name: str) -> ImageEdits:
-        """The labels may have changed where strokes painted before (undo, redo)."""
-        image = self.images[name]
-        return self._edited(name) if image.tracker.recheck() else image.edits
-
-    def labels_replaced(self, name: str, labels: np.ndarray) -> ImageEdits:
-        """The whole label image was replaced by ``labels``."""
-        image = self.images[name]
-        image.labels = labels
-        image.tracker.reset(labels)
-        return self._edited(name)
-
-    def _edited(self, name: str) -> ImageEdits:
-        image = self.images[name]
-        # Nuclei drawn by hand are of the class chosen while they were drawn.
-        image.nucleus_classes.give_new(image.tracker.hand_drawn(),
-                                       self._class_for(image, self.current_class))
-        image.dirty = True
-        image.generation = next(_STAMPS)
-        self.image_changed.emit(name)
-        return image.edits
-
-    # -- nucleus classes ----------------------------------------------------------------
-    @staticmethod
-    def _class_for(image: ImageState, index: int) -> int:
-        return index if 0 <= index < len(image.class_set) else 0
-
-    def set_class(self, name: str, labels, index: int | None = None) -> int:
-        """Give ``labels`` of an image class ``index`` (the current class unless given):
-        a correction, undone by :meth:`undo_class`. Labels not in the image are left.
-
-        Returns
-        -------
-        int
-            How many nuclei changed class.
-
-        Raises
-        ------
-        ValueError
-            For an index of no class of the image's model.
-        """
-        image = self.images[name]
-        wanted = np.asarray(list(labels), np.int64).reshape(-1)
-        found = wanted[np.isin(wanted, image.present())]
-        changed = image.nucleus_classes.set(found.tolist(),
-                                            self.current_class if index is None else index)
-        if changed:
-            self._edited(name)
-        return changed
-
-    def undo_class(self, name: str) -> bool:
-        """Take back an image's last class change (False when there is none)."""
-        done = self.images[name].nucleus_classes.undo()
-        if done:
-            self._edited(name)
-        return done
-
-    def redo_class(self, name: str) -> bool:
-        """Make an image's class change taken back again (False when there is none)."""
-        done = self.images[name].nucleus_classes.redo()
-        if done:
-            self._edited(name)
-        return done
-
-    def unsaved(self) -> list[ImageState]:
-        """Images corrected since they were last saved."""
-        return [image for image in self.images.values() if image.dirty]
-
-    def unsaved_question(self) -> str | None:
-        """The question to ask before closing while corrections are not saved (a save
-        into the output folder failed): None when every correction is saved."""
-        names = [image.name for image in self.unsaved()]
-        if not names:
-            return None
-        shown = ", ".join(names[:5]) + (f" and {len(names) - 5} more" if len(names) > 5
-                                        else "")
-        return (f"The corrections of {shown} are not saved: the output folder "
-                f"{self.output_folder()} could not be written. Close anyway? They are lost.")
-
-    def needs_saving(self) -> bool:
-        """Whether a correction or a prediction is not in the session folder yet."""
-        return self.slides.needs_saving or any(image.dirty or not image.prediction_saved
-                                               for image in self.images.values())
-
-    def corrected_folder(self) -> Path:
-        """Where corrections are autosaved: ``<output folder>/corrected``."""
-        return self.output_folder() / CORRECTED_FOLDER
-
-    def replaced_folder(self) -> Path:
-        """Where corrections replaced on screen are kept: ``<output folder>/replaced``."""
-        return self.output_folder() / REPLACED_FOLDER
-
-    def mark_saved(self, name: str, path: Path, generation: int) -> None:
-        """Record a finished autosave of the labels as they were at ``generation``
-        (the image stays unsaved when it was edited again meanwhile; a save of an
-        image since replaced is not this image's)."""
-        image = self.images.get(name)
-        if image is None or generation < image.born:
-            return
-        image.saved_to = path
-        image.dirty = image.generation != generation
-        self.image_changed.emit(name)
-
-    def mark_added(self, name: str, sample: Path, generation: int) -> None:
-        """Record that the labels of ``name`` as they were at ``generation`` were added
-        to the training set as ``sample``."""
-        image = self.images.get(name)
-        if image is not None and generation >= image.born:
-            image.in_training = (Path(sample), generation)
-
-    def mark_prediction_saved(self, name: str, born: int) -> None:
-        """Record that the prediction of the image stamped ``born`` was saved."""
-        image = self.images.get(name)
-        if image is not None and image.born == born:
-            image.prediction_saved = True
-
 
 def lies_in(path: Path | None, folder: Path | None) -> bool:
     """Whether ``path`` is inside ``folder`` (links resolved; False when either is None)."""
