@@ -33,22 +33,31 @@ def test_a_missing_training_folder_is_told_once_and_check_says_it_in_the_summary
     assert notifications[-1] == f"{missing}: no such file or folder"
 
 
-def test_a_session_whose_data_folder_is_gone_opens_with_one_line_about_it(
-        make_napari_viewer, qtbot, tmp_path, monkeypatch, fake_model, mixed_test_folder,
-        notifications):
+def reopened_after(change, make_napari_viewer, qtbot, tmp_path, monkeypatch, fake_model,
+                   test_folder, notifications):
+    """Predict the test folder, quit, ``change()`` the disk, then *Open session…* in a
+    new window: its viewer and dock, the notifications cleared before the opening."""
     from qtpy.QtWidgets import QFileDialog
 
-    viewer, widget = make_dock(make_napari_viewer, qtbot, tmp_path, fake_model,
-                               mixed_test_folder)
+    viewer, widget = make_dock(make_napari_viewer, qtbot, tmp_path, fake_model, test_folder)
     predict_folder(qtbot, widget)
     viewer.close()  # saves the session
-    shutil.rmtree(mixed_test_folder)
+    change()
     viewer, widget = make_dock(make_napari_viewer, qtbot, tmp_path, fake_model)
     monkeypatch.setattr(QFileDialog, "getExistingDirectory",
                         lambda *_a, **_k: str(tmp_path / "session"))
     notifications.clear()
     with qtbot.waitSignal(widget.data_tab.session_read, timeout=60_000):
         widget.data_tab.open_session_button.click()
+    return viewer, widget
+
+
+def test_a_session_whose_data_folder_is_gone_opens_with_one_line_about_it(
+        make_napari_viewer, qtbot, tmp_path, monkeypatch, fake_model, mixed_test_folder,
+        notifications):
+    viewer, widget = reopened_after(
+        lambda: shutil.rmtree(mixed_test_folder), make_napari_viewer, qtbot, tmp_path,
+        monkeypatch, fake_model, mixed_test_folder, notifications)
     assert "3 predicted image(s)" in widget.data_tab.summary.text()
     assert widget.session.test_dir == mixed_test_folder
     # Every image shown: the missing pixels of each are not told again, one by one.
@@ -66,20 +75,10 @@ def test_a_moved_test_folder_chosen_at_its_new_place_shows_the_images_again(
     its new place shows each image's pixels and the session is saved with them."""
     import json
 
-    from qtpy.QtWidgets import QFileDialog
-
-    viewer, widget = make_dock(make_napari_viewer, qtbot, tmp_path, fake_model,
-                               mixed_test_folder)
-    predict_folder(qtbot, widget)
-    viewer.close()  # saves the session
     moved = tmp_path / "moved"
-    shutil.move(mixed_test_folder, moved)
-    viewer, widget = make_dock(make_napari_viewer, qtbot, tmp_path, fake_model)
-    monkeypatch.setattr(QFileDialog, "getExistingDirectory",
-                        lambda *_a, **_k: str(tmp_path / "session"))
-    notifications.clear()
-    with qtbot.waitSignal(widget.data_tab.session_read, timeout=60_000):
-        widget.data_tab.open_session_button.click()
+    viewer, widget = reopened_after(
+        lambda: shutil.move(mixed_test_folder, moved), make_napari_viewer, qtbot,
+        tmp_path, monkeypatch, fake_model, mixed_test_folder, notifications)
     layers = widget.predict_tab.layers
     qtbot.waitUntil(lambda: layers.current is not None and not layers.pixels.reading)
     assert notifications == [f"{mixed_test_folder}: no such file or folder"]
