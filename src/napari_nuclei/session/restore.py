@@ -156,11 +156,12 @@ def _read_image(item, classes: ClassSet, problems: list[str],
     from ..core.image_io import read_labels
     from ..core.label_files import read_label_classes
 
+    own: list[Remark] = []  # kept only if the image is restored: else its problem says it
     try:
         labels = None if item.labels is None else read_labels(item.labels)
         # The prediction and the corrections are of the image's size; the file of another
         # size is the one named.
-        size, image_path = _image_of(item, remarks)
+        size, image_path = _image_of(item, own)
         if size is not None and labels is not None and labels.shape[:2] != size:
             raise InputError(item.labels, f"is {labels.shape[0]}x{labels.shape[1]}, not "
                              f"the {size[0]}x{size[1]} of its image {item.image_path}: not "
@@ -174,7 +175,8 @@ def _read_image(item, classes: ClassSet, problems: list[str],
         image.prediction_saved = True
         if labels is not None:
             image.restored(labels, item.labels, read_label_classes(item.labels))
-            _remark_missing_table(item, classes, remarks)
+            _remark_missing_table(item, classes, own)
+        remarks.extend(own)
         return image
     except InputError as exc:
         problems.append(f"{item.name}: {exc}")
